@@ -1,0 +1,28 @@
+"""``python -m decopt run [overrides]`` | ``python -m decopt plot DIR...``"""
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: python -m decopt COMMAND [args]
+
+commands:
+  run [overrides]   run one job (or a sweep with -m); --help lists the config groups
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        from .cli import main as run_main
+
+        return run_main(rest)
+    print(f"decopt: error: unknown command {command!r}\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Algorithm = state + step (DESIGN §5), in the spirit of optax's ``init`` + ``update``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..comm import Network
+from ..compressors import Compressor
+from ..errors import ConfigError
+from ..problems import Problem
+
+State = dict[str, torch.Tensor]
+
+
+class Algorithm:
+    """Holds no iterates itself: ``init`` builds the state dict, ``step`` advances it.
+
+    ``links`` says which link models the method is defined for: ``"static"`` (needs every edge
+    every iteration), ``"random"`` (built for random links), or ``"any"``.
+    """
+
+    name = "base"
+    links = "any"
+
+    def __init__(self, cfg, net: Network, problem: Problem, compressor: Compressor):
+        self.cfg, self.net, self.problem, self.compressor = cfg, net, problem, compressor
+
+    def init(self, x0: torch.Tensor) -> State:
+        raise NotImplementedError
+
+    def step(self, state: State, t: int) -> State:
+        raise NotImplementedError
+
+    def iterate(self, state: State) -> torch.Tensor:
+        """The primal iterate X (one row per local agent) at which metrics are taken."""
+        return state["x"]
+
+    def metrics(self, state: State) -> dict:
+        """Algorithm-specific metrics (e.g. the sum of duals); computed with network reductions."""
+        return {}
+
+
+SCHEDULES = ("constant", "inverse")
+
+
+@dataclass
+class StepSize:
+    """``constant``: gamma_t = lr.  ``inverse``: gamma_t = lr / (a1 + t) (a0 = lr in the papers)."""
+
+    lr: float = 0.05
+    schedule: str = "constant"
+    a1: float = 1.0
+
+    def check_step(self, prefix: str = "algo") -> None:
+        if not self.lr > 0:
+            raise ConfigError(f"{prefix}.lr={self.lr}: must be > 0")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"{prefix}.schedule={self.schedule}: choose one of {', '.join(SCHEDULES)}")
+        if self.schedule == "inverse" and not self.a1 > 0:
+            raise ConfigError(f"{prefix}.a1={self.a1}: must be > 0")
+
+    def step_size(self, t: int) -> float:
+        return self.lr if self.schedule == "constant" else self.lr / (self.a1 + t)

@@ -1,0 +1,154 @@
+"""``python -m decopt run ...``: the Hydra application.
+
+Config errors are caught before any work and printed as one line (exit code 2). Under
+``mpirun`` only rank 0 runs Hydra; it broadcasts each job to the other ranks (see
+``decopt.comm.mpi`` and the shared notes on Hydra + MPI).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from .errors import ConfigError
+
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
+GROUPS = ("algo", "graph", "compressor", "problem", "backend")
+log = logging.getLogger("decopt")
+
+_STAMP = datetime.now()
+
+
+def register_stamp(stamp: datetime | None = None) -> None:
+    """``${decopt_stamp:FMT}``: one timestamp per launch (broadcast from rank 0 under MPI)."""
+    global _STAMP
+    if stamp is not None:
+        _STAMP = stamp
+    OmegaConf.register_new_resolver("decopt_stamp", lambda fmt: _STAMP.strftime(fmt), replace=True)
+
+
+def choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+def compose(overrides: list[str]):
+    """The job config for ``overrides`` (no Hydra run), or a one-line ConfigError."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from .config import register
+
+    register()
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        if key in GROUPS and value and value not in choices(key):
+            raise ConfigError(f"{key}={value}: unknown choice; choose one of {', '.join(choices(key))}")
+    plain = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=plain)
+    except HydraException as exc:
+        raise ConfigError(_hydra_message(exc)) from None
+    except Exception as exc:  # omegaconf errors raised while composing
+        raise ConfigError(_hydra_message(exc)) from None
+
+
+def _hydra_message(exc: Exception) -> str:
+    """One line from a Hydra/OmegaConf composition error: ``key: reason``."""
+    cause = exc.__cause__ or exc
+    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+    key = next((ln.split("full_key:")[1].strip() for ln in lines if ln.startswith("full_key:")), None)
+    reason = lines[0] if lines else type(cause).__name__
+    if cause is not exc and str(exc).strip():
+        first = str(exc).strip().splitlines()[0]
+        reason = f"{reason} ({first.rstrip('.')})" if "override" in first else reason
+    return f"{key}: {reason}" if key else reason
+
+
+def _is_query(argv: list[str]) -> bool:
+    """--help, --cfg, --info, ... : Hydra answers these itself."""
+    return any(a.startswith(("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve",
+                             "--package", "-p", "--shell-completion", "-sc")) for a in argv)
+
+
+def _is_multirun(argv: list[str]) -> bool:
+    return any(a in ("-m", "--multirun") for a in argv)
+
+
+def run_task(cfg, comm=None) -> None:
+    """One job inside Hydra (a single run, or one point of a sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from .runner import run_job
+    from .summary import print_summary
+
+    out = HydraConfig.get().runtime.output_dir
+    job = OmegaConf.to_container(cfg, resolve=True)
+    if comm is not None:
+        comm.bcast({"cfg": job, "out": out}, root=0)
+    try:
+        result = run_job(job, out, comm)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        _failed(out, str(exc))
+        raise
+    print_summary(result)
+    if result.summary["status"] != "completed":
+        log.warning("run ended with status %s", result.summary["status"])
+
+
+def _failed(out: str, message: str) -> None:
+    from .results import RunDir
+
+    RunDir(out).write_summary({"status": "failed", "error": message, "iterations": 0, "final": {}})
+
+
+def hydra_main(argv: list[str], comm=None) -> int:
+    """Run Hydra on ``argv`` (the overrides) with ``run_task`` as its task."""
+    import hydra
+
+    from .config import register
+
+    register()
+    register_stamp()
+    failures = []
+
+    @hydra.main(version_base="1.3", config_path="conf", config_name="config")
+    def task(cfg):
+        try:
+            run_task(cfg, comm)
+        except ConfigError as exc:
+            failures.append(str(exc))
+        except Exception:
+            failures.append(traceback.format_exc())
+            if comm is not None and comm.Get_size() > 1:
+                raise
+            log.error("job failed:\n%s", failures[-1])
+
+    sys.argv = [sys.argv[0]] + argv
+    task()
+    return 1 if failures else 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry for ``decopt run``: validate first (one-line errors, exit 2), then run Hydra."""
+    if not _is_query(argv) and not _is_multirun(argv):
+        try:
+            from .config import validate
+
+            validate(compose(argv))
+        except ConfigError as exc:
+            print(f"decopt: error: {exc}", file=sys.stderr)
+            return 2
+    from .comm.launch import world_size
+
+    if world_size() > 1:
+        from .comm.mpi import mpi_main
+
+        return mpi_main(argv)
+    return hydra_main(argv)

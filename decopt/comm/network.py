@@ -1,0 +1,124 @@
+"""The ``Network`` interface algorithms talk to (DESIGN §2). Algorithms never call MPI.
+
+An algorithm holds *local* arrays: one row per agent of this process, ``(n_local, d)``.
+Messages go through the network, which returns a *halo* array (the local rows first, then
+whatever neighbour rows this process needs); ``mix`` and ``laplacian`` turn a halo back into
+local rows. On the stacked backend the halo is simply all n rows.
+
+Each iteration starts with ``begin(t)``, which draws the active links and resets the call
+counter that keys compressor randomness, so the k-th message round of iteration t is keyed
+``(seed, COMPRESS, t, k)`` on every backend.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..compressors import Compressor
+from ..graphs import Graph, Links, edge_weights
+from ..rng import Key, Stream
+
+CONVENTIONS = ("broadcast", "edge")
+
+
+class Network:
+    """Shared bookkeeping: graph, mixing weights, link draws and the bit ledger."""
+
+    backend = "base"
+
+    def __init__(self, graph: Graph, links: Links, rows: range, *, mixing: str = "metropolis",
+                 weight: float | None = None, seed: int = 0, dtype=torch.float64, device="cpu",
+                 bits_convention: str = "broadcast"):
+        self.graph, self.links, self.rows = graph, links, rows
+        self.n, self.n_local = graph.n, len(rows)
+        self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
+        self.bits_convention = bits_convention
+        self.edge_w = edge_weights(graph, mixing, weight)          # W_ij per undirected edge
+        self.t, self._call, self.active = 0, 0, None
+        self.bits = 0                                              # cumulative, per convention
+        self.comm_time = 0.0                                       # seconds spent communicating
+        src, dst = graph.arcs
+        local = (src >= rows.start) & (src < rows.stop)
+        self.out_arcs = np.flatnonzero(local)                      # arcs this process sends on
+        self.arc_bits = np.zeros(self.out_arcs.size, dtype=np.int64)
+        self.arc_msgs = np.zeros(self.out_arcs.size, dtype=np.int64)
+
+    # --- iteration control -------------------------------------------------------------
+    def begin(self, t: int) -> None:
+        """Start iteration t: draw the active edges, reset the message-round counter."""
+        self.t, self._call = t, 0
+        self.active = self.links.active(t)
+
+    def next_key(self, stream: Stream = Stream.COMPRESS) -> Key:
+        key = Key(self.seed, stream, self.t, self._call)
+        self._call += 1
+        return key
+
+    # --- accounting ----------------------------------------------------------------------
+    def _account(self, arc_bits: np.ndarray, sender_bits: np.ndarray, sender_sent: np.ndarray) -> None:
+        """Add one round: bits per local out-arc (0 where nothing was sent) and per local sender."""
+        carried = arc_bits > 0
+        self.arc_bits += arc_bits
+        self.arc_msgs += carried
+        if self.bits_convention == "edge":
+            self.bits += int(arc_bits.sum())
+        else:
+            self.bits += int(sender_bits[sender_sent].sum())
+
+    def total_bits(self) -> int:
+        """Bits sent by all agents so far (the ``bits`` column)."""
+        return int(self.allreduce(torch.tensor(self.bits, dtype=torch.int64)))
+
+    def state_dict(self) -> dict:
+        """Traffic counters for a checkpoint (global arrays; the root's copy is complete)."""
+        return {"bits": self.bits, "arc_bits": self.arc_bits.copy(), "arc_msgs": self.arc_msgs.copy()}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.bits = int(d["bits"])
+        self.arc_bits[:] = d["arc_bits"][self.out_arcs]
+        self.arc_msgs[:] = d["arc_msgs"][self.out_arcs]
+
+    def ledger(self) -> dict:
+        """Cumulative bits and messages per local directed edge ``i -> j``."""
+        src, dst = self.graph.arcs
+        return {"src": src[self.out_arcs], "dst": dst[self.out_arcs],
+                "bits": self.arc_bits.copy(), "messages": self.arc_msgs.copy()}
+
+    # --- the interface every backend implements -------------------------------------------
+    def broadcast(self, V: torch.Tensor, compressor: Compressor) -> torch.Tensor:
+        """Each local agent sends ``Q(V_i)`` to its (active) neighbours; returns the halo of
+        decoded messages (local rows first). Every holder sees exactly the same values."""
+        raise NotImplementedError
+
+    def mix(self, H: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
+        """``(W_t H)_i = sum_j W_ij H_j`` over active edges (inactive weight stays on the
+        diagonal). With ``own``, the self term uses ``own_i`` instead of ``H_i``:
+        ``own_i + sum_{j ~ i} W_ij (H_j - own_i)``."""
+        raise NotImplementedError
+
+    def laplacian(self, H: torch.Tensor) -> torch.Tensor:
+        """``(L_t H)_i = sum_{j ~ i active} (H_i - H_j)``."""
+        raise NotImplementedError
+
+    def exchange(self, M: torch.Tensor, compressor: Compressor, shared: bool = False) -> torch.Tensor:
+        """Per-arc messages: row a of ``M`` travels on local out-arc ``out_arcs[a]`` (active edges
+        only); returns, for each out-arc i -> j, the message on its reverse j -> i (zero when
+        the edge is inactive) and replaces ``M`` rows by what was actually sent, in place.
+        ``shared=True`` keys compressor randomness on the undirected edge, so both directions
+        use the same draw (e.g. a shared coordinate mask)."""
+        raise NotImplementedError
+
+    def allreduce(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum of ``x`` over processes (setup and metrics only; not counted as traffic)."""
+        raise NotImplementedError
+
+    def sum(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum over all agents of the per-agent rows of ``x``."""
+        return self.allreduce(x.sum(0))
+
+    def mean(self, X: torch.Tensor) -> torch.Tensor:
+        return self.sum(X) / self.n
+
+    def gather(self, X: torch.Tensor) -> torch.Tensor | None:
+        """All n rows on the root process (None elsewhere): for checkpoints and tests."""
+        raise NotImplementedError

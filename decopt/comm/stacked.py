@@ -1,0 +1,101 @@
+"""Single-process backend: every agent is local; neighbour exchange is a sparse product."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .network import Network
+
+
+class StackedNetwork(Network):
+    """All n agents in one process. Static graphs use a prebuilt sparse W and L; random links
+    scatter over the active arcs only."""
+
+    backend = "stacked"
+
+    def __init__(self, graph, links, **kw):
+        super().__init__(graph, links, range(graph.n), **kw)
+        src, dst = graph.arcs
+        dev, dt = self.device, self.dtype
+        self._src = torch.as_tensor(src, device=dev)
+        self._dst = torch.as_tensor(dst, device=dev)
+        self._arc_w = torch.as_tensor(np.repeat(self.edge_w, 2), device=dev, dtype=dt)
+        self._deg = torch.as_tensor(graph.degree, device=dev, dtype=dt)[:, None]
+        self._W = self._operator(self.edge_w, with_self=True)
+        self._W_diag = torch.as_tensor(1.0 - np.bincount(dst, weights=np.repeat(self.edge_w, 2),
+                                                         minlength=graph.n), device=dev, dtype=dt)[:, None]
+        self._A = self._operator(np.ones(graph.m), with_self=False)
+        self._out_deg = graph.degree  # arcs out of agent i
+
+    def _operator(self, w: np.ndarray, with_self: bool) -> torch.Tensor:
+        """Sparse (dense when small) n x n matrix with weight w_e on both arcs of edge e."""
+        n = self.n
+        src, dst = self.graph.arcs
+        rows, cols, vals = dst, src, np.repeat(w, 2)
+        if with_self:
+            diag = 1.0 - np.bincount(dst, weights=vals, minlength=n)
+            rows = np.concatenate([rows, np.arange(n)])
+            cols = np.concatenate([cols, np.arange(n)])
+            vals = np.concatenate([vals, diag])
+        idx = torch.as_tensor(np.stack([rows, cols]), device=self.device)
+        M = torch.sparse_coo_tensor(idx, torch.as_tensor(vals, dtype=self.dtype), (n, n),
+                                    device=self.device, check_invariants=True).coalesce()
+        return M.to_dense() if n <= 64 else M.to_sparse_csr()
+
+    def _active_arcs(self):
+        act = torch.as_tensor(np.repeat(self.active, 2), device=self.device)
+        return act.nonzero().squeeze(1)
+
+    # --- messages --------------------------------------------------------------------------
+    def broadcast(self, V, compressor):
+        Vhat, bits = compressor.compress(V, self.next_key(), self.rows)
+        if self.active is None:
+            arc_on = np.ones(2 * self.graph.m, dtype=bool)
+        else:
+            arc_on = np.repeat(self.active, 2)
+        src, _ = self.graph.arcs
+        arc_bits = np.where(arc_on, bits[src], 0)
+        sent = np.bincount(src[arc_on], minlength=self.n) > 0
+        self._account(arc_bits, bits, sent)
+        return Vhat
+
+    def exchange(self, M, compressor, shared=False):
+        arcs = np.arange(2 * self.graph.m)
+        keyrows = arcs >> 1 if shared else arcs
+        Mhat, bits = compressor.compress(M, self.next_key(), keyrows)
+        if self.active is not None:
+            arc_on = np.repeat(self.active, 2)
+            bits = np.where(arc_on, bits, 0)
+            Mhat = Mhat * torch.as_tensor(arc_on, device=self.device, dtype=M.dtype)[:, None]
+        self._account(bits, bits, bits > 0)
+        M.copy_(Mhat)
+        return Mhat.view(self.graph.m, 2, -1).flip(1).reshape(Mhat.shape)
+
+    # --- linear operators on halos ---------------------------------------------------------
+    @staticmethod
+    def _matmul(M, H):
+        return M @ H
+
+    def mix(self, H, own=None):
+        if self.active is None:
+            out = self._matmul(self._W, H)
+            return out if own is None else out.add_(self._W_diag * (own - H))
+        own = H if own is None else own
+        a = self._active_arcs()
+        src, dst = self._src[a], self._dst[a]
+        return own.clone().index_add_(0, dst, self._arc_w[a, None] * (H[src] - own[dst]))
+
+    def laplacian(self, H):
+        if self.active is None:
+            return self._deg * H - self._matmul(self._A, H)
+        a = self._active_arcs()
+        out = torch.zeros_like(H)
+        out.index_add_(0, self._dst[a], H[self._dst[a]] - H[self._src[a]])
+        return out
+
+    # --- reductions ------------------------------------------------------------------------
+    def allreduce(self, x):
+        return x
+
+    def gather(self, X):
+        return X

@@ -1,0 +1,143 @@
+"""Config schemas, their registration with Hydra, and validation before any work starts.
+
+Every config group choice (``conf/<group>/<name>.yaml``) extends the dataclass registered as
+``schema/<group>/<name>``, so Hydra checks types and key names while composing. ``validate``
+then re-checks the composed (possibly broadcast) config against the same dataclasses, which
+also catches keys smuggled in with ``+key=`` and values out of range, and returns typed objects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from . import algorithms, compressors, graphs, problems
+from .comm import CONVENTIONS
+from .errors import ConfigError
+
+DTYPES = ("float32", "float64")
+PROGRESS = ("auto", "bar", "log", "none")
+
+
+@dataclass
+class RunConfig:
+    """The loop: length, seed, evaluation cadence, precision, device, checkpoints, bit convention."""
+
+    iterations: int = 1000
+    seed: int = 0
+    eval_every: int = 50
+    dtype: str = "float32"
+    device: str = "cpu"
+    checkpoint_every: int = 0
+    resume: bool = False
+    bits_convention: str = "broadcast"
+    progress: str = "auto"
+    log_every_s: float = 10.0
+
+    def check(self) -> None:
+        if self.iterations < 0:
+            raise ConfigError(f"run.iterations={self.iterations}: must be >= 0")
+        if self.eval_every < 1:
+            raise ConfigError(f"run.eval_every={self.eval_every}: must be >= 1")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"run.dtype={self.dtype}: choose one of {', '.join(DTYPES)}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"run.device={self.device}: choose cpu or cuda")
+        if self.device.startswith("cuda"):
+            import torch
+            if not torch.cuda.is_available():
+                raise ConfigError(f"run.device={self.device}: no CUDA device is available here; use run.device=cpu")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"run.checkpoint_every={self.checkpoint_every}: must be >= 0 (0 = off)")
+        if self.bits_convention not in CONVENTIONS:
+            raise ConfigError(f"run.bits_convention={self.bits_convention}: choose one of {', '.join(CONVENTIONS)}")
+        if self.progress not in PROGRESS:
+            raise ConfigError(f"run.progress={self.progress}: choose one of {', '.join(PROGRESS)}")
+
+
+@dataclass
+class BackendConfig:
+    """``stacked``: all agents in this process. ``mpi``: agents split over MPI ranks (chosen
+    automatically under ``mpirun`` with more than one rank)."""
+
+    name: str = "stacked"
+
+    def check(self) -> None:
+        pass
+
+
+GROUPS = {
+    "algo": algorithms.SCHEMAS,
+    "graph": graphs.SCHEMAS,
+    "compressor": compressors.SCHEMAS,
+    "problem": problems.SCHEMAS,
+    "backend": {"stacked": BackendConfig, "mpi": BackendConfig},
+}
+
+
+def register() -> None:
+    """Store every schema in Hydra's ConfigStore as ``schema/<group>/<name>``."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for group, schemas in GROUPS.items():
+        for name, schema in schemas.items():
+            cs.store(group=f"schema/{group}", name=name, node=schema(name=name))
+    cs.store(group="schema", name="run", node=RunConfig)
+
+
+@dataclass
+class Settings:
+    """A validated job: one typed object per group."""
+
+    algo: object
+    graph: object
+    compressor: object
+    problem: object
+    backend: BackendConfig
+    run: RunConfig
+
+
+def _one_line(exc: Exception) -> str:
+    msg = str(exc).strip().splitlines()
+    return msg[0] if msg else type(exc).__name__
+
+
+def _typed(group: str, node, schema) -> object:
+    data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+    known = {f.name for f in fields(schema)}
+    for key in data:
+        if key not in known:
+            where = f"{group}={data.get('name')}" if group != "run" else "run"
+            raise ConfigError(f"{group}.{key}: unknown key for {where}; known keys: {', '.join(sorted(known))}")
+    try:
+        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), data))
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        raise ConfigError(f"{group}.{key}: {_one_line(exc)}") from None
+    obj.check()
+    return obj
+
+
+def validate(cfg) -> Settings:
+    """Typed, checked settings from a composed config (DictConfig or plain dict), or ConfigError."""
+    parts = {}
+    for group, schemas in GROUPS.items():
+        node = cfg.get(group) if hasattr(cfg, "get") else None
+        if node is None:
+            raise ConfigError(f"{group}: missing; choose one of {', '.join(schemas)}")
+        name = node.get("name")
+        if name not in schemas:
+            raise ConfigError(f"{group}={name}: choose one of {', '.join(schemas)}")
+        parts[group] = _typed(group, node, schemas[name])
+    parts["run"] = _typed("run", cfg.get("run", {}), RunConfig)
+    settings = Settings(**parts)
+    algo_cls = algorithms.algorithm_class(settings.algo.name)
+    links = settings.graph.links
+    if algo_cls.links == "static" and links != "static":
+        raise ConfigError(f"graph.links={links}: algo={settings.algo.name} needs a static graph (graph.links=static)")
+    if algo_cls.links == "random" and links == "static":
+        raise ConfigError(f"graph.links=static: algo={settings.algo.name} is built for random links; "
+                          f"choose graph.links=bernoulli or one_edge")
+    return settings

@@ -1,0 +1,81 @@
+"""The communication graph: an undirected, connected edge list and the matrices built from it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """``n`` agents and ``m`` undirected edges ``edges[e] = (i, j)`` with ``i < j``, sorted.
+
+    Directed arcs are numbered ``2e`` for ``i -> j`` and ``2e + 1`` for ``j -> i``, so the
+    reverse of arc ``a`` is ``a ^ 1`` and its undirected edge is ``a >> 1``.
+    """
+
+    n: int
+    edges: np.ndarray
+    name: str = "graph"
+    meta: dict = field(default_factory=dict)
+
+    @staticmethod
+    def from_edges(n: int, edges, name: str = "graph", meta: dict | None = None) -> "Graph":
+        e = np.asarray(list(edges), dtype=np.int64).reshape(-1, 2)
+        if e.size and (e.min() < 0 or e.max() >= n):
+            raise ConfigError(f"graph: edge endpoint outside 0..{n - 1}")
+        e = e[e[:, 0] != e[:, 1]]
+        e = np.sort(e, axis=1)
+        e = np.unique(e, axis=0) if e.size else e.reshape(0, 2)
+        return Graph(n=n, edges=e, name=name, meta=dict(meta or {}))
+
+    @property
+    def m(self) -> int:
+        return len(self.edges)
+
+    @cached_property
+    def arcs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(src, dst) of the 2m directed arcs, interleaved as documented above."""
+        src = np.empty(2 * self.m, dtype=np.int64)
+        dst = np.empty(2 * self.m, dtype=np.int64)
+        src[0::2], dst[0::2] = self.edges[:, 0], self.edges[:, 1]
+        src[1::2], dst[1::2] = self.edges[:, 1], self.edges[:, 0]
+        return src, dst
+
+    @cached_property
+    def degree(self) -> np.ndarray:
+        return np.bincount(self.edges.ravel(), minlength=self.n).astype(np.int64)
+
+    @cached_property
+    def adjacency(self) -> sp.csr_matrix:
+        src, dst = self.arcs
+        return sp.csr_matrix((np.ones(src.size), (dst, src)), shape=(self.n, self.n))
+
+    @cached_property
+    def incidence(self) -> sp.csr_matrix:
+        """A in R^{m x n}: row e has +1 at i and -1 at j; A^T A is the Laplacian."""
+        rows = np.repeat(np.arange(self.m), 2)
+        vals = np.tile([1.0, -1.0], self.m)
+        return sp.csr_matrix((vals, (rows, self.edges.ravel())), shape=(self.m, self.n))
+
+    @cached_property
+    def laplacian(self) -> sp.csr_matrix:
+        return (sp.diags(self.degree.astype(float)) - self.adjacency).tocsr()
+
+    def neighbors(self, i: int) -> np.ndarray:
+        a = self.adjacency
+        return np.sort(a.indices[a.indptr[i]:a.indptr[i + 1]])
+
+    @cached_property
+    def edge_index(self) -> dict:
+        return {(int(i), int(j)): e for e, (i, j) in enumerate(self.edges)}
+
+    def is_connected(self) -> bool:
+        if self.n == 1:
+            return True
+        ncomp, _ = sp.csgraph.connected_components(self.adjacency, directed=False)
+        return ncomp == 1

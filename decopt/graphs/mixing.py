@@ -1,0 +1,50 @@
+"""Symmetric, doubly stochastic mixing matrices supported on the graph, and their spectral gap."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ..errors import ConfigError
+from .graph import Graph
+
+RULES = ("metropolis", "lazy_metropolis", "max_degree", "constant")
+
+
+def edge_weights(graph: Graph, rule: str = "metropolis", weight: float | None = None) -> np.ndarray:
+    """Off-diagonal weight W_ij of every undirected edge (the diagonal is 1 - row sum)."""
+    deg = graph.degree
+    i, j = graph.edges[:, 0], graph.edges[:, 1]
+    if rule in ("metropolis", "lazy_metropolis"):
+        w = 1.0 / (1.0 + np.maximum(deg[i], deg[j]))
+        return w / 2 if rule == "lazy_metropolis" else w
+    if rule == "max_degree":
+        return np.full(graph.m, 1.0 / (1.0 + deg.max(initial=0)))
+    if rule == "constant":
+        if weight is None or not 0 < weight * deg.max(initial=0) <= 1:
+            raise ConfigError(f"graph.weight={weight}: mixing=constant needs 0 < weight <= 1/max_degree"
+                              f" = {1 / max(deg.max(initial=1), 1):.4g}")
+        return np.full(graph.m, float(weight))
+    raise ConfigError(f"graph.mixing={rule}: choose one of {', '.join(RULES)}")
+
+
+def mixing_matrix(graph: Graph, rule: str = "metropolis", weight: float | None = None) -> sp.csr_matrix:
+    w = edge_weights(graph, rule, weight)
+    i, j = graph.edges[:, 0], graph.edges[:, 1]
+    off = sp.csr_matrix((np.concatenate([w, w]), (np.concatenate([i, j]), np.concatenate([j, i]))),
+                        shape=(graph.n, graph.n))
+    diag = 1.0 - np.asarray(off.sum(axis=1)).ravel()
+    return (off + sp.diags(diag)).tocsr()
+
+
+def spectral_gap(W: sp.spmatrix) -> float:
+    """1 - max(|lambda_2|, |lambda_n|) of a symmetric doubly stochastic W."""
+    n = W.shape[0]
+    if n == 1:
+        return 1.0
+    if n <= 2000:
+        lam = np.linalg.eigvalsh(W.toarray())
+        return float(1.0 - max(abs(lam[0]), abs(lam[-2])))
+    shifted = spla.LinearOperator((n, n), matvec=lambda x: W @ x - x.mean() * np.ones(n), dtype=float)
+    lam = spla.eigsh(shifted, k=1, which="LM", return_eigenvectors=False, tol=1e-8)
+    return float(1.0 - abs(lam[0]))

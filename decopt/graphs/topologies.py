@@ -1,0 +1,108 @@
+"""Graph generators (networkx style: plain names, plain arguments). Each returns a :class:`Graph`."""
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+
+from ..errors import ConfigError
+from .graph import Graph
+
+
+def _from_nx(g: nx.Graph, name: str, **meta) -> Graph:
+    g = nx.convert_node_labels_to_integers(g, ordering="sorted")
+    return Graph.from_edges(g.number_of_nodes(), g.edges(), name=name, meta=meta)
+
+
+def ring(n: int) -> Graph:
+    return _from_nx(nx.cycle_graph(n), "ring")
+
+
+def path(n: int) -> Graph:
+    return _from_nx(nx.path_graph(n), "path")
+
+
+def star(n: int) -> Graph:
+    return _from_nx(nx.star_graph(n - 1), "star")
+
+
+def complete(n: int) -> Graph:
+    return _from_nx(nx.complete_graph(n), "complete")
+
+
+def _near_square(n: int) -> tuple[int, int]:
+    r = int(math.isqrt(n))
+    while n % r:
+        r -= 1
+    return r, n // r
+
+
+def grid(n: int) -> Graph:
+    """2-D grid of ``r x c = n`` nodes, r the largest divisor of n not above sqrt(n)."""
+    r, c = _near_square(n)
+    return _from_nx(nx.grid_2d_graph(r, c), "grid", shape=[r, c])
+
+
+def torus(n: int) -> Graph:
+    """2-D grid with wrap-around, ``r x c = n`` as in :func:`grid`."""
+    r, c = _near_square(n)
+    return _from_nx(nx.grid_2d_graph(r, c, periodic=True), "torus", shape=[r, c])
+
+
+def hypercube(n: int) -> Graph:
+    k = n.bit_length() - 1
+    if n != 1 << k:
+        raise ConfigError(f"graph.n={n}: graph=hypercube needs a power of two")
+    return _from_nx(nx.hypercube_graph(k), "hypercube")
+
+
+def exponential(n: int) -> Graph:
+    """Static exponential graph: i ~ i + 2^k (mod n) for every 2^k < n."""
+    edges = [(i, (i + (1 << k)) % n) for i in range(n) for k in range(max(1, (n - 1).bit_length()))
+             if (1 << k) < n]
+    return Graph.from_edges(n, edges, name="exponential")
+
+
+def _resample(n: int, seed: int, draw, name: str, what: str, **meta) -> Graph:
+    for attempt in range(1000):
+        g = draw(np.random.default_rng([seed, attempt]))
+        if g.is_connected():
+            return Graph(n=g.n, edges=g.edges, name=name, meta={**meta, "attempts": attempt + 1})
+    raise ConfigError(f"{what}: no connected sample in 1000 draws; increase it")
+
+
+def erdos_renyi(n: int, p: float, seed: int = 0) -> Graph:
+    """G(n, p), redrawn (seeded) until connected."""
+    iu = np.triu_indices(n, 1)
+
+    def draw(rng):
+        keep = rng.random(iu[0].size) < p
+        return Graph.from_edges(n, np.stack([iu[0][keep], iu[1][keep]], 1))
+    return _resample(n, seed, draw, "erdos_renyi", f"graph.p={p}", p=p)
+
+
+def random_geometric(n: int, radius: float, seed: int = 0) -> Graph:
+    """Points uniform in the unit square, linked when closer than ``radius``; redrawn until connected."""
+    iu = np.triu_indices(n, 1)
+
+    def draw(rng):
+        pts = rng.random((n, 2))
+        dist = np.linalg.norm(pts[iu[0]] - pts[iu[1]], axis=1)
+        keep = dist < radius
+        return Graph.from_edges(n, np.stack([iu[0][keep], iu[1][keep]], 1))
+    return _resample(n, seed, draw, "random_geometric", f"graph.radius={radius}", radius=radius)
+
+
+def edge_list(file: str, n: int | None = None) -> Graph:
+    """Read ``i j`` pairs (whitespace or comma separated, ``#`` comments) from a text file."""
+    try:
+        with open(file) as fh:
+            pairs = [tuple(int(v) for v in line.replace(",", " ").split()[:2])
+                     for line in fh if line.strip() and not line.lstrip().startswith("#")]
+    except OSError as exc:
+        raise ConfigError(f"graph.file={file}: cannot read ({exc.strerror})") from None
+    except ValueError:
+        raise ConfigError(f"graph.file={file}: each line must hold two integer node ids") from None
+    size = n if n else (max(max(p) for p in pairs) + 1 if pairs else 0)
+    return Graph.from_edges(size, pairs, name="edge_list", meta={"file": file})
