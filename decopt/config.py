@@ -76,8 +76,32 @@ GROUPS = {
 }
 
 
+HELP = """decopt: decentralized optimization with compressed messages, stacked or over MPI.
+
+  python -m decopt run [group=choice ...] [key=value ...]     one job
+  python -m decopt run -m algo=dsgd,... run.seed=0,1,2        a sweep
+  mpirun -n 4 python -m decopt run graph.n=16 ...             MPI ranks hold blocks of agents
+
+== Config groups (group=choice) ==
+{groups}
+
+== Config (override any key: key=value) ==
+$CONFIG
+Hydra's own options: --hydra-help
+"""
+
+
+def _help_text() -> str:
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parent / "conf"
+    groups = "\n".join(f"{g}: {', '.join(sorted(p.stem for p in (conf / g).glob('*.yaml')))}"
+                       for g in GROUPS)
+    return HELP.format(groups=groups)
+
+
 def register() -> None:
-    """Store every schema in Hydra's ConfigStore as ``schema/<group>/<name>``."""
+    """Store every schema in Hydra's ConfigStore as ``schema/<group>/<name>``, and the help page."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
@@ -85,6 +109,8 @@ def register() -> None:
         for name, schema in schemas.items():
             cs.store(group=f"schema/{group}", name=name, node=schema(name=name))
     cs.store(group="schema", name="run", node=RunConfig)
+    cs.store(group="hydra/help", name="decopt", node={"app_name": "decopt", "header": "", "footer": "",
+                                                      "template": _help_text()})
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``none``: the exact vector, sent as fp32 or fp64 values."""
+"""``none``: the exact vector, sent as fp32 or fp64 values (d * precision bits)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,9 +7,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, PayloadError
+from . import wire
 from .base import Compressor
-
-_WIRE = {32: (torch.float32, np.float32), 64: (torch.float64, np.float64)}
 
 
 @dataclass
@@ -30,7 +29,7 @@ class Identity(Compressor):
 
     def __init__(self, precision: int = 64):
         self.precision = precision
-        self.wire_torch, self.wire_np = _WIRE[precision]
+        self.wire_torch, self.wire_np = wire.float_torch(precision), wire.float_np(precision)
 
     def delta(self, d: int) -> float:
         return 1.0
@@ -41,11 +40,21 @@ class Identity(Compressor):
             return V, bits
         return V.to(self.wire_torch).to(V.dtype), bits
 
-    def encode(self, V, key, rows):
-        W = V.detach().to("cpu", self.wire_torch).numpy()
-        return [row.tobytes() for row in W]
+    # plan API (used by encode/decode and by channels wrapped around it)
+    def plan(self, V, key, rows):
+        return {"v": V.detach().to(self.wire_torch)}
 
-    def decode(self, payload, d, dtype=torch.float64):
+    def bits(self, plan):
+        n, d = plan["v"].shape
+        return np.full(n, d * self.precision, dtype=np.int64)
+
+    def values(self, plan, d, dtype, device):
+        return plan["v"].to(device=device, dtype=dtype)
+
+    def pack(self, plan, i):
+        return plan["v"][i].cpu().numpy().astype(self.wire_np).tobytes()
+
+    def unpack(self, payload, d, key, row):
         if len(payload) != d * self.precision // 8:
             raise PayloadError(f"none: payload of {len(payload)} bytes, expected {d * self.precision // 8}")
-        return torch.from_numpy(np.frombuffer(payload, dtype=self.wire_np).copy()).to(dtype)
+        return {"v": torch.from_numpy(np.frombuffer(payload, dtype=self.wire_np).copy())[None]}

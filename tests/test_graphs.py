@@ -1,0 +1,105 @@
+"""Topologies, mixing matrices, spectral gaps and random-link draws."""
+import numpy as np
+import pytest
+
+from decopt.errors import ConfigError
+from decopt.graphs import Links, mixing_matrix, spectral_gap, topologies
+from decopt.graphs.mixing import RULES
+
+GRAPHS = {
+    "ring": lambda: topologies.ring(12),
+    "path": lambda: topologies.path(7),
+    "star": lambda: topologies.star(9),
+    "complete": lambda: topologies.complete(6),
+    "grid": lambda: topologies.grid(12),
+    "torus": lambda: topologies.torus(16),
+    "hypercube": lambda: topologies.hypercube(16),
+    "exponential": lambda: topologies.exponential(10),
+    "erdos_renyi": lambda: topologies.erdos_renyi(30, 0.1, seed=4),
+    "random_geometric": lambda: topologies.random_geometric(25, 0.3, seed=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+@pytest.mark.parametrize("rule", [r for r in RULES if r != "constant"])
+def test_mixing_matrix_is_symmetric_doubly_stochastic_on_the_graph(name, rule):
+    g = GRAPHS[name]()
+    assert g.is_connected()
+    W = mixing_matrix(g, rule).toarray()
+    np.testing.assert_allclose(W, W.T, atol=1e-15)
+    np.testing.assert_allclose(W.sum(0), 1, atol=1e-12)
+    np.testing.assert_allclose(W.sum(1), 1, atol=1e-12)
+    assert (W >= -1e-15).all()
+    off = (W != 0) & ~np.eye(g.n, dtype=bool)
+    np.testing.assert_array_equal(off, g.adjacency.toarray() > 0)
+    assert 0 < spectral_gap(mixing_matrix(g, rule)) <= 1 + 1e-12
+
+
+def test_ring_spectral_gap_closed_form():
+    # constant weight 1/3 on a ring: eigenvalues (1 + 2 cos(2 pi k / n)) / 3
+    for n in (5, 8, 12, 31):
+        g = topologies.ring(n)
+        lam = (1 + 2 * np.cos(2 * np.pi * np.arange(1, n) / n)) / 3
+        expected = 1 - np.abs(lam).max()
+        assert spectral_gap(mixing_matrix(g, "constant", 1 / 3)) == pytest.approx(expected, abs=1e-12)
+        assert spectral_gap(mixing_matrix(g, "max_degree")) == pytest.approx(expected, abs=1e-12)
+
+
+def test_laplacian_is_incidence_gram():
+    for g in (topologies.ring(9), topologies.erdos_renyi(20, 0.2, seed=1), topologies.star(6)):
+        A = g.incidence
+        np.testing.assert_array_equal((A.T @ A).toarray(), g.laplacian.toarray())
+        np.testing.assert_array_equal(g.laplacian.toarray().sum(1), 0)
+
+
+def test_generated_sizes_and_seeded_resampling():
+    assert topologies.hypercube(8).m == 12
+    assert topologies.torus(16).degree.tolist() == [4] * 16
+    a, b = topologies.erdos_renyi(40, 0.08, seed=3), topologies.erdos_renyi(40, 0.08, seed=3)
+    np.testing.assert_array_equal(a.edges, b.edges)
+    assert a.is_connected()
+    with pytest.raises(ConfigError, match="graph.n=12: graph=hypercube"):
+        topologies.hypercube(12)
+
+
+def test_edge_list_file(tmp_path):
+    f = tmp_path / "g.txt"
+    f.write_text("# a path\n0 1\n1,2\n2 3\n")
+    g = topologies.edge_list(str(f))
+    assert g.n == 4 and g.m == 3 and g.is_connected()
+
+
+def test_constant_weight_too_large_is_rejected():
+    with pytest.raises(ConfigError, match="graph.weight"):
+        mixing_matrix(topologies.star(5), "constant", 0.5)
+
+
+def test_bernoulli_links_agree_at_both_endpoints_and_have_the_right_rate():
+    g = topologies.erdos_renyi(30, 0.2, seed=0)
+    p = 0.3
+    links = Links(g, "bernoulli", p, seed=11)
+    draws = np.array([links.active(t) for t in range(400)])
+    assert abs(draws.mean() - p) < 0.01
+    # each endpoint computes only its own edges, independently: same answer
+    for i in (0, 5, 17):
+        mine = np.flatnonzero((g.edges == i).any(1))
+        other = Links(g, "bernoulli", p, seed=11)       # a separate process would build its own
+        for t in (0, 1, 99):
+            np.testing.assert_array_equal(other.active(t, mine), draws[t, mine])
+    # draws differ across t and edges, and the seed matters
+    assert (draws[1:] != draws[:-1]).any(1).mean() > 0.9
+    assert not np.array_equal(Links(g, "bernoulli", p, seed=12).active(0), draws[0])
+
+
+def test_one_edge_links():
+    g = topologies.star(6)
+    links = Links(g, "one_edge", seed=5)
+    counts = np.zeros(g.m)
+    for t in range(3000):
+        act = links.active(t)
+        assert act.sum() == 1
+        counts += act
+    # a uniform initiator on a star: the hub (prob 1/6) picks uniformly, each leaf (5/6 total)
+    # picks the hub; every edge gets 1/6 * 1/5 + 1/6 = 0.2
+    np.testing.assert_allclose(counts / 3000, 0.2, atol=0.03)
+    np.testing.assert_array_equal(Links(g, "one_edge", seed=5).active(42), links.active(42))

@@ -1,0 +1,31 @@
+"""Keyed randomness: a row's numbers depend only on (key, row), wherever they are drawn."""
+import numpy as np
+
+from decopt.rng import Key, Stream, integers, normal, uniform
+
+
+def test_block_draws_equal_full_draw():
+    key = Key(7, Stream.COMPRESS, t=3, call=1)
+    full = uniform(key, range(10), 13)
+    for start, stop in [(0, 4), (4, 5), (5, 10), (3, 9)]:
+        np.testing.assert_array_equal(uniform(key, range(start, stop), 13), full[start:stop])
+    np.testing.assert_array_equal(uniform(key, [7, 2, 2, 9], 13), full[[7, 2, 2, 9]])
+
+
+def test_keys_give_independent_streams():
+    base = uniform(Key(1, Stream.BATCH, 5), range(4), 1000)
+    for other in (Key(2, Stream.BATCH, 5), Key(1, Stream.COMPRESS, 5), Key(1, Stream.BATCH, 6),
+                  Key(1, Stream.BATCH, 5, call=1)):
+        u = uniform(other, range(4), 1000)
+        assert abs(np.corrcoef(base.ravel(), u.ravel())[0, 1]) < 0.05
+    # rows are independent of each other too
+    assert abs(np.corrcoef(base[0], base[1])[0, 1]) < 0.1
+
+
+def test_distributions():
+    z = normal(Key(3, Stream.DATA), range(50), 1001)
+    assert z.shape == (50, 1001)
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    k = integers(Key(3, Stream.BATCH), range(3), 20000, np.array([5, 7, 1]))
+    assert k.min() == 0 and k[0].max() == 4 and k[1].max() == 6 and k[2].max() == 0
+    np.testing.assert_allclose(np.bincount(k[1], minlength=7) / 20000, 1 / 7, atol=0.01)
