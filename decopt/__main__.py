@@ -7,6 +7,7 @@ USAGE = """usage: python -m decopt COMMAND [args]
 
 commands:
   run [overrides]   run one job (or a sweep with -m); --help lists the config groups
+  plot DIR [DIR...] paper-style figures (PNG + PDF) and a table of final metrics; --help
 """
 
 
@@ -20,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import main as run_main
 
         return run_main(rest)
+    if command == "plot":
+        from .plotting import main as plot_main
+
+        return plot_main(rest)
     print(f"decopt: error: unknown command {command!r}\n{USAGE}", file=sys.stderr)
     return 2
 

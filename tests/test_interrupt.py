@@ -1,0 +1,37 @@
+"""SIGINT/SIGTERM stop a run after the current iteration with a checkpoint and status interrupted."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_writes_checkpoint_and_summary(tmp_path, sig):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "decopt", "run", "run.iterations=100000000", "run.eval_every=100",
+                             "run.dtype=float64", f"hydra.run.dir={out}"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((out / "metrics.csv").exists()
+                                          and len((out / "metrics.csv").read_text().splitlines()) > 3):
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    done = summary["iterations"]
+    assert 0 < done < 100000000
+    assert (out / "checkpoint.pt").exists()
+
+    # resuming continues from the checkpoint, not from scratch
+    more = subprocess.run([sys.executable, "-m", "decopt", "run", f"run.iterations={done + 50}", "run.eval_every=100",
+                           "run.dtype=float64", "run.resume=true", f"hydra.run.dir={out}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert more.returncode == 0, more.stderr
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["status"] == "completed" and resumed["iterations"] == done + 50
