@@ -135,13 +135,32 @@ def hydra_main(argv: list[str], comm=None) -> int:
     return 1 if failures else 0
 
 
+def _check_writable(argv: list[str]) -> None:
+    """The run (or sweep) directory can be created and written, else a one-line error."""
+    key = "hydra.sweep.dir" if _is_multirun(argv) else "hydra.run.dir"
+    given = [a.split("=", 1)[1] for a in argv if a.startswith(key + "=")]
+    target = Path(given[-1]) if given else Path.cwd()
+    probe = target if given else target / ".decopt-write-test"
+    try:
+        probe.mkdir(parents=True, exist_ok=True)
+        test = probe / ".decopt-write-test" if given else probe
+        test.with_suffix(".tmp").write_text("ok")
+        test.with_suffix(".tmp").unlink()
+        if not given:
+            probe.rmdir()
+    except OSError as exc:
+        raise ConfigError(f"{key}={target}: cannot write there ({exc.strerror})") from None
+
+
 def main(argv: list[str]) -> int:
     """Entry for ``decopt run``: validate first (one-line errors, exit 2), then run Hydra."""
-    if not _is_query(argv) and not _is_multirun(argv):
+    if not _is_query(argv):
         try:
-            from .config import validate
+            if not _is_multirun(argv):
+                from .config import validate
 
-            validate(compose(argv))
+                validate(compose(argv))
+            _check_writable(argv)
         except ConfigError as exc:
             print(f"decopt: error: {exc}", file=sys.stderr)
             return 2
