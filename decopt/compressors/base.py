@@ -99,14 +99,6 @@ def segments_of(segments, d: int) -> list[tuple[int, int]]:
     return out
 
 
-def as_rows(rows, n: int) -> np.ndarray:
-    r = np.asarray(rows if not isinstance(rows, range) else np.arange(rows.start, rows.stop, rows.step),
-                   dtype=np.int64).ravel()
-    if r.size != n:
-        raise ValueError(f"{r.size} row ids for {n} rows")
-    return r
-
-
 # --- config checks shared by the schemas -----------------------------------------------------
 def check_value_bits(value_bits) -> None:
     from . import wire

@@ -1,0 +1,67 @@
+"""``randk``: k uniformly random entries (without replacement), per row and message.
+
+Specs: fspda.md §2.1 (random-k per tensor, no rescale, both endpoints share the mask),
+ticopd.md §4 (``compress_random_k``), docom.md §4. ``unbiased=false`` (default) keeps the raw
+values: contractive with delta = k/d. ``unbiased=true`` rescales by d/k: unbiased with
+variance omega = d/k - 1, so delta = 1 - omega = 2 - d/k (<= 0 unless k > d/2: not contractive).
+
+The mask is drawn from the message key at the row id (agent for ``broadcast``, arc or, with
+``exchange(shared=True)``, undirected edge), so both ends can derive it.
+``shared_mask=true`` uses that: no indices go on the wire (bits = K * value_bits) and the
+receiver rebuilds the mask from ``(key, row)``. Otherwise the wire is top-k's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import rng
+from .base import check_index_bits, check_kept, check_value_bits
+from .topk import _Sparsifier
+
+
+@dataclass
+class RandKConfig:
+    """``ratio``/``k``/``per_tensor``/``index_bits``/``value_bits`` as for topk; ``unbiased``:
+    rescale by d/k; ``shared_mask``: derive the mask from the shared key, send no indices."""
+
+    name: str = "randk"
+    ratio: float | None = 0.1
+    k: int | None = None
+    per_tensor: bool = False
+    unbiased: bool = False
+    shared_mask: bool = False
+    index_bits: str = "packed"
+    value_bits: int = 32
+
+    def check(self) -> None:
+        check_kept(self.ratio, self.k, self.per_tensor)
+        check_index_bits(self.index_bits)
+        check_value_bits(self.value_bits)
+
+
+class RandK(_Sparsifier):
+    name = "randk"
+
+    def __init__(self, cfg, segments=None):
+        super().__init__(cfg, segments)
+        self.unbiased = bool(cfg.unbiased)
+        self.send_indices = not cfg.shared_mask
+        self.needs_key = bool(cfg.shared_mask)
+
+    def delta(self, d: int) -> float:
+        if not self.unbiased:
+            return super().delta(d)
+        return 1.0 - max(ds / k - 1.0 for _, ds, k in self.layout(d))
+
+    def scale(self, ds: int, k: int) -> float:
+        return ds / k if self.unbiased else 1.0
+
+    def select(self, V, key, rows, lay):
+        d = sum(ds for _, ds, _ in lay)
+        if all(k >= ds for _, ds, k in lay):
+            return [None] * len(lay)
+        u = torch.from_numpy(rng.uniform(key, rows, d)).to(V.device)
+        return [None if k >= ds else torch.topk(u[:, a:a + ds], k, dim=1, largest=False, sorted=False).indices
+                for a, ds, k in lay]

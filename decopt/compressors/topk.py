@@ -1,0 +1,158 @@
+"""``topk``: keep the k largest-magnitude entries (contractive, delta = k/d; biased).
+
+Specs: ticopd.md §4 (``compress_top_k``: per parameter tensor, at least one entry per
+tensor), docom.md §4 (whole vector in the notebooks, per tensor in the PyTorch code).
+``k`` is a count (whole vector) or ``ratio`` = fraction kept, ``floor(ratio * d_s)`` and at
+least 1 per tensor with ``per_tensor=true``.
+
+Wire: the kept values (``value_bits`` each, fp32 default), then their indices, bit-packed to
+ceil(log2 d_s) bits each in one stream padded once to a byte (``index_bits=packed``) or each
+in the smallest unsigned type holding d_s - 1 (``index_bits=uint``). A tensor kept whole
+(k_s = d_s) is sent dense, without indices. Bits = 8 x payload bytes, no header:
+``K * value_bits + 8 * ceil(sum_s k_s * ceil(log2 d_s) / 8)`` (packed) or
+``K * value_bits + sum_s k_s * 8 * sizeof(uint_s)`` (uint).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import PayloadError
+from . import wire
+from .base import Compressor, check_index_bits, check_kept, check_value_bits, kept_counts, segments_of
+
+
+@dataclass
+class TopKConfig:
+    """``ratio``: fraction kept in (0, 1]; ``k``: a count instead (whole vector only; wins over
+    ratio when set); ``per_tensor``: per parameter tensor, >= 1 entry each; ``index_bits``:
+    packed | uint; ``value_bits``: 16 | 32 | 64."""
+
+    name: str = "topk"
+    ratio: float | None = 0.1
+    k: int | None = None
+    per_tensor: bool = False
+    index_bits: str = "packed"
+    value_bits: int = 32
+
+    def check(self) -> None:
+        check_kept(self.ratio, self.k, self.per_tensor)
+        check_index_bits(self.index_bits)
+        check_value_bits(self.value_bits)
+
+
+class _Sparsifier(Compressor):
+    """Shared codec of top-k and rand-k: per segment, k_s values and (unless derived from the
+    shared key) their indices."""
+
+    send_indices = True
+
+    def __init__(self, cfg, segments=None):
+        self.ratio, self.k = cfg.ratio, cfg.k
+        self.per_tensor, self.index_mode = cfg.per_tensor, cfg.index_bits
+        self.value_bits = cfg.value_bits
+        self.wire_torch = wire.float_torch(cfg.value_bits)
+        self.segments = list(segments) if segments else None
+
+    # --- layout ---------------------------------------------------------------------------
+    def layout(self, d: int) -> list[tuple[int, int, int]]:
+        """(start, size, kept) per segment."""
+        segs = segments_of(self.segments, d) if self.per_tensor else [(0, d)]
+        return [(a, ds, k) for (a, ds), k in zip(segs, kept_counts(segs, self.ratio, self.k))]
+
+    def delta(self, d: int) -> float:
+        return min(k / ds for _, ds, k in self.layout(d))
+
+    def _index_groups(self, lay):
+        return [(k, ds) for _, ds, k in lay if k < ds] if self.send_indices else []
+
+    def bits_for(self, d: int) -> int:
+        lay = self.layout(d)
+        return sum(k for _, _, k in lay) * self.value_bits + wire.index_field_bits(self._index_groups(lay),
+                                                                                  self.index_mode)
+
+    # --- selection (subclasses) --------------------------------------------------------------
+    def select(self, V, key, rows, lay) -> list[torch.Tensor | None]:
+        """Local indices (n, k_s) per segment; None for a segment sent whole."""
+        raise NotImplementedError
+
+    def scale(self, ds: int, k: int) -> float:
+        return 1.0
+
+    # --- codec -------------------------------------------------------------------------------
+    def plan(self, V, key, rows):
+        lay = self.layout(V.shape[1])
+        idx = self.select(V, key, rows, lay)
+        vals = []
+        for (a, ds, k), ix in zip(lay, idx):
+            seg = V[:, a:a + ds]
+            vals.append((seg if ix is None else torch.gather(seg, 1, ix)).detach().to(self.wire_torch))
+        return {"n": V.shape[0], "lay": lay, "idx": idx, "vals": vals}
+
+    def bits(self, plan):
+        return np.full(plan["n"], self.bits_for(sum(ds for _, ds, _ in plan["lay"])), dtype=np.int64)
+
+    def values(self, plan, d, dtype, device):
+        out = torch.zeros(plan["n"], d, dtype=dtype, device=device)
+        for (a, ds, k), ix, v in zip(plan["lay"], plan["idx"], plan["vals"]):
+            v = v.to(device=device, dtype=dtype)
+            s = self.scale(ds, k)
+            if s != 1.0:
+                v = v * s
+            if ix is None:
+                out[:, a:a + ds] = v
+            else:
+                out[:, a:a + ds].scatter_(1, ix.to(device), v)
+        return out
+
+    def support(self, plan, d, device):
+        out = torch.zeros(plan["n"], d, dtype=torch.bool, device=device)
+        for (a, ds, k), ix in zip(plan["lay"], plan["idx"]):
+            if ix is None:
+                out[:, a:a + ds] = True
+            else:
+                out[:, a:a + ds].scatter_(1, ix.to(device), True)
+        return out
+
+    def pack(self, plan, i):
+        np_dt = wire.float_np(self.value_bits)
+        vals = b"".join(v[i].cpu().numpy().astype(np_dt).tobytes() for v in plan["vals"])
+        if not self.send_indices:
+            return vals
+        groups = [(ix[i].cpu().numpy(), ds) for (a, ds, k), ix in zip(plan["lay"], plan["idx"]) if ix is not None]
+        return vals + wire.pack_indices(groups, self.index_mode)
+
+    def unpack(self, payload, d, key, row):
+        lay = self.layout(d)
+        r = wire.Reader(payload, self.name)
+        if len(payload) * 8 != self.bits_for(d):
+            raise PayloadError(f"{self.name}: payload of {len(payload)} bytes, expected {self.bits_for(d) // 8}")
+        flat = torch.from_numpy(r.floats(sum(k for _, _, k in lay), self.value_bits))
+        vals, at = [], 0
+        for _, _, k in lay:
+            vals.append(flat[at:at + k][None])
+            at += k
+        if self.send_indices:
+            groups = self._index_groups(lay)
+            got = iter(wire.unpack_indices(r.take(len(payload) - r.at), groups, self.index_mode))
+            idx = [None if k == ds else torch.from_numpy(next(got))[None] for _, ds, k in lay]
+        else:
+            idx = self.select(torch.zeros(1, d), key, [row], lay)
+        r.done()
+        return {"n": 1, "lay": lay, "idx": idx, "vals": vals}
+
+
+class TopK(_Sparsifier):
+    name = "topk"
+    unbiased = False
+
+    def select(self, V, key, rows, lay):
+        out = []
+        for a, ds, k in lay:
+            if k >= ds:
+                out.append(None)
+            else:
+                out.append(torch.topk(V[:, a:a + ds].abs(), k, dim=1, sorted=False).indices)
+        return out
