@@ -5,8 +5,18 @@ from ..errors import ConfigError
 from .base import Problem
 from .least_squares import LeastSquares, LeastSquaresConfig
 from .logistic import Logistic, LogisticConfig
+from .femnist import FemnistLeNet, FemnistLeNetConfig
+from .leaf_synthetic import LeafSynthetic, LeafSyntheticConfig
+from .mlp import MLP, DigitsMLPConfig, MnistMLPConfig
+from .spambase import SpambaseLogistic, SpambaseLogisticConfig
+from .gaussian_mean import GaussianMean, GaussianMeanConfig
+from .strategic_spam import StrategicSpam, StrategicSpamConfig
 
 REGISTRY = {"least_squares": (LeastSquaresConfig, LeastSquares), "logistic": (LogisticConfig, Logistic)}
+REGISTRY.update(mnist_mlp=(MnistMLPConfig, MLP), digits_mlp=(DigitsMLPConfig, MLP))
+REGISTRY.update(leaf_synthetic=(LeafSyntheticConfig, LeafSynthetic), femnist_lenet=(FemnistLeNetConfig, FemnistLeNet))
+REGISTRY.update(spambase_logistic=(SpambaseLogisticConfig, SpambaseLogistic))
+REGISTRY.update(gaussian_mean=(GaussianMeanConfig, GaussianMean), strategic_spam=(StrategicSpamConfig, StrategicSpam))
 SCHEMAS = {name: schema for name, (schema, _) in REGISTRY.items()}
 
 

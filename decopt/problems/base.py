@@ -45,6 +45,10 @@ class Problem:
         """Problem-specific metrics at the average iterate, given f(xbar) (accuracy, gap, ...)."""
         return {}
 
+    def agent_metrics(self, X: torch.Tensor) -> dict:
+        """Metrics of the agents' own iterates (worst-agent loss, accuracy, ...); none by default."""
+        return {}
+
     def batch_indices(self, t: int, sizes: np.ndarray) -> torch.Tensor:
         """Keyed minibatch indices (n_local, batch_size) into each agent's ``sizes[i]`` samples."""
         idx = integers(Key(self.seed, Stream.BATCH, t), self.net.rows, self.batch_size, sizes)

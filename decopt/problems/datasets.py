@@ -6,8 +6,11 @@ root folder holding ``mnist/``, ``spambase/``, ``leaf_synthetic/``, ...). When t
 there, the loaders raise :class:`~decopt.errors.ConfigError` with one line naming the config
 key and the expected file names, before any work starts.
 
-Public helpers (import them from here): ``resolve_data_dir``, ``load_spambase``,
-``load_mnist``, ``load_leaf_synthetic``, ``load_digits``, ``load_leaf_json``.
+Public helpers (import them from here): ``resolve_data_dir``; ``load_spambase`` /
+``check_spambase``, ``load_mnist`` / ``check_mnist``, ``load_leaf_synthetic`` /
+``check_leaf_synthetic``, ``load_digits`` (scikit-learn's bundled copy), ``femnist_dirs`` and
+``load_leaf_json`` (LEAF json shards). The ``check_*`` functions only locate the files, so a
+config's ``check()`` can fail fast before any work.
 """
 from __future__ import annotations
 
@@ -65,6 +68,12 @@ def _find(path: Path, name: str, key: str, expected: str) -> Path:
 
 
 # ----------------------------------------------------------------------------- Spambase
+def check_spambase(data_dir: str | os.PathLike | None = None, key: str = "problem.data_dir") -> Path:
+    """Path of ``spambase.data``, or a one-line ConfigError naming ``key`` and the file name."""
+    expected = "spambase.data (UCI Spambase, 4601 rows x 58 comma-separated columns)"
+    return _find(resolve_data_dir(data_dir, "spambase", key, expected), "spambase.data", key, expected)
+
+
 def load_spambase(data_dir: str | os.PathLike | None = None, key: str = "problem.data_dir"):
     """UCI Spambase: features ``(4601, 57)`` float64 and labels ``(4601,)`` int64 in {0, 1} (1 = spam).
 
@@ -72,8 +81,7 @@ def load_spambase(data_dir: str | os.PathLike | None = None, key: str = "problem
     comma-separated, CRLF or LF line endings); None means ``$DECOPT_DATA/spambase``. Features are
     returned raw (no scaling): callers standardize as their experiment requires.
     """
-    expected = "spambase.data (UCI Spambase, 4601 rows x 58 comma-separated columns)"
-    path = _find(resolve_data_dir(data_dir, "spambase", key, expected), "spambase.data", key, expected)
+    path = check_spambase(data_dir, key)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt") as fh:
         data = np.loadtxt(fh, delimiter=",", dtype=np.float64)
@@ -95,15 +103,27 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def load_mnist(data_dir: str | os.PathLike | None = None, key: str = "problem.data_dir"):
-    """MNIST from the original IDX files (gzip or not): ``(x_train, y_train, x_test, y_test)``
-    with images uint8 ``(N, 28, 28)`` and labels int64."""
+def check_mnist(data_dir: str | os.PathLike | None = None, key: str = "problem.data_dir") -> dict:
+    """The four MNIST IDX file paths, or a one-line ConfigError naming ``key`` and the file names."""
     expected = ", ".join(f"{n}[.gz]" for n in MNIST_FILES.values())
     path = resolve_data_dir(data_dir, "mnist", key, expected)
-    files = {k: _find(path, name, key, expected) for k, name in MNIST_FILES.items()}
+    return {k: _find(path, name, key, expected) for k, name in MNIST_FILES.items()}
+
+
+_MNIST_CACHE: dict = {}
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, key: str = "problem.data_dir"):
+    """MNIST from the original IDX files (gzip or not): ``(x_train, y_train, x_test, y_test)``
+    with images uint8 ``(N, 28, 28)`` (read-only arrays, cached per process) and labels int64."""
+    files = check_mnist(data_dir, key)
+    ident = tuple(str(f.resolve()) for f in files.values())
+    if ident in _MNIST_CACHE:
+        return _MNIST_CACHE[ident]
     x_tr, x_te = _read_idx(files["train_images"], 2051), _read_idx(files["test_images"], 2051)
     y_tr = _read_idx(files["train_labels"], 2049).astype(np.int64)
     y_te = _read_idx(files["test_labels"], 2049).astype(np.int64)
+    _MNIST_CACHE[ident] = (x_tr, y_tr, x_te, y_te)
     return x_tr, y_tr, x_te, y_te
 
 
@@ -119,33 +139,46 @@ def load_digits():
 
 
 # ----------------------------------------------------------------------------- LEAF synthetic
+def check_leaf_synthetic(data_dir: str | os.PathLike | None = None, key: str = "problem.data_dir",
+                         filename: str = LEAF_SYNTHETIC_FILE) -> Path:
+    """Path of the LEAF-synthetic npz, or a one-line ConfigError naming ``key`` and the file name."""
+    expected = f"{filename} (npz with x_train, y_train, counts_train, x_test, y_test, counts_test)"
+    return _find(resolve_data_dir(data_dir, "leaf_synthetic", key, expected), filename, key, expected)
+
+
 def load_leaf_synthetic(data_dir: str | os.PathLike | None = None, key: str = "problem.data_dir",
                         filename: str = LEAF_SYNTHETIC_FILE) -> dict:
     """The DoCoM paper's LEAF-synthetic split (npz with x_train, y_train, counts_train, x_test,
     y_test, counts_test, users), as a dict of numpy arrays."""
-    expected = f"{filename} (npz with x_train, y_train, counts_train, x_test, y_test, counts_test)"
-    path = _find(resolve_data_dir(data_dir, "leaf_synthetic", key, expected), filename, key, expected)
+    path = check_leaf_synthetic(data_dir, key, filename)
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 
 # ----------------------------------------------------------------------------- LEAF json shards
-def load_leaf_json(data_dir: str | os.PathLike, key: str = "problem.data_dir") -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Users of LEAF json shards in ``data_dir`` (every ``*.json`` file, sorted by name; each
-    ``{"users": [...], "user_data": {u: {"x": [[...]], "y": [...]}}}``), in file then user order:
-    a list of ``(user, x float32 (m, features), y int64 (m,))``."""
-    expected = "LEAF json shards (*.json with keys users, user_data)"
+def femnist_dirs(data_dir: str | os.PathLike | None = None, key: str = "problem.data_dir") -> tuple[list[Path], list[Path]]:
+    """LEAF json shards for FEMNIST: ``(train_files, test_files)``. The directory is LEAF's
+    output folder with ``train/*.json`` (one shard per agent) and optionally ``test/*.json``, or a
+    folder of ``*.json`` training shards (then there is no test set)."""
+    expected = "LEAF json shards: train/*.json (one per agent) and test/*.json, or *.json"
     path = resolve_data_dir(data_dir, "femnist", key, expected)
-    files = sorted(path.glob("*.json"))
-    if not files:
-        raise ConfigError(f"{key}={path}: no *.json files; expected {expected}")
+    train = sorted((path / "train").glob("*.json")) if (path / "train").is_dir() else sorted(path.glob("*.json"))
+    test = sorted((path / "test").glob("*.json")) if (path / "test").is_dir() else []
+    if not train:
+        raise ConfigError(f"{key}={path}: no json shards found; expected {expected}")
+    return train, test
+
+
+def load_leaf_json(path: str | os.PathLike, key: str = "problem.data_dir") -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Users of one LEAF json shard (``{"users": [...], "user_data": {u: {"x": [[...]], "y": [...]}}}``)
+    in the file's user order: a list of ``(user, x float32 (m, features), y int64 (m,))``."""
+    path = Path(path)
+    with open(path) as fh:
+        blob = json.load(fh)
+    if "users" not in blob or "user_data" not in blob:
+        raise ConfigError(f"{key}={path.parent}: {path.name} lacks 'users'/'user_data' (not a LEAF json shard)")
     users = []
-    for f in files:
-        with open(f) as fh:
-            blob = json.load(fh)
-        if "users" not in blob or "user_data" not in blob:
-            raise ConfigError(f"{key}={path}: {f.name} lacks 'users'/'user_data'; expected {expected}")
-        for u in blob["users"]:
-            ud = blob["user_data"][u]
-            users.append((u, np.asarray(ud["x"], dtype=np.float32), np.asarray(ud["y"], dtype=np.int64)))
+    for u in blob["users"]:
+        ud = blob["user_data"][u]
+        users.append((u, np.asarray(ud["x"], dtype=np.float32), np.asarray(ud["y"], dtype=np.int64)))
     return users

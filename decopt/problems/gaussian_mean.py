@@ -1,0 +1,85 @@
+"""Multi-agent Gaussian mean estimation with performative data (Li, Yau, Wai 2022, Exp. A).
+
+l(theta; z) = ||theta - z||^2 / 2 and D_i(theta_i) = N(zbar_i + eps_i theta_i, sigma^2 I):
+Z = zbar_i + eps_i theta_i + sigma w. The sample gradient is theta_i - Z = (1 - eps_i) theta_i
+- zbar_i - sigma w. Only the average sensitivity matters: theta_PS = sum_i zbar_i / (n (1 - eps_avg))
+exists iff eps_avg < 1 (individual eps_i may exceed 1). f_i(theta; theta) =
+||(1 - eps_i) theta - zbar_i||^2 / 2 + d sigma^2 / 2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+from ..rng import Key, Stream, normal, uniform
+from .performative import Performative, sensitivities
+
+
+@dataclass
+class GaussianMeanConfig:
+    """eps_mean: eps_avg (the average sensitivity); eps_spread: eps_i = eps_mean (1 + spread u_i),
+    u_i evenly spaced in [-1, 1]; eps: explicit per-agent list (overrides both); zbar_i ~
+    U(zbar_low, zbar_high) fixed per agent; sigma: noise std; batch_size: samples Z per agent per
+    iteration; dim: dimension of theta (1 in the paper)."""
+
+    name: str = "gaussian_mean"
+    eps_mean: float = 0.9
+    eps_spread: float = 0.6
+    eps: list | None = None
+    zbar_low: float = 0.0
+    zbar_high: float = 10.0
+    sigma: float = 1.0
+    batch_size: int | None = 1
+    dim: int = 1
+
+    def check(self) -> None:
+        if self.eps_mean < 0 or self.eps_spread < 0:
+            raise ConfigError("problem.eps_mean and problem.eps_spread must be >= 0")
+        if self.sigma < 0:
+            raise ConfigError(f"problem.sigma={self.sigma}: must be >= 0")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"problem.batch_size={self.batch_size}: must be >= 1 "
+                              f"(null = the exact expected gradient)")
+        if self.dim < 1:
+            raise ConfigError(f"problem.dim={self.dim}: must be >= 1")
+        if self.zbar_high < self.zbar_low:
+            raise ConfigError("problem.zbar_high must be >= problem.zbar_low")
+
+
+class GaussianMean(Performative):
+    def __init__(self, cfg: GaussianMeanConfig, net, seed):
+        super().__init__(net, seed)
+        self.d, self.batch_size, self.sigma, self.m = cfg.dim, cfg.batch_size, cfg.sigma, 1
+        rows = net.rows
+        eps = sensitivities(net.n, rows, cfg.eps_mean, cfg.eps_spread, cfg.eps)
+        zbar = cfg.zbar_low + (cfg.zbar_high - cfg.zbar_low) * uniform(Key(seed, Stream.DATA, 0, 0), rows, cfg.dim)
+        as_t = lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device)
+        self.eps, self.zbar = as_t(eps)[:, None], as_t(zbar)
+        self.eps_avg = float(net.sum(torch.as_tensor(eps)[:, None])[0]) / net.n
+        zsum = net.sum(torch.as_tensor(zbar, dtype=torch.float64))
+        self.theta_ps = None
+        if self.eps_avg < 1.0:
+            self.theta_ps = (zsum / (net.n * (1.0 - self.eps_avg))).to(self.dtype)
+
+    def sample(self, X, t):
+        """Z_i = zbar_i + eps_i x_i + sigma w_i, w keyed (seed, PROBLEM, t, agent): (n_local, b, d)."""
+        mean = self.zbar + self.eps * X
+        if self.batch_size is None:
+            return mean[:, None, :]
+        b = self.batch_size
+        w = normal(Key(self.seed, Stream.PROBLEM, t), self.net.rows, b * self.d)
+        return mean[:, None, :] + self.sigma * torch.as_tensor(w, dtype=X.dtype, device=X.device).view(-1, b, self.d)
+
+    def sample_grad(self, X, Z):
+        return X - Z.mean(1)
+
+    def loss_grad(self, X):
+        r = (1.0 - self.eps) * X - self.zbar
+        return 0.5 * (r * r).sum(1) + 0.5 * self.d * self.sigma ** 2, r
+
+    def extra_metrics(self, xbar, loss):
+        if self.theta_ps is None:
+            return {}
+        return {"ps_error": float(((xbar - self.theta_ps) ** 2).sum())}

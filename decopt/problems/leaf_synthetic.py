@@ -1,0 +1,136 @@
+"""DoCoM Exp. 1: non-convex linear classifier with the sigmoid loss on LEAF synthetic data.
+
+Model (specs/docom.md §5): W in R^{C x (p+1)} (a bias feature 1 is appended to every sample),
+flattened row-major, d = C (p + 1) = 5 x 1001 = 5005 on the paper's data. With one-hot labels
+y_nk in {-1, +1}, agent i's objective is
+
+    f_i(W) = (1/m_i) sum_n sum_k sig(y_nk <w_k, x_n>) + (reg / 2) ||W||^2,   sig(u) = 1/(1+e^-u),
+
+with reg = 1e-4 (the regulariser of the notebook's gradient). Minimising sig(y z) drives the
+true class's score down, so the prediction is **argmin_k** <w_k, x> (the paper's convention).
+Initial point U(-sqrt(1/(p+1)), +sqrt(1/(p+1))) in every coordinate, the same at all agents.
+
+Data: ``source: file`` reads the paper's exact split (``leaf_synthetic_25x5x1000.npz``: 25
+users = 25 agents, per-user train/test sets) from ``data_dir`` (null = $DECOPT_DATA/leaf_synthetic).
+``source: generate`` runs LEAF's generator with keyed randomness for ``graph.n`` users of
+``num_classes`` x ``num_dim``: lognormal(3, 2) + 5 samples per user (capped at 1000),
+x ~ N(loc_u, Sigma) with Sigma_jj = j^-1.2, labels = argmax of a noisy softmax of a per-user
+linear model, then a per-user 60/40 train/test split (LEAF's ``-t sample --tf 0.6``).
+``partition: users`` keeps LEAF's users as agents; iid / sorted / dirichlet re-split the pooled
+training set over ``graph.n`` agents.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..rng import Key, Stream
+from . import datasets
+from .partition import partition
+from .supervised import Supervised, check_common
+
+SOURCES = ("file", "generate")
+
+
+@dataclass
+class LeafSyntheticConfig:
+    name: str = "leaf_synthetic"
+    source: str = "file"
+    data_dir: str | None = None
+    file: str = datasets.LEAF_SYNTHETIC_FILE
+    num_classes: int = 5        # source=generate
+    num_dim: int = 1000         # source=generate
+    train_fraction: float = 0.6  # source=generate
+    batch_size: int | None = 4
+    partition: str = "users"
+    alpha: float = 0.5
+    reg: float = 1e-4
+    agent_metrics: bool = True
+
+    def check(self) -> None:
+        check_common(self, partitions=("users", "iid", "sorted", "dirichlet"))
+        if self.source not in SOURCES:
+            raise ConfigError(f"problem.source={self.source}: choose one of {', '.join(SOURCES)}")
+        if self.source == "file":
+            datasets.check_leaf_synthetic(self.data_dir, filename=self.file)
+        else:
+            if self.num_classes < 2 or self.num_dim < 1:
+                raise ConfigError(f"problem.num_classes={self.num_classes}, problem.num_dim={self.num_dim}: "
+                                  "need num_classes >= 2 and num_dim >= 1")
+            if not 0 < self.train_fraction < 1:
+                raise ConfigError(f"problem.train_fraction={self.train_fraction}: must be in (0, 1)")
+
+
+def generate_leaf_synthetic(num_users: int, num_classes: int, num_dim: int, seed: int,
+                            train_fraction: float = 0.6) -> dict:
+    """LEAF's synthetic generator (TalwalkarLab/leaf ``data/synthetic/main.py``, one cluster)
+    driven by keyed randomness; returns the same arrays as the paper's npz file."""
+    rng = np.random.Generator(np.random.Philox(key=Key(seed, Stream.DATA, 0, 2000).cipher_key()))
+    counts = np.minimum(rng.lognormal(3, 2, num_users).astype(np.int64) + 5, 1000)
+    Q = rng.normal(0.0, 1.0, size=(num_dim + 1, num_classes, 1))
+    sd = np.sqrt(np.arange(1, num_dim + 1, dtype=np.float64) ** -1.2)
+    cluster_mean = rng.normal(rng.normal(0.0, 1.0), 1.0, size=1)
+    xs_tr, ys_tr, xs_te, ys_te, c_tr, c_te = [], [], [], [], [], []
+    for m in counts:
+        B = rng.normal(0.0, 1.0)
+        loc = rng.normal(B, 1.0, size=num_dim)
+        x = loc + sd * rng.normal(size=(m, num_dim))
+        w = Q @ rng.normal(cluster_mean, 0.1, size=1)                          # (p+1, C)
+        logits = np.hstack([np.ones((m, 1)), x]) @ w + rng.normal(0.0, 0.1, size=(m, num_classes))
+        y = logits.argmax(1)                                                   # argmax softmax = argmax logits
+        perm = rng.permutation(m)
+        k = max(1, min(m - 1, int(train_fraction * m)))
+        tr, te = perm[:k], perm[k:]
+        xs_tr.append(x[tr]); ys_tr.append(y[tr]); xs_te.append(x[te]); ys_te.append(y[te])
+        c_tr.append(k); c_te.append(m - k)
+    return {"x_train": np.concatenate(xs_tr), "y_train": np.concatenate(ys_tr), "counts_train": np.array(c_tr),
+            "x_test": np.concatenate(xs_te), "y_test": np.concatenate(ys_te), "counts_test": np.array(c_te),
+            "users": np.array([f"f_{u:05d}" for u in range(num_users)])}
+
+
+class LeafSynthetic(Supervised):
+    def __init__(self, cfg: LeafSyntheticConfig, net, seed):
+        super().__init__(net, seed)
+        self.batch_size, self.wd, self.agent_metrics_on = cfg.batch_size, cfg.reg, cfg.agent_metrics
+        if cfg.source == "file":
+            data = datasets.load_leaf_synthetic(cfg.data_dir, filename=cfg.file)
+        else:
+            data = generate_leaf_synthetic(net.n, cfg.num_classes, cfg.num_dim, seed, cfg.train_fraction)
+        bias = lambda x: np.hstack([x, np.ones((len(x), 1))])
+        xtr, ytr = bias(data["x_train"]), data["y_train"].astype(np.int64)
+        xte, yte = bias(data["x_test"]), data["y_test"].astype(np.int64)
+        self.num_classes = c = int(max(ytr.max(), yte.max() if len(yte) else 0)) + 1
+        if cfg.source == "generate":
+            c = self.num_classes = cfg.num_classes
+        if cfg.partition == "users":
+            cuts = np.cumsum(data["counts_train"])[:-1]
+            parts = np.split(np.arange(len(ytr)), cuts)
+            if len(parts) != net.n:
+                raise ConfigError(f"graph.n={net.n}: problem=leaf_synthetic with partition=users has "
+                                  f"{len(parts)} users; set graph.n={len(parts)} or problem.partition=iid")
+        else:
+            parts = partition(cfg.partition, ytr, net.n, seed, cfg.alpha)
+        p = xtr.shape[1]
+        self.shapes = [(c, p)]
+        self.bounds = [math.sqrt(1.0 / p)]
+        self.setup_data(xtr, ytr, xte, yte, parts)
+
+    def _batch(self, X, A, Y, w, need_grad=True, need_pred=True):
+        (Wm,) = self.views(X)                                                 # (n, C, p)
+        Z = torch.bmm(A, Wm.transpose(1, 2))                                  # (n, b, C)
+        S = 1.0 - 2.0 * torch.nn.functional.one_hot(Y, Z.shape[2]).to(Z.dtype)  # -y: +1 off-class, -1 true
+        s = torch.sigmoid(-S * Z)                                             # sig(y z)
+        loss = (s.sum(2) * w).sum(1)
+        pred = Z.argmin(2)
+        if not need_grad:
+            return loss, None, pred
+        dZ = (-S) * s * (1.0 - s) * w.unsqueeze(2)
+        return loss, torch.bmm(dZ.transpose(1, 2), A).flatten(1), pred
+
+    def _predict(self, X, A):
+        (Wm,) = self.views(X)
+        return torch.bmm(A, Wm.transpose(1, 2)).argmin(2)

@@ -1,0 +1,57 @@
+"""Performative problems (DSGD-GD): agent i's data follow D_i(theta_i), its own deployed model.
+
+A performative problem splits the stochastic gradient oracle in two phases:
+
+* ``sample(X, t)``: every agent deploys its row x_i and draws Z_i ~ D_i(x_i) with keyed randomness
+  (``Stream.PROBLEM`` or ``Stream.BATCH`` at (t, agent)), so a resumed or MPI run draws the same;
+* ``sample_grad(X, Z)``: grad_theta l(x_i; Z_i) with Z held fixed (never through the distribution).
+
+``grad(X, t)`` composes the two. The metrics follow the paper (Li, Yau, Wai 2022):
+``loss_grad(X)`` gives the decoupled risk f_i(x_i; x_i) = E_{Z~D_i(x_i)} l(x_i; Z) and its gradient
+in the first argument, grad_1 f_i(x_i; x_i) (zero for all i at consensus at theta_PS). So the
+runner's ``loss`` is the performative risk f(xbar; xbar) and ``grad_norm_sq`` is
+||grad f(xbar; xbar)||^2: the gradient at xbar on data shifted by xbar. ``risk(X)`` is the
+per-agent f_i(x_i; x_i) at each agent's own iterate (the ``risk`` column, via ``agent_metrics``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .base import Problem
+
+
+def sensitivities(n: int, rows, eps_mean: float, eps_spread: float, eps=None) -> np.ndarray:
+    """Per-agent epsilon_i for global agent ids ``rows``: eps_mean * (1 + eps_spread * u_i), u_i
+    evenly spaced in [-1, 1] (the paper's {0.4, 0.45, ..., 1.6} x eps_mean for n = 25, spread 0.6),
+    so the mean is exactly eps_mean; or the explicit list ``eps`` (one per agent)."""
+    if eps is not None:
+        eps = np.asarray(list(eps), dtype=np.float64)
+        if eps.size != n:
+            raise ConfigError(f"problem.eps: {eps.size} values for {n} agents")
+        return eps[np.asarray(rows)]
+    u = np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1)
+    return (eps_mean * (1.0 + eps_spread * u))[np.asarray(rows)]
+
+
+class Performative(Problem):
+    performative = True
+    eval_grid = "geometric"        # runs span decades of iterations (run.eval_grid=auto follows this)
+
+    def sample(self, X: torch.Tensor, t: int):
+        raise NotImplementedError
+
+    def sample_grad(self, X: torch.Tensor, Z) -> torch.Tensor:
+        raise NotImplementedError
+
+    def grad(self, X, t):
+        return self.sample_grad(X, self.sample(X, t))
+
+    def risk(self, X: torch.Tensor) -> torch.Tensor:
+        """f_i(x_i; x_i) for each local agent, shape (n_local,)."""
+        return self.loss_grad(X)[0]
+
+    def agent_metrics(self, X):
+        """``risk``: the expected (performative) risk (1/n) sum_i f_i(x_i; x_i) at the agents' own iterates."""
+        return {"risk": float(self.net.sum(self.risk(X))) / self.net.n}
