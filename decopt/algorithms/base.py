@@ -22,6 +22,7 @@ class Algorithm:
 
     name = "base"
     links = "any"
+    arc_state: tuple = ()       # state keys with one row per local out-arc (net.out_arcs order), not per agent
 
     def __init__(self, cfg, net: Network, problem: Problem, compressor: Compressor):
         self.cfg, self.net, self.problem, self.compressor = cfg, net, problem, compressor
@@ -39,6 +40,15 @@ class Algorithm:
     def metrics(self, state: State) -> dict:
         """Algorithm-specific metrics (e.g. the sum of duals); computed with network reductions."""
         return {}
+
+    grads_per_step = 1          # stochastic gradient evaluations per agent per iteration
+
+    def samples(self, t: int) -> float:
+        """Gradient samples drawn by all agents in the first t iterations (the ``samples`` column):
+        evaluations x minibatch (the local data size for a full batch), plus any initial batch."""
+        b = getattr(self.problem, "batch_size", None)
+        b = int(b) if b is not None else int(getattr(self.problem, "m", 1))
+        return float(self.net.n * self.grads_per_step * t * b)
 
 
 SCHEDULES = ("constant", "inverse")

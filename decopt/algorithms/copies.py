@@ -1,0 +1,95 @@
+"""Shared pieces of the compressed / tracking baselines: public copies, gradient helpers.
+
+A *public copy* ``h_i`` (CHOCO's x-hat, BEER's H and G, DoCoM's theta-hat and g-hat) is held by
+agent i and by every neighbour, and changes only by the compressed messages agent i sends, so all
+holders stay bit-identical. The algorithms never need a neighbour's copy itself, only the weighted
+sum ``s_i = sum_j W_ij h_j`` (j = i included), which each agent keeps up to date from the decoded
+messages it receives: ``s_i += sum_j W_ij q_j``. The state therefore holds local rows only
+(``h`` and ``s``), on every backend; ``(W - I) H`` is ``s - h``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..errors import ConfigError
+
+# Keyed iteration index of one-off large-batch draws (b0 at initialisation): far from any real t.
+INIT_T = -1
+
+
+def init_copy(net, h0: torch.Tensor | None = None, like: torch.Tensor | None = None):
+    """A public copy ``(h, s = W h)`` that every holder can start without talking.
+
+    ``h0`` is used when its rows are identical across all agents (a common starting point, then
+    W h0 = h0 because W is row-stochastic); otherwise (or with ``h0=None``) the copy starts at 0.
+    """
+    if h0 is not None:
+        ref = net.mean(h0)
+        spread = net.allreduce((h0 - ref).abs().amax() if h0.numel() else h0.new_zeros(()))
+        if float(spread) == 0.0:
+            return h0.clone(), h0.clone()
+        like = h0
+    return torch.zeros_like(like), torch.zeros_like(like)
+
+
+def push(net, compressor, delta: torch.Tensor, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """One message round: every agent sends ``Q(delta_i)``; ``h += q``, ``s += W q``. Returns the
+    local decoded messages (what was sent). ``net.mix`` runs over the halo, so remote senders'
+    messages enter ``s`` exactly as decoded."""
+    q = net.broadcast(delta, compressor)
+    mine = q[: net.n_local]
+    h.add_(mine)
+    s.add_(net.mix(q))
+    return mine
+
+
+def batch_samples(problem) -> int:
+    """Samples one gradient call uses per agent: the minibatch, or the local data (full batch)."""
+    b = getattr(problem, "batch_size", None)
+    if b is not None:
+        return int(b)
+    return int(getattr(problem, "m", 1))
+
+
+def deterministic(problem) -> bool:
+    """True when ``problem.grad`` does not depend on t (full local batch, no sampling)."""
+    return getattr(problem, "batch_size", 0) is None and not getattr(problem, "performative", False)
+
+
+@contextlib.contextmanager
+def batch_size(problem, b):
+    """Temporarily change the problem's minibatch size (b0 draws; None = full local data)."""
+    old = problem.batch_size
+    problem.batch_size = b
+    try:
+        yield
+    finally:
+        problem.batch_size = old
+
+
+def large_batch_grad(problem, X: torch.Tensor, b0) -> torch.Tensor:
+    """The initial tracker: the full local gradient (``b0`` None) or a b0-sample minibatch
+    gradient keyed at ``INIT_T`` (never reused by the loop)."""
+    if b0 is None:
+        return problem.loss_grad(X)[1]
+    with batch_size(problem, int(b0)):
+        return problem.grad(X, INIT_T)
+
+
+def require_uncompressed(name: str, compressor) -> None:
+    if compressor.name != "none":
+        raise ConfigError(f"compressor={compressor.name}: algo={name} exchanges exact vectors; use compressor=none")
+
+
+def check_positive(prefix: str, **values) -> None:
+    for key, v in values.items():
+        if v is None or not v > 0:
+            raise ConfigError(f"{prefix}.{key}={v}: must be > 0")
+
+
+def check_unit(prefix: str, **values) -> None:
+    for key, v in values.items():
+        if v is None or not 0 < v <= 1:
+            raise ConfigError(f"{prefix}.{key}={v}: must be in (0, 1]")

@@ -1,0 +1,72 @@
+"""CP-SGD: the compressed primal-dual SGD baseline of TiCoPD's figure (specs/ticopd.md §5, as
+coded in the authors' ``pcode/optim/cp_sgd.py``; the code cites arXiv 2403.01322).
+
+Same mirror machinery as TiCoPD (node-wise mirror x̂, one compressed broadcast
+c_i = Q(x_i - x̂_i) per agent per iteration, s_i = (L X̂)_i kept as a running aggregate), but
+the Laplacian term uses L(X̂ + C) and the mirror step ``alpha`` is not a separate fast
+timescale; everything is scaled by the learning rate::
+
+    C       = Q(X - X̂)
+    X      <- X - lr g - lr gamma L(X̂ + C) - lr omega Lambda
+    Lambda <- Lambda + lr omega L(X̂ + C)
+    X̂      <- X̂ + alpha C
+
+Keys follow the code's flags: ``lr``, ``gamma`` (penalty), ``omega`` (dual), ``alpha``
+(mirror step). X̂^0 = 0, Lambda^0 = 0. Static graph. All state tensors are agent rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+from .base import StepSize
+from .ticopd import _PrimalDual, _gradient
+
+
+@dataclass
+class CPSGDConfig(StepSize):
+    """``lr`` step, ``gamma`` penalty weight, ``omega`` dual weight, ``alpha`` mirror step."""
+
+    name: str = "cpsgd"
+    lr: float = 0.05
+    gamma: float = 1.0
+    omega: float = 1.0
+    alpha: float = 1.0
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+    def check(self) -> None:
+        self.check_step()
+        for key in ("gamma", "omega", "weight_decay"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"algo.{key}={getattr(self, key)}: must be >= 0")
+        if not 0 < self.alpha <= 2:
+            raise ConfigError(f"algo.alpha={self.alpha}: the mirror step must be in (0, 2]")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"algo.momentum={self.momentum}: must be in [0, 1)")
+
+
+class CPSGD(_PrimalDual):
+    name = "cpsgd"
+    links = "static"
+
+    def init(self, x0):
+        z = torch.zeros_like(x0)
+        state = {"x": x0.clone(), "lam": z.clone(), "xhat": z.clone(), "lxhat": z.clone()}
+        return self._optional(state, x0)
+
+    def step(self, state, t):
+        cfg, net = self.cfg, self.net
+        X, lam, xhat, lxhat = state["x"], state["lam"], state["xhat"], state["lxhat"]
+        halo = net.broadcast(X - xhat, self.compressor)
+        lc = net.laplacian(halo)                                  # L C
+        lsum = lxhat + lc                                         # L (X̂ + C)
+        g = _gradient(self, state, X, t)
+        lr = cfg.step_size(t)
+        X.sub_(g, alpha=lr).sub_(lsum, alpha=lr * cfg.gamma).sub_(lam, alpha=lr * cfg.omega)
+        lam.add_(lsum, alpha=lr * cfg.omega)
+        xhat.add_(halo[: net.n_local], alpha=cfg.alpha)
+        lxhat.add_(lc, alpha=cfg.alpha)
+        return state

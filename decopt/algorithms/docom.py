@@ -1,0 +1,124 @@
+"""DoCoM (Yau & Wai, TMLR 2023): doubly compressed momentum-assisted gradient tracking.
+
+Default ``variant=paper``, eqs. (9a)-(9g), per iteration t (two compressed rounds, in order)::
+
+    Theta_half = Theta - eta G
+    Theta_hat += Q(Theta_half - Theta_hat)                      # round 1
+    Theta_new  = Theta_half + gamma (W - I) Theta_hat            # gossip on the UPDATED copies
+    V_new      = grad(Theta_new; xi) + (1 - beta) (V - grad(Theta; xi))   # same minibatch xi
+    G_half     = G + V_new - V
+    G_hat     += Q(G_half - G_hat)                               # round 2
+    G_new      = G_half + gamma (W - I) G_hat
+
+with G^0 = V^0 = the b0-sample (default: full local) gradient, Theta_hat^0 = theta^0, G_hat^0 = 0.
+
+``variant=pytorch`` is the official PyTorch code (``ParallelDoCoM_V``): the gossip terms use the
+copies from the previous round, the tracker is compressed after its gossip, and the first step
+only moves theta with g^0 (see docs/specs docom §2.4).
+
+Each agent keeps its copies and the weighted sums s = W * copy (local rows, see ``copies``), so
+(W - I) Theta_hat = s_x - x_hat. Two stochastic gradients per iteration on one minibatch (counted
+in ``samples``); with deterministic gradients the one at Theta^t is reused from the previous
+iteration instead of being recomputed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from .base import Algorithm
+from .copies import batch_samples, check_positive, check_unit, deterministic, init_copy, large_batch_grad, push
+
+VARIANTS = ("paper", "pytorch")
+
+
+@dataclass
+class DoCoMConfig:
+    """eta: step along the tracker; gamma: consensus step on the compressed copies; beta: STORM
+    momentum weight (1 = plain stochastic gradient); b0: initial batch (null = full local data)."""
+
+    name: str = "docom"
+    eta: float = 0.01
+    gamma: float = 0.2
+    beta: float = 0.01
+    b0: int | None = None
+    variant: str = "paper"
+
+    def check(self) -> None:
+        check_positive("algo", eta=self.eta, gamma=self.gamma)
+        check_unit("algo", beta=self.beta)
+        if self.b0 is not None and self.b0 < 1:
+            raise ConfigError(f"algo.b0={self.b0}: must be >= 1 or null (full local data)")
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"algo.variant={self.variant}: choose one of {', '.join(VARIANTS)}")
+
+
+class DoCoM(Algorithm):
+    name = "docom"
+    links = "static"
+    grads_per_step = 2
+
+    def init(self, x0):
+        g0 = large_batch_grad(self.problem, x0, self.cfg.b0)
+        xh, sx = init_copy(self.net, x0)
+        gh, sg = init_copy(self.net, None, like=x0)
+        state = {"x": x0.clone(), "g": g0, "v": g0.clone(), "x_hat": xh, "s_x": sx, "g_hat": gh, "s_g": sg}
+        if self.cfg.variant == "pytorch":
+            state["x_prev"] = x0.clone()
+        if deterministic(self.problem) and self.cfg.variant == "paper":
+            state["grad_x"] = g0.clone()            # grad f(Theta^t), reused by the STORM term
+        return state
+
+    def samples(self, t: int) -> float:
+        b0 = self.cfg.b0 if self.cfg.b0 is not None else int(getattr(self.problem, "m", 1))
+        steps = t if self.cfg.variant == "paper" else max(t - 1, 0)
+        return float(self.net.n * (b0 + self.grads_per_step * steps * batch_samples(self.problem)))
+
+    def step(self, state, t):
+        return self._paper(state, t) if self.cfg.variant == "paper" else self._pytorch(state, t)
+
+    def _storm(self, state, x_new, x_old, t):
+        """V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both."""
+        p, beta = self.problem, self.cfg.beta
+        g_new = p.grad(x_new, t)
+        g_old = state["grad_x"] if "grad_x" in state else p.grad(x_old, t)
+        if "grad_x" in state:
+            state["grad_x"] = g_new
+        return g_new + (1.0 - beta) * (state["v"] - g_old)
+
+    def _paper(self, state, t):
+        net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
+        x, g, v = state["x"], state["g"], state["v"]
+        xh, sx, gh, sg = state["x_hat"], state["s_x"], state["g_hat"], state["s_g"]
+        x_half = x - eta * g
+        push(net, Q, x_half - xh, xh, sx)                            # round 1: theta-hat
+        x_new = x_half.add_(sx - xh, alpha=gamma)
+        v_new = self._storm(state, x_new, x, t)
+        g_half = g + (v_new - v)
+        push(net, Q, g_half - gh, gh, sg)                            # round 2: g-hat
+        state["g"] = g_half.add_(sg - gh, alpha=gamma)
+        state["x"], state["v"] = x_new, v_new
+        return state
+
+    def _pytorch(self, state, t):
+        net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
+        x, xh, sx = state["x"], state["x_hat"], state["s_x"]
+        if t > 0:
+            v_new = self._storm(state, x, state["x_prev"], t)
+            gh, sg = state["g_hat"], state["s_g"]
+            g = state["g"] + (v_new - state["v"]) + gamma * (sg - gh)   # gossip on the previous copies
+            push(net, Q, g - gh, gh, sg)
+            state["g"], state["v"] = g, v_new
+        state["x_prev"] = x.clone()
+        x = x - eta * state["g"]
+        x.add_(sx - xh, alpha=gamma)                                  # previous theta-hat
+        push(net, Q, x - xh, xh, sx)
+        state["x"] = x
+        return state
+
+    def metrics(self, state):
+        n = self.net.n
+        g = state["g"]
+        gbar = self.net.mean(g)
+        dev = g - gbar
+        return {"tracker_consensus": float(self.net.allreduce((dev * dev).sum())) / n}

@@ -1,0 +1,70 @@
+"""GT-HSGD (Xin, Khan, Kar, ICML 2021): gradient tracking with the hybrid (STORM) estimator::
+
+    X_new = W (X - eta Y)
+    V_new = grad(X_new; xi) + (1 - beta) (V - grad(X; xi))      # same minibatch xi at both points
+    Y_new = W (Y + V_new - V)
+
+with V^0 = Y^0 = the b0-sample (default full local) gradient. Two exact broadcasts and two
+stochastic gradients per iteration (with deterministic gradients the one at X is reused).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from .base import Algorithm
+from .copies import batch_samples, check_positive, check_unit, deterministic, large_batch_grad, require_uncompressed
+
+
+@dataclass
+class GTHSGDConfig:
+    """eta: step along the tracker (alpha in the paper); beta: hybrid momentum weight;
+    b0: initial batch (null = full local data)."""
+
+    name: str = "gt_hsgd"
+    eta: float = 0.01
+    beta: float = 0.01
+    b0: int | None = None
+
+    def check(self) -> None:
+        check_positive("algo", eta=self.eta)
+        check_unit("algo", beta=self.beta)
+        if self.b0 is not None and self.b0 < 1:
+            raise ConfigError(f"algo.b0={self.b0}: must be >= 1 or null (full local data)")
+
+
+class GTHSGD(Algorithm):
+    name = "gt_hsgd"
+    links = "any"
+    grads_per_step = 2
+
+    def __init__(self, cfg, net, problem, compressor):
+        super().__init__(cfg, net, problem, compressor)
+        require_uncompressed(cfg.name, compressor)
+
+    def init(self, x0):
+        v0 = large_batch_grad(self.problem, x0, self.cfg.b0)
+        state = {"x": x0.clone(), "y": v0.clone(), "v": v0}
+        if deterministic(self.problem):
+            state["grad_x"] = v0.clone()
+        return state
+
+    def samples(self, t: int) -> float:
+        b0 = self.cfg.b0 if self.cfg.b0 is not None else int(getattr(self.problem, "m", 1))
+        return float(self.net.n * (b0 + 2 * t * batch_samples(self.problem)))
+
+    def _mix(self, X):
+        sent = self.net.broadcast(X, self.compressor)
+        return self.net.mix(sent, own=None if sent is X else X)
+
+    def step(self, state, t):
+        x, v = state["x"], state["v"]
+        x_new = self._mix(x - self.cfg.eta * state["y"])
+        g_new = self.problem.grad(x_new, t)
+        g_old = state["grad_x"] if "grad_x" in state else self.problem.grad(x, t)
+        if "grad_x" in state:
+            state["grad_x"] = g_new
+        v_new = g_new + (1.0 - self.cfg.beta) * (v - g_old)
+        state["y"] = self._mix(state["y"] + (v_new - v))
+        state["x"], state["v"] = x_new, v_new
+        return state

@@ -1,0 +1,53 @@
+"""SwarmSGD (Nadiradze, Sabour, Davies, Li, Alistarh, NeurIPS 2021), simulated synchronously:
+every agent takes ``local_steps`` SGD steps between interactions, and the agents on each active
+edge then average their (compressed, e.g. 8-bit) models::
+
+    X_half = X - eta grad(X)   (local_steps times)
+    X_new_i = X_half_i + sum_{j ~ i active} W_ij (Q(X_half_j) - X_half_i)
+
+Built for random links (``graph.links=one_edge``: one interacting pair per iteration, the
+population protocol). The paper's pairwise average x_i, x_j <- (x_i + x_j) / 2 is
+``graph.mixing=constant graph.weight=0.5``; with the default Metropolis weights the pair moves
+part way. Each agent keeps its own exact model; neighbours receive Q(x_j).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from .base import Algorithm
+from .copies import check_positive
+
+
+@dataclass
+class SwarmSGDConfig:
+    """eta: local SGD step; local_steps: H, SGD steps per agent per iteration (between interactions)."""
+
+    name: str = "swarm_sgd"
+    eta: float = 0.05
+    local_steps: int = 1
+
+    def check(self) -> None:
+        check_positive("algo", eta=self.eta)
+        if self.local_steps < 1:
+            raise ConfigError(f"algo.local_steps={self.local_steps}: must be >= 1")
+
+
+class SwarmSGD(Algorithm):
+    name = "swarm_sgd"
+    links = "random"
+
+    @property
+    def grads_per_step(self):
+        return self.cfg.local_steps
+
+    def init(self, x0):
+        return {"x": x0.clone()}
+
+    def step(self, state, t):
+        H, x = self.cfg.local_steps, state["x"]
+        for h in range(H):
+            x = x - self.cfg.eta * self.problem.grad(x, t * H + h)
+        sent = self.net.broadcast(x, self.compressor)
+        state["x"] = self.net.mix(sent, own=None if sent is x else x)
+        return state
