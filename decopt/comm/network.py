@@ -28,7 +28,8 @@ class Network:
 
     def __init__(self, graph: Graph, links: Links, rows: range, *, mixing: str = "metropolis",
                  weight: float | None = None, seed: int = 0, dtype=torch.float64, device="cpu",
-                 bits_convention: str = "broadcast"):
+                 bits_convention: str = "broadcast", link_latency: float = 0.0,
+                 link_bandwidth: float | None = None):
         self.graph, self.links, self.rows = graph, links, rows
         self.n, self.n_local = graph.n, len(rows)
         self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
@@ -37,6 +38,11 @@ class Network:
         self.t, self._call, self.active = 0, 0, None
         self.bits = 0                                              # cumulative, per convention
         self.comm_time = 0.0                                       # seconds spent communicating
+        # optional link model: a message of b bits takes alpha + b / beta seconds on its link;
+        # links work in parallel, so a round lasts as long as its slowest carrying arc
+        self.link_latency, self.link_bandwidth = float(link_latency), link_bandwidth
+        self.link_model = self.link_latency > 0 or link_bandwidth is not None
+        self.sim_time = 0.0                                        # simulated seconds (link model)
         src, dst = graph.arcs
         local = (src >= rows.start) & (src < rows.stop)
         self.out_arcs = np.flatnonzero(local)                      # arcs this process sends on
@@ -60,6 +66,9 @@ class Network:
         carried = arc_bits > 0
         self.arc_bits += arc_bits
         self.arc_msgs += carried
+        if self.link_model and carried.any():
+            per_bit = 0.0 if self.link_bandwidth is None else 1.0 / self.link_bandwidth
+            self.sim_time += float(self.link_latency + arc_bits[carried].max() * per_bit)
         if self.bits_convention == "edge":
             self.bits += int(arc_bits.sum())
         else:
@@ -69,12 +78,20 @@ class Network:
         """Bits sent by all agents so far (the ``bits`` column)."""
         return int(self.allreduce(torch.tensor(self.bits, dtype=torch.int64)))
 
+    def total_sim_time(self) -> float:
+        """Simulated communication time so far under the link model (the ``sim_time`` column):
+        the sum over message rounds of the slowest carrying arc's ``alpha + bits / beta``. A
+        backend whose processes see only their own arcs should reduce this with a max."""
+        return self.sim_time
+
     def state_dict(self) -> dict:
         """Traffic counters for a checkpoint (global arrays; the root's copy is complete)."""
-        return {"bits": self.bits, "arc_bits": self.arc_bits.copy(), "arc_msgs": self.arc_msgs.copy()}
+        return {"bits": self.bits, "arc_bits": self.arc_bits.copy(), "arc_msgs": self.arc_msgs.copy(),
+                "sim_time": self.sim_time}
 
     def load_state_dict(self, d: dict) -> None:
         self.bits = int(d["bits"])
+        self.sim_time = float(d.get("sim_time", 0.0))
         self.arc_bits[:] = d["arc_bits"][self.out_arcs]
         self.arc_msgs[:] = d["arc_msgs"][self.out_arcs]
 
@@ -122,3 +139,12 @@ class Network:
     def gather(self, X: torch.Tensor) -> torch.Tensor | None:
         """All n rows on the root process (None elsewhere): for checkpoints and tests."""
         raise NotImplementedError
+
+    def local(self, V: torch.Tensor) -> torch.Tensor:
+        """This process's rows of a global array (the inverse of ``gather``): agent rows of an
+        (n, ...) array, out-arc rows of a (2m, ...) per-arc array; anything else as is."""
+        if V.dim() and V.shape[0] == self.n:
+            return V[self.rows.start:self.rows.stop]
+        if V.dim() and V.shape[0] == 2 * self.graph.m:
+            return V[torch.as_tensor(self.out_arcs, device=V.device)]
+        return V

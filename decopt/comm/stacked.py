@@ -21,8 +21,11 @@ class StackedNetwork(Network):
         self._dst = torch.as_tensor(dst, device=dev)
         self._arc_w = torch.as_tensor(np.repeat(self.edge_w, 2), device=dev, dtype=dt)
         self._deg = torch.as_tensor(graph.degree, device=dev, dtype=dt)[:, None]
-        self._W = self._operator(self.edge_w, with_self=True)
-        self._W_diag = torch.as_tensor(1.0 - np.bincount(dst, weights=np.repeat(self.edge_w, 2),
+        # weights as stored in run.dtype, so that 1 - (their sum) makes every row of W sum to exactly 1
+        # (float32 1/3 is 1/3 + 1e-8: a W built from exact weights drifts x by 3e-8 x per step)
+        w_dt = torch.as_tensor(self.edge_w, dtype=dt).double().numpy()
+        self._W = self._operator(w_dt, with_self=True)
+        self._W_diag = torch.as_tensor(1.0 - np.bincount(dst, weights=np.repeat(w_dt, 2),
                                                          minlength=graph.n), device=dev, dtype=dt)[:, None]
         self._A = self._operator(np.ones(graph.m), with_self=False)
         self._out_deg = graph.degree  # arcs out of agent i
@@ -62,13 +65,14 @@ class StackedNetwork(Network):
     def exchange(self, M, compressor, shared=False):
         arcs = np.arange(2 * self.graph.m)
         keyrows = arcs >> 1 if shared else arcs
-        Mhat, bits = compressor.compress(M, self.next_key(), keyrows)
+        Msent, Mhat, bits = compressor.compress_split(M, self.next_key(), keyrows)
         if self.active is not None:
             arc_on = np.repeat(self.active, 2)
             bits = np.where(arc_on, bits, 0)
-            Mhat = Mhat * torch.as_tensor(arc_on, device=self.device, dtype=M.dtype)[:, None]
+            on = torch.as_tensor(arc_on, device=self.device, dtype=M.dtype)[:, None]
+            Msent, Mhat = (Mhat * on,) * 2 if Msent is Mhat else (Msent * on, Mhat * on)
         self._account(bits, bits, bits > 0)
-        M.copy_(Mhat)
+        M.copy_(Msent)
         return Mhat.view(self.graph.m, 2, -1).flip(1).reshape(Mhat.shape)
 
     # --- linear operators on halos ---------------------------------------------------------

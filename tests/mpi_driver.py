@@ -1,0 +1,151 @@
+"""Test driver for the MPI backend, run as ``mpirun -n P python tests/mpi_driver.py MODE SPEC``.
+
+Modes:
+* ``trajectory SPEC.json``: for each case in the spec (a composed config, an iteration count,
+  snapshot iterations, optionally the test codec below and a tiny receive capacity), run the
+  algorithm on the mpi backend (also for P = 1), gather every state tensor and the metrics, bits
+  and per-arc ledger at the snapshots to rank 0 and save them as ``SPEC.npz``. The pytest
+  process computes the same with :func:`trajectory` on the stacked backend and compares.
+* ``cli_fail RANK ARGS...``: ``python -m decopt run ARGS`` with DSGD's step raising on RANK at
+  iteration 3 (the abort path).
+* ``cli_kill RANK ARGS...``: the same, but RANK kills itself with SIGKILL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+import torch
+
+from decopt.compressors.base import Compressor
+from decopt.rng import uniform
+
+
+class VarCodec(Compressor):
+    """Test codec with random, variable-size payloads: keeps each entry with probability 0.35
+    (keyed on the row id), sends int32 indices + float64 values."""
+
+    name = "var"
+
+    def delta(self, d):
+        return 0.35
+
+    def _mask(self, key, rows, d):
+        return uniform(key, rows, d) < 0.35
+
+    def compress(self, V, key, rows):
+        mask = self._mask(key, rows, V.shape[1])
+        out = V * torch.as_tensor(mask, dtype=V.dtype, device=V.device)
+        return out, 96 * mask.sum(1).astype(np.int64)
+
+    def encode(self, V, key, rows):
+        mask = self._mask(key, rows, V.shape[1])
+        W = V.detach().cpu().double().numpy()
+        return [np.flatnonzero(m).astype(np.int32).tobytes() + W[i][m].tobytes() for i, m in enumerate(mask)]
+
+    def decode(self, payload, d, dtype=torch.float64):
+        k = len(payload) // 12
+        raw = bytes(payload)
+        idx = np.frombuffer(raw, dtype=np.int32, count=k)
+        vals = np.frombuffer(raw, dtype=np.float64, count=k, offset=4 * k)
+        out = torch.zeros(d, dtype=torch.float64)
+        out[torch.as_tensor(idx.astype(np.int64))] = torch.as_tensor(vals)
+        return out.to(dtype)
+
+
+def trajectory(cfg: dict, comm=None, iters: int = 10, snaps=(), codec: str | None = None,
+               capacity: int | None = None) -> dict | None:
+    """Step the configured algorithm; at each snapshot return (on rank 0) every state tensor in
+    global order, the metrics, the total bits and the per-arc ledger. ``comm=None``: stacked."""
+    from decopt import runner
+    from decopt.comm.mpi import MPINetwork
+    from decopt.config import validate
+    from decopt.metrics import evaluate
+
+    cfg = json.loads(json.dumps(cfg))
+    if comm is not None:
+        cfg["backend"]["name"] = "mpi"
+    settings = validate(cfg)
+    old_build, old_cap = runner.build_compressor, MPINetwork.initial_capacity
+    if codec == "var":
+        runner.build_compressor = lambda *a, **k: VarCodec()
+    MPINetwork.initial_capacity = capacity
+    try:
+        graph, net, problem, algo = runner.build(settings, comm)
+    finally:
+        runner.build_compressor, MPINetwork.initial_capacity = old_build, old_cap
+    root = comm is None or comm.Get_rank() == 0
+    state = algo.init(problem.x0())
+    out = {}
+    for t in range(iters):
+        net.begin(t)
+        state = algo.step(state, t)
+        if t + 1 in snaps:
+            for k, v in state.items():
+                g = net.gather(v)
+                if root:
+                    out[f"{t + 1}/state/{k}"] = g.cpu().numpy().copy()
+            for k, v in evaluate(problem, algo, net, state).items():
+                out[f"{t + 1}/metric/{k}"] = np.asarray(v, dtype=np.float64)
+            out[f"{t + 1}/bits"] = np.asarray(net.total_bits(), dtype=np.int64)
+            led = net.ledger()
+            if root:
+                out[f"{t + 1}/arc_bits"] = np.array(led["bits"])
+                out[f"{t + 1}/arc_msgs"] = np.array(led["messages"])
+    out["backend"] = np.asarray(net.backend)
+    return out if root else None
+
+
+def _run_trajectories(spec_path: str) -> None:
+    from mpi4py import MPI
+
+    torch.set_num_threads(1)
+    comm = MPI.COMM_WORLD
+    with open(spec_path) as fh:
+        spec = json.load(fh)
+    saved = {}
+    for case in spec["cases"]:
+        try:
+            res = trajectory(case["cfg"], comm, case["iters"], case["snaps"], case.get("codec"),
+                             case.get("capacity"))
+        except BaseException:
+            import traceback
+
+            sys.stderr.write(f"case {case['name']} failed on rank {comm.Get_rank()}:\n{traceback.format_exc()}")
+            sys.stderr.flush()
+            comm.Abort(1)
+        if res is not None:
+            saved.update({f"{case['name']}|{k}": v for k, v in res.items()})
+    if comm.Get_rank() == 0:
+        np.savez(spec_path[:-5] + ".npz", **saved)
+
+
+def _cli_with_fault(kind: str, rank: int, argv: list[str]) -> int:
+    from decopt.algorithms import dsgd
+    from decopt.cli import main
+    from decopt.comm.launch import world_rank
+
+    step = dsgd.DSGD.step
+
+    def faulty(self, state, t):
+        if t == 3 and world_rank() == rank:
+            if kind == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError(f"injected failure on rank {rank}")
+        return step(self, state, t)
+
+    dsgd.DSGD.step = faulty
+    return main(argv)
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "trajectory":
+        _run_trajectories(sys.argv[2])
+    elif mode in ("cli_fail", "cli_kill"):
+        sys.exit(_cli_with_fault(mode[4:], int(sys.argv[2]), sys.argv[3:]))
+    else:
+        sys.exit(f"unknown mode {mode}")
