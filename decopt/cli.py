@@ -90,9 +90,15 @@ def run_task(cfg, comm=None) -> None:
     out = HydraConfig.get().runtime.output_dir
     job = OmegaConf.to_container(cfg, resolve=True)
     if comm is not None:
+        job["backend"]["name"] = "mpi"            # chosen automatically under mpirun (> 1 rank)
         comm.bcast({"cfg": job, "out": out}, root=0)
     try:
-        result = run_job(job, out, comm)
+        if comm is not None:
+            from .comm.mpi import run_guarded     # any failure after validation aborts every rank
+
+            result = run_guarded(job, out, comm)
+        else:
+            result = run_job(job, out, comm)
     except ConfigError as exc:
         log.error("%s", exc)
         _failed(out, str(exc))
@@ -154,6 +160,11 @@ def _check_writable(argv: list[str]) -> None:
 
 def main(argv: list[str]) -> int:
     """Entry for ``decopt run``: validate first (one-line errors, exit 2), then run Hydra."""
+    from .comm.launch import world_rank, world_size
+
+    if world_size() > 1:                      # one BLAS/OpenMP thread per rank (set before torch loads)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
     if not _is_query(argv):
         try:
             if not _is_multirun(argv):
@@ -162,9 +173,9 @@ def main(argv: list[str]) -> int:
                 validate(compose(argv))
             _check_writable(argv)
         except ConfigError as exc:
-            print(f"decopt: error: {exc}", file=sys.stderr)
+            if world_rank() == 0:             # under mpirun every rank finds it; one prints
+                print(f"decopt: error: {exc}", file=sys.stderr)
             return 2
-    from .comm.launch import world_size
 
     if world_size() > 1:
         from .comm.mpi import mpi_main

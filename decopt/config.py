@@ -18,6 +18,7 @@ from .errors import ConfigError
 
 DTYPES = ("float32", "float64")
 PROGRESS = ("auto", "bar", "log", "none")
+EVAL_GRIDS = ("auto", "linear", "geometric")
 
 
 @dataclass
@@ -34,10 +35,17 @@ class RunConfig:
     bits_convention: str = "broadcast"
     progress: str = "auto"
     log_every_s: float = 10.0
+    eval_grid: str = "auto"                # linear (every eval_every) | geometric (20 per decade) | auto
+    diverge_threshold: float | None = 1e10  # stop as diverged when any |iterate entry| exceeds it; null = off
+    link_latency: float = 0.0              # seconds per message on a link (alpha); link model
+    link_bandwidth: float | None = None    # bits per second per link (beta); null = infinite
+    threads: int = 1                       # torch intra-op threads per process
 
     def check(self) -> None:
         if self.iterations < 0:
             raise ConfigError(f"run.iterations={self.iterations}: must be >= 0")
+        if self.threads < 1:
+            raise ConfigError(f"run.threads={self.threads}: must be >= 1")
         if self.eval_every < 1:
             raise ConfigError(f"run.eval_every={self.eval_every}: must be >= 1")
         if self.dtype not in DTYPES:
@@ -52,6 +60,14 @@ class RunConfig:
             raise ConfigError(f"run.checkpoint_every={self.checkpoint_every}: must be >= 0 (0 = off)")
         if self.bits_convention not in CONVENTIONS:
             raise ConfigError(f"run.bits_convention={self.bits_convention}: choose one of {', '.join(CONVENTIONS)}")
+        if self.link_latency < 0:
+            raise ConfigError(f"run.link_latency={self.link_latency}: must be >= 0 (seconds per message)")
+        if self.link_bandwidth is not None and not self.link_bandwidth > 0:
+            raise ConfigError(f"run.link_bandwidth={self.link_bandwidth}: must be > 0 (bits per second) or null")
+        if self.eval_grid not in EVAL_GRIDS:
+            raise ConfigError(f"run.eval_grid={self.eval_grid}: choose one of {', '.join(EVAL_GRIDS)}")
+        if self.diverge_threshold is not None and not self.diverge_threshold > 0:
+            raise ConfigError(f"run.diverge_threshold={self.diverge_threshold}: must be > 0 or null (off)")
         if self.progress not in PROGRESS:
             raise ConfigError(f"run.progress={self.progress}: choose one of {', '.join(PROGRESS)}")
 

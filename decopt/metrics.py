@@ -26,6 +26,7 @@ def evaluate(problem, algorithm, net, state) -> dict:
         "consensus_error": float(net.allreduce((dev * dev).sum())) / n,
     }
     row.update(problem.extra_metrics(xbar, loss))
+    row.update(problem.agent_metrics(X))
     row.update(algorithm.metrics(state))
     return row
 

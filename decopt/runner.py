@@ -60,15 +60,16 @@ def build(settings: Settings, comm=None):
     graph = build_graph(gcfg, seed=run.seed, n=gcfg.n or (world if world > 1 else None))
     links = Links(graph, gcfg.links, gcfg.link_p, seed=run.seed)
     kw = dict(mixing=gcfg.mixing, weight=gcfg.weight, seed=run.seed, dtype=dtype, device=run.device,
-              bits_convention=run.bits_convention)
-    if world > 1:
+              bits_convention=run.bits_convention, link_latency=run.link_latency,
+              link_bandwidth=run.link_bandwidth)
+    if world > 1 or (comm is not None and settings.backend.name == "mpi"):
         from .comm.mpi import MPINetwork
 
         net = MPINetwork(graph, links, comm, block(rank, world, graph.n), **kw)
     else:
         net = StackedNetwork(graph, links, **kw)
-    compressor = build_compressor(settings.compressor, 64 if run.dtype == "float64" else 32)
     problem = build_problem(settings.problem, net, run.seed)
+    compressor = build_compressor(settings.compressor, 64 if run.dtype == "float64" else 32, problem.segments)
     algorithm = build_algorithm(settings.algo, net, problem, compressor)
     return graph, net, problem, algorithm
 
@@ -77,11 +78,34 @@ def _due(t: int, every: int, last: int) -> bool:
     return t % every == 0 or t == last
 
 
+GEOMETRIC_PER_DECADE = 20
+
+
+def _schedule(run, problem):
+    """``due(t)``: evaluate every ``eval_every`` iterations (``linear``), or about 20 times per
+    decade of iterations (``geometric``: t = ceil(10^(k/20)), for runs over many decades);
+    ``auto`` takes the problem's preference (``problem.eval_grid``, linear by default). The
+    last iteration is always evaluated."""
+    grid = run.eval_grid if run.eval_grid != "auto" else getattr(problem, "eval_grid", "linear")
+    if grid == "linear":
+        return lambda t: _due(t, run.eval_every, run.iterations)
+    top = math.log10(max(run.iterations, 1)) * GEOMETRIC_PER_DECADE
+    points = {math.ceil(10 ** (k / GEOMETRIC_PER_DECADE) - 1e-9) for k in range(int(top) + 2)}
+    points.add(run.iterations)
+    return points.__contains__
+
+
+def _exploded(X, threshold) -> bool:
+    """True when an entry of the iterate exceeds ``threshold`` in magnitude (run.diverge_threshold)."""
+    return bool(threshold) and bool((X.abs() > threshold).any())
+
+
 def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
     """Run one job. ``cfg`` is a composed config (dict or DictConfig); ``run_dir`` is written by
     the root process only; ``comm`` is an MPI communicator for the ``mpi`` backend."""
     settings = validate(cfg)
     run = settings.run
+    torch.set_num_threads(run.threads)
     root = comm is None or comm.Get_rank() == 0
     world = comm.Get_size() if comm is not None else 1
     graph, net, problem, algo = build(settings, comm)
@@ -90,7 +114,10 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
 
     state = algo.init(problem.x0())
     t0, elapsed, rows = 0, 0.0, []
-    if run.resume and ckpt_path is not None and ckpt_path.exists():
+    resume = run.resume and ckpt_path is not None and ckpt_path.exists()
+    if comm is not None:
+        resume = comm.bcast(resume, root=0)          # every rank resumes, or none
+    if resume:
         t0, elapsed = _load_checkpoint(ckpt_path, state, net)
         if out is not None:
             rows = out.truncate_metrics(t0)
@@ -111,8 +138,13 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
     status, last_finite, done = "completed", None, t0
     comp_time = 0.0
 
+    due = _schedule(run, problem)
+
     def record(t_now, row_metrics):
-        row = {"iteration": t_now, "bits": net.total_bits(), "wall_time": elapsed + time.perf_counter() - start}
+        row = {"iteration": t_now, "bits": net.total_bits(), "samples": algo.samples(t_now),
+               "wall_time": elapsed + time.perf_counter() - start}
+        if net.link_model:
+            row["sim_time"] = net.total_sim_time()
         row.update(row_metrics)
         if out is not None:
             out.append_metrics(row)
@@ -130,13 +162,19 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
                 state = algo.step(state, t)
                 comp_time += time.perf_counter() - s0 - (net.comm_time - c0)
                 done = t + 1
-                if _due(done, run.eval_every, run.iterations):
+                if due(done):
                     metrics = evaluate(problem, algo, net, state)
-                    if not (finite(metrics) and state_finite(state)):
+                    bad = 0 if finite(metrics) and state_finite(state) else 1
+                    if int(net.allreduce(torch.tensor(bad))):    # every rank stops together
                         status = "diverged"
                         log.warning("iteration %d: non-finite iterate or metrics; stopping (status diverged)", done)
                         break
                     last_finite = record(done, metrics)
+                    if int(net.allreduce(torch.tensor(int(_exploded(algo.iterate(state), run.diverge_threshold))))):
+                        status = "diverged"
+                        log.warning("iteration %d: iterate beyond run.diverge_threshold=%g; stopping (status diverged)",
+                                    done, run.diverge_threshold)
+                        break
                 progress.update(done, last_finite)
                 checkpoint_due = run.checkpoint_every and done % run.checkpoint_every == 0
                 if ckpt_path is not None and (checkpoint_due or stop.requested):
@@ -157,13 +195,14 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
         "wall_time": wall,
         "time_per_iteration": {"total": wall / iters, "compute": comp_time / iters,
                                "communication": net.comm_time / iters},
-        "provenance": provenance.collect(),
+        "provenance": provenance.collect() if root else {},
     }
     if status == "diverged":
         summary["diverged_at"] = done
+    ledger = net.ledger()                              # collective on the mpi backend
     if out is not None:
         out.write_summary(summary)
-        out.write_ledger(net.ledger())
+        out.write_ledger(ledger)
         out.close()
     metrics = read_metrics(out.path) if out is not None else _columns(rows)
     return Result(Path(run_dir) if run_dir is not None else None, summary, metrics, state)
@@ -217,6 +256,6 @@ def _load_checkpoint(path: Path, state: dict, net) -> tuple[int, float]:
     ck = torch.load(path, map_location=net.device, weights_only=False)
     rows = net.rows
     for k, v in ck["state"].items():
-        state[k].copy_(v[rows.start:rows.stop])
+        state[k].copy_(net.local(v))
     net.load_state_dict(ck["traffic"])
     return int(ck["t"]), float(ck["elapsed"])
