@@ -169,10 +169,13 @@ def main(argv: list[str]) -> int:
         try:
             if not _is_multirun(argv):
                 from .config import validate
+                from .runner import make_graph
 
-                validate(compose(argv))
+                make_graph(validate(compose(argv)), world_size())
             _check_writable(argv)
         except ConfigError as exc:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
             if world_rank() == 0:             # under mpirun every rank finds it; one prints
                 print(f"decopt: error: {exc}", file=sys.stderr)
             return 2

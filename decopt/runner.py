@@ -17,6 +17,7 @@ from .algorithms import build_algorithm
 from .comm import StackedNetwork
 from .compressors import build_compressor
 from .config import Settings, validate
+from .errors import ConfigError
 from .graphs import Links, build_graph, mixing_matrix, spectral_gap
 from .metrics import evaluate, finite, state_finite
 from .problems import build_problem
@@ -51,13 +52,23 @@ def block(rank: int, size: int, n: int) -> range:
     return range(start, start + base + (rank < extra))
 
 
+def make_graph(settings: Settings, world: int = 1):
+    """The job's graph; ``graph.n`` defaults to the number of MPI ranks (or 10 alone)."""
+    gcfg = settings.graph
+    graph = build_graph(gcfg, seed=settings.run.seed, n=gcfg.n or (world if world > 1 else None))
+    if graph.n < world:
+        raise ConfigError(f"graph.n={graph.n}: smaller than the {world} MPI ranks; every rank needs at least "
+                          f"one agent (mpirun -n <= {graph.n}, or a larger graph.n)")
+    return graph
+
+
 def build(settings: Settings, comm=None):
     """Graph, network, compressor, problem and algorithm for one job on this process."""
     world = comm.Get_size() if comm is not None else 1
     rank = comm.Get_rank() if comm is not None else 0
     run, gcfg = settings.run, settings.graph
     dtype = getattr(torch, run.dtype)
-    graph = build_graph(gcfg, seed=run.seed, n=gcfg.n or (world if world > 1 else None))
+    graph = make_graph(settings, world)
     links = Links(graph, gcfg.links, gcfg.link_p, seed=run.seed)
     kw = dict(mixing=gcfg.mixing, weight=gcfg.weight, seed=run.seed, dtype=dtype, device=run.device,
               bits_convention=run.bits_convention, link_latency=run.link_latency,

