@@ -146,14 +146,11 @@ def _check_writable(argv: list[str]) -> None:
     key = "hydra.sweep.dir" if _is_multirun(argv) else "hydra.run.dir"
     given = [a.split("=", 1)[1] for a in argv if a.startswith(key + "=")]
     target = Path(given[-1]) if given else Path.cwd()
-    probe = target if given else target / ".decopt-write-test"
+    probe = target / f".decopt-write-test-{os.getpid()}"     # one per process: ranks check at once
     try:
-        probe.mkdir(parents=True, exist_ok=True)
-        test = probe / ".decopt-write-test" if given else probe
-        test.with_suffix(".tmp").write_text("ok")
-        test.with_suffix(".tmp").unlink()
-        if not given:
-            probe.rmdir()
+        target.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok")
+        probe.unlink()
     except OSError as exc:
         raise ConfigError(f"{key}={target}: cannot write there ({exc.strerror})") from None
 
