@@ -111,8 +111,8 @@ def _help_text() -> str:
     from pathlib import Path
 
     conf = Path(__file__).resolve().parent / "conf"
-    groups = "\n".join(f"{g}: {', '.join(sorted(p.stem for p in (conf / g).glob('*.yaml')))}"
-                       for g in GROUPS)
+    names = list(GROUPS) + ["compressor/inner"]             # the channel's inner codec (compressor=noisy)
+    groups = "\n".join(f"{g}: {', '.join(sorted(p.stem for p in (conf / g).glob('*.yaml')))}" for g in names)
     return HELP.format(groups=groups)
 
 
