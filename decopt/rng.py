@@ -7,11 +7,15 @@ of one Philox stream whose 128-bit cipher key is derived from the draw key, so:
 * both endpoints of an edge compute the same draw without talking;
 * a rank that owns rows 8..15 gets exactly the numbers the single-process run gives them;
 * a resumed run draws what the uninterrupted run would have drawn.
+
+Draws made every iteration for a fixed set of rows can instead use the *iteration-major* layout
+(``uniform_steps``, ``normal_steps``): t moves from the cipher key into the counter, so a block
+of iterations is one slice of one stream, drawn at once; still a function of (seed, stream, t, row).
 """
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,9 +41,9 @@ def _splitmix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-@dataclass(frozen=True)
-class Key:
-    """Identifies one draw: ``(seed, stream, t, call)``; rows are chosen at draw time."""
+class Key(NamedTuple):
+    """Identifies one draw: ``(seed, stream, t, call)``; rows are chosen at draw time (a tuple:
+    created once per message round, it must be cheap)."""
 
     seed: int
     stream: int
@@ -67,40 +71,97 @@ def _runs(rows: np.ndarray):
         start = b
 
 
+class _Philox:
+    """One reusable Philox bit generator: re-keying it (a state assignment, ~1 us) gives exactly the
+    stream of a fresh ``np.random.Philox(key=...)`` (~13 us to create). Not thread-safe."""
+
+    def __init__(self):
+        self.bg = np.random.Philox(0)
+        self.gen = np.random.Generator(self.bg)
+        self.state = self.bg.state
+
+    def stream(self, cipher_key: int, skip: int) -> np.random.Generator:
+        """The generator at the start of the stream keyed ``cipher_key``, advanced by ``skip`` blocks of 4."""
+        s = self.state
+        s["state"]["key"][:] = (cipher_key & _MASK64, cipher_key >> 64)
+        s["state"]["counter"][:] = 0
+        s["buffer_pos"], s["has_uint32"], s["uinteger"] = 4, 0, 0
+        self.bg.state = s
+        if skip:
+            self.bg.advance(skip)
+        return self.gen
+
+
+_PHILOX = _Philox()
+
+
+def _spans(rows):
+    """``(spans, n, inverse)``: runs of consecutive row ids ``(first, count, at)``, the number of
+    rows, and the index that restores the requested order (None when already in order)."""
+    if isinstance(rows, range) and rows.step == 1:
+        return [(rows.start, len(rows), 0)], len(rows), None
+    rows = np.asarray(rows, dtype=np.int64).ravel()
+    inverse = None
+    if rows.size > 1 and np.any(np.diff(rows) != 1):
+        rows, inverse = np.unique(rows, return_inverse=True)
+    return list(_runs(rows)), rows.size, inverse
+
+
+def _fill(out: np.ndarray, ck: int, spans, width: int) -> None:
+    for first, count, at in spans:
+        q, r = divmod(first * width, 4)
+        gen = _PHILOX.stream(ck, q)
+        if r == 0 and out.flags.c_contiguous:
+            gen.random(out=out[at:at + count].reshape(-1))
+        else:
+            out[at:at + count] = gen.random(count * width + r)[r:].reshape(count, width)
+
+
 def uniform(key: Key, rows, width: int) -> np.ndarray:
     """U[0,1) float64 array of shape ``(len(rows), width)``; row r's numbers depend only on (key, r)."""
-    inverse = None
-    if isinstance(rows, range) and rows.step == 1:
-        spans = [(rows.start, len(rows), 0)]
-        n = len(rows)
-    else:
-        rows = np.asarray(rows, dtype=np.int64).ravel()
-        if rows.size > 1 and np.any(np.diff(rows) != 1):
-            rows, inverse = np.unique(rows, return_inverse=True)
-        spans = list(_runs(rows))
-        n = rows.size
+    spans, n, inverse = _spans(rows)
     out = np.empty((n, width), dtype=np.float64)
-    if width == 0 or n == 0:
-        return out if inverse is None else out[inverse]
-    ck = key.cipher_key()
-    for first, count, at in spans:
-        bg = np.random.Philox(key=ck)
-        q, r = divmod(first * width, 4)
-        if q:
-            bg.advance(q)
-        x = np.random.Generator(bg).random(count * width + r)
-        out[at:at + count] = x[r:].reshape(count, width)
+    if width and n:
+        _fill(out, key.cipher_key(), spans, width)
     return out if inverse is None else out[inverse]
+
+
+def uniform_steps(key: Key, steps: range, rows, width: int, total: int) -> np.ndarray:
+    """U[0,1) draws for a range of iterations at once, shape ``(len(steps), len(rows), width)``,
+    in the *iteration-major* layout: the numbers of (t, r) are the slice
+    ``[(t * total + r) * width, (t * total + r + 1) * width)`` of the one stream keyed by ``key``
+    (its ``t`` unused), ``total`` being the number of global rows. Still a function of
+    (key, t, r) only, so any block of iterations or rows, on any rank or after a resume, draws the
+    same numbers; but a block over all rows is one slice of one stream, drawn by one call instead
+    of one Philox keying per iteration. A different stream from ``uniform`` with t in the key: a
+    draw site uses one layout or the other."""
+    spans, n, inverse = _spans(rows)
+    out = np.empty((len(steps), n, width), dtype=np.float64)
+    if width and n and len(steps):
+        if n == total:                      # every row: the block is one run of the stream
+            runs = [(steps.start * total, len(steps) * total, 0)]
+        else:
+            runs = [(t * total + first, count, i * n + at) for i, t in enumerate(steps) for first, count, at in spans]
+        _fill(out.reshape(-1, width), key.cipher_key(), runs, width)
+    return out if inverse is None else out[:, inverse]
+
+
+def _box_muller(u: np.ndarray, width: int) -> np.ndarray:
+    """Standard normals from uniforms whose last axis has 2 * ceil(width / 2) entries."""
+    half = u.shape[-1] // 2
+    r = np.sqrt(-2.0 * np.log1p(-u[..., :half]))
+    a = 2 * np.pi * u[..., half:]
+    return np.concatenate([r * np.cos(a), r * np.sin(a)], axis=-1)[..., :width]
 
 
 def normal(key: Key, rows, width: int) -> np.ndarray:
     """Standard normal draws (Box-Muller over keyed uniforms), shape ``(len(rows), width)``."""
-    half = (width + 1) // 2
-    u = uniform(key, rows, 2 * half)
-    u1, u2 = u[:, :half], u[:, half:]
-    r = np.sqrt(-2.0 * np.log1p(-u1))
-    z = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)], axis=1)
-    return z[:, :width]
+    return _box_muller(uniform(key, rows, 2 * ((width + 1) // 2)), width)
+
+
+def normal_steps(key: Key, steps: range, rows, width: int, total: int) -> np.ndarray:
+    """Standard normals in the iteration-major layout of ``uniform_steps`` (Box-Muller as ``normal``)."""
+    return _box_muller(uniform_steps(key, steps, rows, 2 * ((width + 1) // 2), total), width)
 
 
 def integers(key: Key, rows, width: int, high) -> np.ndarray:

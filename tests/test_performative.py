@@ -15,7 +15,7 @@ from decopt.compressors.identity import Identity
 from decopt.config import validate
 from decopt.graphs import Graph, Links
 from decopt.problems.gaussian_mean import GaussianMean, GaussianMeanConfig
-from decopt.rng import Key, Stream, normal
+from decopt.rng import Key, Stream, normal_steps
 from decopt.runner import build
 
 from conftest import SHARED_DATA
@@ -54,7 +54,7 @@ def test_dsgd_gd_uses_the_sample_gradient_at_a_fixed_sample():
     x = torch.linspace(-2.0, 3.0, 25, dtype=torch.float64)[:, None]
     t = 7
     # the sample Z_i ~ D_i(x_i), written out: zbar_i + eps_i x_i + sigma w, w keyed (seed, PROBLEM, t, agent)
-    w = torch.as_tensor(normal(Key(0, Stream.PROBLEM, t), range(25), 3)).view(25, 3, 1)
+    w = torch.as_tensor(normal_steps(Key(0, Stream.PROBLEM), range(t, t + 1), range(25), 3, 25)).view(25, 3, 1)
     Z = p.zbar[:, None, :] + p.eps[:, None, :] * x[:, None, :] + w
     np.testing.assert_allclose(p.sample(x, t), Z, atol=1e-13)
     # the algorithm's gradient = d/dtheta mean_b (theta - Z_b)^2 / 2 with Z held fixed ...

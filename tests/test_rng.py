@@ -1,7 +1,7 @@
 """Keyed randomness: a row's numbers depend only on (key, row), wherever they are drawn."""
 import numpy as np
 
-from decopt.rng import Key, Stream, integers, normal, uniform
+from decopt.rng import Key, Stream, integers, normal, normal_steps, uniform, uniform_steps
 
 
 def test_block_draws_equal_full_draw():
@@ -10,6 +10,16 @@ def test_block_draws_equal_full_draw():
     for start, stop in [(0, 4), (4, 5), (5, 10), (3, 9)]:
         np.testing.assert_array_equal(uniform(key, range(start, stop), 13), full[start:stop])
     np.testing.assert_array_equal(uniform(key, [7, 2, 2, 9], 13), full[[7, 2, 2, 9]])
+
+
+def test_iteration_major_draws_depend_only_on_t_and_row():
+    key = Key(7, Stream.PROBLEM)
+    full = uniform_steps(key, range(40), range(10), 3, 10)
+    for steps, rows in [(range(5, 9), range(10)), (range(5, 6), range(3, 7)), (range(39, 40), [9, 0, 4]),
+                        (range(12, 30), range(9, 10))]:
+        np.testing.assert_array_equal(uniform_steps(key, steps, rows, 3, 10), full[steps.start:steps.stop][:, rows])
+    z = normal_steps(key, range(3, 5), range(10), 5, 10)
+    assert z.shape == (2, 10, 5) and np.isfinite(z).all()
 
 
 def test_keys_give_independent_streams():

@@ -44,11 +44,9 @@ class DSGDGD(Algorithm):
         return {"x": x0.clone()}
 
     def gradient(self, x, t):
-        """Phase 1: deploy x_i, draw Z_i ~ D_i(x_i); the sample gradient at x with Z fixed."""
-        p = self.problem
-        if hasattr(p, "sample"):
-            return p.sample_grad(x, p.sample(x, t))
-        return p.grad(x, t)
+        """Phase 1: deploy x_i, draw Z_i ~ D_i(x_i); the sample gradient at x with Z fixed
+        (``Performative.grad``; a plain problem's stochastic gradient otherwise)."""
+        return self.problem.grad(x, t)
 
     def step(self, state, t):
         x = state["x"]

@@ -129,12 +129,15 @@ class SharedMask(Compressor):
 
     def compress(self, V, key, rows):
         rows = np.asarray(rows, dtype=np.int64).ravel() if not isinstance(rows, range) else np.arange(rows.start, rows.stop)
-        out = torch.zeros_like(V)
-        nz = torch.nonzero(V.ne(0).any(1)).squeeze(1).cpu().numpy()
-        if nz.size:                         # all-zero rows decode to zero whatever the mask
-            S = self._full(key.t, rows[nz], V.device)
-            idx = torch.as_tensor(nz, device=V.device)
-            out[idx] = V[idx] * S.to(V.dtype)
+        nz = torch.nonzero(V.any(1)).squeeze(1).cpu().numpy()
+        if nz.size == V.shape[0]:           # every row sent: no gather/scatter
+            out = torch.where(self._full(key.t, rows, V.device), V, 0.0)
+        else:
+            out = torch.zeros_like(V)
+            if nz.size:                     # all-zero rows decode to zero whatever the mask
+                S = self._full(key.t, rows[nz], V.device)
+                idx = torch.as_tensor(nz, device=V.device)
+                out[idx] = V[idx] * S.to(V.dtype)
         if V.dtype != self.wire_torch:
             out = out.to(self.wire_torch).to(V.dtype)
         bits = np.full(V.shape[0], self.blocks * self.k * self.precision, dtype=np.int64)
@@ -277,19 +280,26 @@ class FSPDA(_PrimalDual):
         return self._all if act is None else self._all[act[self.net.out_arcs >> 1]]
 
     def _exchange(self, t, pos, Vs):
-        """Send the masked rows of each V in ``Vs`` on the active out-arcs ``pos``; return
-        (received masks, [(sent, received) per V]) restricted to ``pos``."""
+        """Send the masked rows of each V in ``Vs`` on the active out-arcs ``pos`` (the codec
+        applies the masks: ``exchange`` replaces M by what was sent); return (source agents,
+        received masks or None when unused, [(sent, received) per V]) restricted to ``pos``."""
         net, d = self.net, Vs[0].shape[1]
         arcs = net.out_arcs[pos]
         shared = self.cfg.shared_mask
-        S = self.codec.masks(t, arcs >> 1 if shared else arcs, net.device).to(net.dtype)
         src = self._src[torch.as_tensor(pos, device=net.device)]
-        M = torch.zeros(len(net.out_arcs), self.blocks * d, dtype=net.dtype, device=net.device)
-        rows = torch.as_tensor(pos, device=net.device)
-        M[rows] = torch.cat([S * V[src] for V in Vs], 1) if len(Vs) > 1 else S * Vs[0][src]
+        rows_v = torch.cat([V[src] for V in Vs], 1) if len(Vs) > 1 else Vs[0][src]
+        every = len(pos) == len(net.out_arcs)              # every arc active: no scatter/gather
+        if every:
+            M = rows_v
+        else:
+            M = torch.zeros(len(net.out_arcs), self.blocks * d, dtype=net.dtype, device=net.device)
+            rows = torch.as_tensor(pos, device=net.device)
+            M[rows] = rows_v
         recv = net.exchange(M, self.codec, shared=shared)
-        sent, got = M[rows], recv[rows]
-        S_in = S if shared else self.codec.masks(t, arcs ^ 1, net.device).to(net.dtype)
+        sent, got = (M, recv) if every else (M[rows], recv[rows])
+        S_in = None
+        if not shared or getattr(self.cfg, "dual_update", "paper") == "official":
+            S_in = self.codec.masks(t, arcs >> 1 if shared else arcs ^ 1, net.device)
         pairs = [(sent[:, b * d:(b + 1) * d], got[:, b * d:(b + 1) * d]) for b in range(len(Vs))]
         return src, S_in, pairs
 
@@ -297,7 +307,7 @@ class FSPDA(_PrimalDual):
         """sum over active arcs i -> j of S ⊙ (v_i - v_j) into agent rows. Shared masks: the
         sent values minus the received ones (identical pair at both ends, so the two endpoint
         terms cancel exactly); unshared: own v on the coordinates received, minus them."""
-        diff = sent - got if self.cfg.shared_mask else S_in * V[src] - got
+        diff = sent - got if self.cfg.shared_mask else torch.where(S_in, V[src], 0.0) - got
         return scatter_rows(V, src, diff)
 
     def step(self, state, t):
@@ -332,7 +342,7 @@ class FSPDA(_PrimalDual):
         if cfg.dual_update == "paper":
             lam.add_(C, alpha=cfg.beta)                                     # (4b)
         else:                                                               # own x^{t+1}, neighbour x^t
-            lam.add_(scatter_rows(X, src, S_in * X[src] - got), alpha=cfg.beta)
+            lam.add_(scatter_rows(X, src, torch.where(S_in, X[src], 0.0) - got), alpha=cfg.beta)
         return state
 
 

@@ -61,35 +61,45 @@ class Network:
         return key
 
     # --- accounting ----------------------------------------------------------------------
-    def _account(self, arc_bits: np.ndarray, sender_bits: np.ndarray, sender_sent: np.ndarray) -> None:
-        """Add one round: bits per local out-arc (0 where nothing was sent) and per local sender."""
+    def _account(self, arc_bits: np.ndarray, sender_bits: np.ndarray, sender_sent: np.ndarray,
+                 times: int = 1) -> None:
+        """Add ``times`` identical rounds: bits per local out-arc (0 where nothing was sent) and
+        per local sender."""
         carried = arc_bits > 0
-        self.arc_bits += arc_bits
-        self.arc_msgs += carried
+        self.arc_bits += arc_bits * times
+        self.arc_msgs += carried * times
         if self.link_model and carried.any():
             per_bit = 0.0 if self.link_bandwidth is None else 1.0 / self.link_bandwidth
-            self.sim_time += float(self.link_latency + arc_bits[carried].max() * per_bit)
+            self.sim_time += times * float(self.link_latency + arc_bits[carried].max() * per_bit)
         if self.bits_convention == "edge":
-            self.bits += int(arc_bits.sum())
+            self.bits += times * int(arc_bits.sum())
         else:
-            self.bits += int(sender_bits[sender_sent].sum())
+            self.bits += times * int(sender_bits[sender_sent].sum())
+
+    def _settle(self) -> None:
+        """Apply accounting a backend has deferred (see ``StackedNetwork.broadcast``); called
+        before the counters are read or saved."""
 
     def total_bits(self) -> int:
         """Bits sent by all agents so far (the ``bits`` column)."""
+        self._settle()
         return int(self.allreduce(torch.tensor(self.bits, dtype=torch.int64)))
 
     def total_sim_time(self) -> float:
         """Simulated communication time so far under the link model (the ``sim_time`` column):
         the sum over message rounds of the slowest carrying arc's ``alpha + bits / beta``. A
         backend whose processes see only their own arcs should reduce this with a max."""
+        self._settle()
         return self.sim_time
 
     def state_dict(self) -> dict:
         """Traffic counters for a checkpoint (global arrays; the root's copy is complete)."""
+        self._settle()
         return {"bits": self.bits, "arc_bits": self.arc_bits.copy(), "arc_msgs": self.arc_msgs.copy(),
                 "sim_time": self.sim_time}
 
     def load_state_dict(self, d: dict) -> None:
+        self._settle()
         self.bits = int(d["bits"])
         self.sim_time = float(d.get("sim_time", 0.0))
         self.arc_bits[:] = d["arc_bits"][self.out_arcs]
@@ -97,6 +107,7 @@ class Network:
 
     def ledger(self) -> dict:
         """Cumulative bits and messages per local directed edge ``i -> j``."""
+        self._settle()
         src, dst = self.graph.arcs
         return {"src": src[self.out_arcs], "dst": dst[self.out_arcs],
                 "bits": self.arc_bits.copy(), "messages": self.arc_msgs.copy()}

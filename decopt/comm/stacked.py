@@ -29,6 +29,8 @@ class StackedNetwork(Network):
                                                          minlength=graph.n), device=dev, dtype=dt)[:, None]
         self._A = self._operator(np.ones(graph.m), with_self=False)
         self._out_deg = graph.degree  # arcs out of agent i
+        # a broadcast round repeated on static links with constant sizes: [bits, times, arc_bits, sent]
+        self._round = [None, 0, None, None]
 
     def _operator(self, w: np.ndarray, with_self: bool) -> torch.Tensor:
         """Sparse (dense when small) n x n matrix with weight w_e on both arcs of edge e."""
@@ -52,6 +54,10 @@ class StackedNetwork(Network):
     # --- messages --------------------------------------------------------------------------
     def broadcast(self, V, compressor):
         Vhat, bits = compressor.compress(V, self.next_key(), self.rows)
+        if self.active is None and bits is self._round[0]:
+            self._round[1] += 1           # the previous static round again: count it, account on read
+            return Vhat
+        self._settle()
         if self.active is None:
             arc_on = np.ones(2 * self.graph.m, dtype=bool)
         else:
@@ -59,8 +65,17 @@ class StackedNetwork(Network):
         src, _ = self.graph.arcs
         arc_bits = np.where(arc_on, bits[src], 0)
         sent = np.bincount(src[arc_on], minlength=self.n) > 0
-        self._account(arc_bits, bits, sent)
+        if self.active is None and not bits.flags.writeable:      # sizes a compressor guarantees constant
+            self._round = [bits, 1, arc_bits, sent]
+        else:
+            self._account(arc_bits, bits, sent)
         return Vhat
+
+    def _settle(self):
+        bits, times, arc_bits, sent = self._round
+        if times:
+            self._account(arc_bits, bits, sent, times)
+            self._round[1] = 0
 
     def exchange(self, M, compressor, shared=False):
         arcs = np.arange(2 * self.graph.m)

@@ -66,6 +66,17 @@ class Compressor:
         """A one-row plan from a payload; PayloadError when malformed."""
         raise NotImplementedError
 
+    def fixed_bits(self, n: int, per_row: int) -> np.ndarray:
+        """``per_row`` bits for each of n rows, for codecs whose sizes do not depend on the data:
+        one cached read-only array per (n, per_row), so that a network recognises a repeated
+        round of the same sizes and counts it instead of re-adding arrays (``StackedNetwork.broadcast``)."""
+        cache = self.__dict__.setdefault("_fixed_bits", {})
+        if (n, per_row) not in cache:
+            bits = np.full(n, per_row, dtype=np.int64)
+            bits.flags.writeable = False
+            cache[n, per_row] = bits
+        return cache[n, per_row]
+
     # --- the public codec ------------------------------------------------------------------
     def compress(self, V: torch.Tensor, key: Key, rows) -> tuple[torch.Tensor, np.ndarray]:
         p = self.plan(V, key, rows)

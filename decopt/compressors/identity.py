@@ -35,7 +35,7 @@ class Identity(Compressor):
         return 1.0
 
     def compress(self, V, key, rows):
-        bits = np.full(V.shape[0], V.shape[1] * self.precision, dtype=np.int64)
+        bits = self.fixed_bits(V.shape[0], V.shape[1] * self.precision)
         if V.dtype == self.wire_torch:
             return V, bits
         return V.to(self.wire_torch).to(V.dtype), bits
@@ -46,7 +46,7 @@ class Identity(Compressor):
 
     def bits(self, plan):
         n, d = plan["v"].shape
-        return np.full(n, d * self.precision, dtype=np.int64)
+        return self.fixed_bits(n, d * self.precision)
 
     def values(self, plan, d, dtype, device):
         return plan["v"].to(device=device, dtype=dtype)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..errors import PayloadError
@@ -92,7 +91,7 @@ class _Sparsifier(Compressor):
         return {"n": V.shape[0], "lay": lay, "idx": idx, "vals": vals}
 
     def bits(self, plan):
-        return np.full(plan["n"], self.bits_for(sum(ds for _, ds, _ in plan["lay"])), dtype=np.int64)
+        return self.fixed_bits(plan["n"], self.bits_for(sum(ds for _, ds, _ in plan["lay"])))
 
     def values(self, plan, d, dtype, device):
         out = torch.zeros(plan["n"], d, dtype=dtype, device=device)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
-from ..rng import Key, Stream, normal, uniform
+from ..rng import Key, Stream, normal_steps, uniform
 from .performative import Performative, sensitivities
 
 
@@ -49,6 +49,8 @@ class GaussianMeanConfig:
 
 
 class GaussianMean(Performative):
+    NOISE_VALUES = 1 << 16
+
     def __init__(self, cfg: GaussianMeanConfig, net, seed):
         super().__init__(net, seed)
         self.d, self.batch_size, self.sigma, self.m = cfg.dim, cfg.batch_size, cfg.sigma, 1
@@ -57,23 +59,47 @@ class GaussianMean(Performative):
         zbar = cfg.zbar_low + (cfg.zbar_high - cfg.zbar_low) * uniform(Key(seed, Stream.DATA, 0, 0), rows, cfg.dim)
         as_t = lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device)
         self.eps, self.zbar = as_t(eps)[:, None], as_t(zbar)
+        self._one_minus_eps = 1.0 - self.eps
+        # noise is drawn for a block of iterations at a time, about NOISE_VALUES numbers
+        self._block_len = max(1, self.NOISE_VALUES // (net.n_local * (self.batch_size or 1) * self.d))
+        self._block_index = None
         self.eps_avg = float(net.sum(torch.as_tensor(eps)[:, None])[0]) / net.n
         zsum = net.sum(torch.as_tensor(zbar, dtype=torch.float64))
         self.theta_ps = None
         if self.eps_avg < 1.0:
             self.theta_ps = (zsum / (net.n * (1.0 - self.eps_avg))).to(self.dtype)
 
+    def _block(self, t):
+        """``(w, c, at)``: the block of iterations holding t, with its standard normals w keyed
+        (seed, PROBLEM, t, agent) in the iteration-major layout (``rng.normal_steps``), shape
+        (block, n_local, b, d), the constant part of each gradient ``c = -(zbar_i + sigma mean_b w_i)``,
+        and t's place in the block. Blocks start at multiples of their length (any resume or
+        rank draws the same numbers; drawing a block is one Philox call)."""
+        i, at = divmod(t, self._block_len)
+        if i != self._block_index:
+            steps = range(i * self._block_len, (i + 1) * self._block_len)
+            w = normal_steps(Key(self.seed, Stream.PROBLEM), steps, self.net.rows, self.batch_size * self.d, self.net.n)
+            w = torch.as_tensor(w, dtype=self.dtype, device=self.device).view(len(steps), -1, self.batch_size, self.d)
+            self._block_index, self._w, self._c = i, w, -(self.zbar + self.sigma * w.mean(2))
+        return self._w, self._c, at
+
     def sample(self, X, t):
-        """Z_i = zbar_i + eps_i x_i + sigma w_i, w keyed (seed, PROBLEM, t, agent): (n_local, b, d)."""
-        mean = self.zbar + self.eps * X
+        """Z_i = zbar_i + eps_i x_i + sigma w_i: (n_local, b, d)."""
+        mean = torch.addcmul(self.zbar, self.eps, X)[:, None, :]
         if self.batch_size is None:
-            return mean[:, None, :]
-        b = self.batch_size
-        w = normal(Key(self.seed, Stream.PROBLEM, t), self.net.rows, b * self.d)
-        return mean[:, None, :] + self.sigma * torch.as_tensor(w, dtype=X.dtype, device=X.device).view(-1, b, self.d)
+            return mean
+        w, _, at = self._block(t)
+        return mean + self.sigma * w[at]
 
     def sample_grad(self, X, Z):
         return X - Z.mean(1)
+
+    def grad(self, X, t):
+        """The sample gradient x_i - mean_b Z_i = (1 - eps_i) x_i - zbar_i - sigma mean_b w_i, in one op."""
+        if self.batch_size is None:
+            return torch.addcmul(-self.zbar, self._one_minus_eps, X)
+        _, c, at = self._block(t)
+        return torch.addcmul(c[at], self._one_minus_eps, X)
 
     def loss_grad(self, X):
         r = (1.0 - self.eps) * X - self.zbar

@@ -1,0 +1,121 @@
+"""Per-iteration overhead on a tiny problem: DSGD-GD on gaussian_mean, 25 agents, ring (issue 11, 1).
+
+Side by side in one process, alternating, best of ``--repeat`` rounds:
+
+* ``numpy reference``: a hand-written NumPy loop of the same update (draw the Gaussian sample,
+  the sample gradient, mixing with the dense 25 x 25 W, the diminishing step), with the same
+  metrics (average iterate, PS error, consensus error) on the same geometric grid;
+* ``decopt``: ``decopt.run`` of the same job (keyed Philox noise, bit accounting, metrics on the
+  geometric grid, the runner's bookkeeping). Its per-iteration time is the difference of two runs
+  (``--iterations`` and ``--iterations // 10``), so setup (config, graph, imports) cancels;
+* ``decopt step only``: ``algorithm.step`` in a bare loop (no runner, no metrics);
+* ``decopt, problem.dim=10``: ten independent replicas of the 1-D problem batched as coordinates
+  (independent noise and zbar per coordinate), i.e. ten runs for the price of one;
+* the machine's floor: one tiny torch op and one tiny NumPy op.
+
+    python benchmarks/bench_overhead.py [--iterations 200000] [--repeat 3] [--clock cpu|wall]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+import torch
+
+import decopt
+from decopt.cli import compose
+from decopt.config import validate
+from decopt.runner import GEOMETRIC_PER_DECADE, build
+
+import limits
+
+JOB = ["algo=dsgd_gd", "problem=gaussian_mean", "graph=ring", "graph.n=25", "run.dtype=float64",
+       "run.eval_grid=geometric", "run.progress=none"]
+
+
+def geometric_grid(iterations: int) -> set[int]:
+    top = math.log10(iterations) * GEOMETRIC_PER_DECADE
+    return {math.ceil(10 ** (k / GEOMETRIC_PER_DECADE) - 1e-9) for k in range(int(top) + 2)} | {iterations}
+
+
+def numpy_reference(iterations: int) -> float:
+    """Seconds for ``iterations`` steps of the hand-written loop (same W, eps, zbar, step sizes)."""
+    _, net, problem, algo = build(validate(compose(JOB)))
+    n = net.n
+    W = np.zeros((n, n))
+    for i in range(n):
+        W[i, i] = W[i, (i + 1) % n] = W[i, (i - 1) % n] = 1 / 3
+    eps, zbar = problem.eps[:, 0].numpy(), problem.zbar[:, 0].numpy()
+    theta_ps = float(problem.theta_ps)
+    a0, a1 = algo.cfg.a0, algo.cfg.a1
+    grid, rows = geometric_grid(iterations), []
+    rng = np.random.default_rng(0)
+    x = np.zeros(n)
+    start = limits.CLOCK()
+    for t in range(iterations):
+        z = zbar + eps * x + rng.standard_normal(n)
+        x = W @ x - a0 / (a1 + t + 1) * (x - z)
+        if t + 1 in grid:
+            xbar = x.mean()
+            rows.append((t + 1, (xbar - theta_ps) ** 2, ((x - xbar) ** 2).mean()))
+    return limits.CLOCK() - start
+
+
+def decopt_run(iterations: int, *extra: str) -> float:
+    start = limits.CLOCK()
+    decopt.run(*JOB, f"run.iterations={iterations}", *extra, run_dir=False)
+    return limits.CLOCK() - start
+
+
+def step_only(iterations: int) -> float:
+    _, net, problem, algo = build(validate(compose(JOB)))
+    state = algo.init(problem.x0())
+    start = limits.CLOCK()
+    for t in range(iterations):
+        net.begin(t)
+        state = algo.step(state, t)
+    return limits.CLOCK() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=200_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    args = ap.parse_args()
+    limits.set_clock(args.clock)
+    torch.set_num_threads(1)
+    N, N0 = args.iterations, args.iterations // 10
+    best = {k: math.inf for k in ("ref", "decopt", "step", "dim10")}
+    for _ in range(args.repeat):                      # alternate, so load changes hit all alike
+        best["ref"] = min(best["ref"], numpy_reference(N) / N)
+        best["decopt"] = min(best["decopt"], (decopt_run(N) - decopt_run(N0)) / (N - N0))
+        best["step"] = min(best["step"], step_only(N) / N)
+        best["dim10"] = min(best["dim10"], (decopt_run(N, "problem.dim=10") - decopt_run(N0, "problem.dim=10")) / (N - N0))
+    tiny_torch = limits.tiny_op_seconds()
+    a = np.zeros(25)
+    tiny_np = limits.timeit(lambda: [np.add(a, 1.0, out=a) for _ in range(100_000)], 3) / 100_000
+
+    us = lambda s: f"{s * 1e6:.2f}"
+    ref = best["ref"]
+    print(limits.header(sys.argv))
+    print(f"DSGD-GD, gaussian_mean, 25 agents, ring, float64, metrics on the geometric grid; "
+          f"{N:,} iterations (decopt: difference with {N0:,}), best of {args.repeat}\n")
+    print(limits.table(
+        ["what", "us / iteration", "x numpy reference", "10^7 iterations (s)"],
+        [["numpy reference loop", us(ref), "1.00", f"{ref * 1e7:.0f}"],
+         ["decopt (decopt.run)", us(best["decopt"]), f"{best['decopt'] / ref:.2f}", f"{best['decopt'] * 1e7:.0f}"],
+         ["decopt step only (no runner)", us(best["step"]), f"{best['step'] / ref:.2f}", f"{best['step'] * 1e7:.0f}"],
+         ["decopt, problem.dim=10 (10 replicas)", us(best["dim10"]), f"{best['dim10'] / ref:.2f}",
+          f"{best['dim10'] * 1e7:.0f}"],
+         ["floor: one tiny torch op", us(tiny_torch), f"{tiny_torch / ref:.2f}", ""],
+         ["floor: one tiny numpy op", us(tiny_np), f"{tiny_np / ref:.2f}", ""]]))
+    figure = 5 * 10 * 1e7 * best["decopt"]
+    print(f"\nDSGD-GD Exp. A figure (5 settings x 10 seeds x 10^7 iterations): {figure / 60:.0f} min as "
+          f"50 runs; {5 * 1e7 * best['dim10'] / 60:.0f} min with the 10 seeds batched as problem.dim=10")
+
+
+if __name__ == "__main__":
+    main()
