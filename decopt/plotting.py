@@ -17,7 +17,8 @@ import yaml
 
 from .results import read_metrics
 
-LOG_METRICS = {"loss", "grad_norm_sq", "consensus_error", "opt_gap", "dist_opt", "ps_error"}
+LOG_METRICS = {"loss", "grad_norm_sq", "consensus_error", "opt_gap", "dist_opt", "ps_error", "risk",
+               "worst_agent_loss", "worst_agent_grad_norm_sq", "tracker_consensus"}
 
 
 def find_runs(paths) -> list[Path]:
@@ -81,7 +82,11 @@ def aggregate(runs: list[dict], x: str, y: str):
     return xs, ys.mean(0), ys.min(0), ys.max(0)
 
 
-def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_error"), out=None) -> list[Path]:
+def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_error"), out=None,
+         names: dict | None = None, title: str | None = None, logx: bool = False) -> list[Path]:
+    """``names``: optional {run directory: legend label} (a group takes its first member's label;
+    groups are drawn in the order of ``names``); ``title``: a figure title; ``logx``: log x-axis
+    (always for bits)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,29 +97,42 @@ def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_err
     if not runs:
         raise SystemExit(f"decopt plot: no run directories (with metrics.csv) under {', '.join(map(str, paths))}")
     groups = group_by_config(runs)
-    names = labels(groups)
+    names, groups = _named(groups, names) if names else (labels(groups), groups)
     ys = [y for y in ys if any(y in r["metrics"] for r in runs)]
     fig, axes = plt.subplots(1, len(ys), figsize=(4.2 * len(ys), 3.4), squeeze=False)
     for ax, y in zip(axes[0], ys):
+        floor = math.inf                       # log axes: the starting row (e.g. consensus 1e-13) sets no limit
         for key, members in groups.items():
             agg = aggregate(members, x, y)
             if agg is None:
                 continue
             xs, mean, lo, hi = agg
-            keep = xs > 0 if x == "bits" else np.ones_like(xs, dtype=bool)
+            keep = xs > 0 if (x == "bits" or logx) else np.ones_like(xs, dtype=bool)
             line, = ax.plot(xs[keep], mean[keep], label=names[key], lw=1.4)
+            later = mean[keep][1:]
+            later = later[np.isfinite(later) & (later > 0)]
+            if later.size:
+                floor = min(floor, float(later.min()))
             if len(members) > 1:
                 ax.fill_between(xs[keep], lo[keep], hi[keep], color=line.get_color(), alpha=0.2, lw=0)
         if y in LOG_METRICS:
             ax.set_yscale("log")
+            if math.isfinite(floor) and ax.get_ylim()[0] < floor / 10:
+                ax.set_ylim(bottom=floor / 3)
             ax.yaxis.set_minor_formatter(NullFormatter())
-        if x == "bits":
+        if x == "bits" or logx:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("bits transmitted" if x == "bits" else x)
         ax.set_ylabel(y)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    seen = {}                                  # one legend with every line (a panel may lack some)
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    axes[0][0].legend(list(seen.values()), list(seen), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     target = Path(out) if out else Path(paths[0]) / "plots"
     target.mkdir(parents=True, exist_ok=True)
@@ -125,6 +143,18 @@ def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_err
     plt.close(fig)
     (target / "table.md").write_text(table(groups, names))
     return files + [target / "table.md"]
+
+
+def _named(groups: dict, names: dict) -> tuple[dict, dict]:
+    """Labels from a {run directory: label} mapping; groups reordered as the mapping lists them."""
+    order = {str(Path(k).resolve()): (i, v) for i, (k, v) in enumerate(names.items())}
+    fallback = labels(groups)
+    ranked = []
+    for key, members in groups.items():
+        hit = order.get(str(Path(members[0]["path"]).resolve()))
+        ranked.append((hit[0] if hit else len(order), key, hit[1] if hit else fallback[key]))
+    ranked.sort(key=lambda r: r[0])
+    return {key: label for _, key, label in ranked}, {key: groups[key] for _, key, _ in ranked}
 
 
 def table(groups: dict, names: dict) -> str:
@@ -146,10 +176,11 @@ def table(groups: dict, names: dict) -> str:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m decopt plot", description=__doc__.splitlines()[0])
     ap.add_argument("dirs", nargs="+", help="run directories or folders of runs (sweeps)")
-    ap.add_argument("--x", default="iteration", choices=["iteration", "bits", "wall_time"])
+    ap.add_argument("--x", default="iteration", choices=["iteration", "bits", "wall_time", "samples"])
     ap.add_argument("--y", default="loss,grad_norm_sq,consensus_error", help="comma-separated metric columns")
     ap.add_argument("--out", default=None, help="output folder (default: DIR/plots)")
+    ap.add_argument("--logx", action="store_true", help="log x-axis (bits always are)")
     args = ap.parse_args(argv)
-    for f in plot(args.dirs, args.x, args.y.split(","), args.out):
+    for f in plot(args.dirs, args.x, args.y.split(","), args.out, logx=args.logx):
         print(f)
     return 0
