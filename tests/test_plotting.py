@@ -1,6 +1,6 @@
 """`python -m decopt plot`: one line per config, mean and band over seeds, a table of finals."""
 import decopt
-from decopt.plotting import find_runs, group_by_config, labels, load, plot
+from decopt.plotting import find_runs, group_by_config, labels, load
 
 from conftest import run_cli
 

@@ -112,7 +112,7 @@ CASES = {
 def test_batched_gradient_matches_per_agent_autograd(case, tmp_path):
     folder, n, kw = CASES[case]
     if folder is not None and not folder.is_dir():
-        pytest.skip(f"shared data folder {folder} not found")
+        pytest.skip(reason=f"shared data folder {folder} not found")
     name = "leaf_synthetic" if case == "leaf_generated" else case
     if name == "femnist_lenet":
         kw = dict(kw, data_dir=str(femnist_dir(tmp_path)))
@@ -269,7 +269,7 @@ def test_digits_same_trajectory_under_mpi(tmp_path):
 
     mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
     if mpirun is None:
-        pytest.skip("no mpirun/mpiexec on PATH")
+        pytest.skip(reason="no mpirun/mpiexec on PATH")
     args = ["-m", "decopt", "run", "algo=dsgd", "problem=digits_mlp", "graph=ring", "graph.n=4",
             "run.iterations=20", "run.eval_every=10", "run.dtype=float64", "run.progress=none"]
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",

