@@ -129,7 +129,8 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
     if resume:
         t0, elapsed = _load_checkpoint(ckpt_path, state, net)
         if out is not None:
-            rows = out.truncate_metrics(t0)
+            rows = [{k: int(float(v)) if k in ("iteration", "bits", "samples") else float(v)
+                     for k, v in r.items() if v != ""} for r in out.truncate_metrics(t0)]
     if out is not None:
         from omegaconf import OmegaConf
 
@@ -144,7 +145,7 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
         "compressor": settings.compressor.name, "problem": settings.problem.name,
     }
     progress = Progress(run.iterations, t0, enabled=root, mode=run.progress, every_s=run.log_every_s)
-    status, last_finite, done = "completed", None, t0
+    status, last_finite, done = "completed", (rows[-1] if rows else None), t0
     comp_time = 0.0
 
     due = _schedule(run, problem)

@@ -65,3 +65,13 @@ def test_mpi_resume_equals_stacked(tmp_path):
     for a, b in zip(got, ref):
         for k in b:
             assert float(a[k]) == pytest.approx(float(b[k]), rel=1e-10, abs=1e-13), k
+
+
+def test_resuming_a_finished_run_reports_its_last_row(tmp_path):
+    over = BASE + ["algo=dsgd", f"run.iterations={EVERY}"]
+    first = decopt.run(*over, run_dir=tmp_path / "r")
+    again = decopt.run(*over, "run.resume=true", run_dir=tmp_path / "r")
+    assert again.summary["status"] == "completed" and again.summary["iterations"] == EVERY
+    for key in ("iteration", "bits", "loss", "grad_norm_sq", "consensus_error"):
+        assert again.summary["final"][key] == first.summary["final"][key]
+    assert [r["iteration"] for r in rows(tmp_path / "r")] == [str(i) for i in range(0, EVERY + 1, EVERY // 3)]
