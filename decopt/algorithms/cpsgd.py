@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 
 from ..errors import ConfigError
 from .base import StepSize
@@ -51,11 +50,6 @@ class CPSGDConfig(StepSize):
 class CPSGD(_PrimalDual):
     name = "cpsgd"
     links = "static"
-
-    def init(self, x0):
-        z = torch.zeros_like(x0)
-        state = {"x": x0.clone(), "lam": z.clone(), "xhat": z.clone(), "lxhat": z.clone()}
-        return self._optional(state, x0)
 
     def step(self, state, t):
         cfg, net = self.cfg, self.net

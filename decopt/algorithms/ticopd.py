@@ -134,6 +134,12 @@ def _gradient(algo, state, X, t):
 
 
 class _PrimalDual(Algorithm):
+    def init(self, x0):
+        """x^0, and zeros for the dual Lambda, the node-wise mirror x̂ and the aggregate (L x̂)."""
+        z = torch.zeros_like(x0)
+        state = {"x": x0.clone(), "lam": z.clone(), "xhat": z.clone(), "lxhat": z.clone()}
+        return self._optional(state, x0)
+
     def _optional(self, state, x0):
         if self.cfg.momentum:
             state["momentum"] = torch.zeros_like(x0)
@@ -149,11 +155,6 @@ class TiCoPD(_PrimalDual):
 
     name = "ticopd"
     links = "static"
-
-    def init(self, x0):
-        z = torch.zeros_like(x0)
-        state = {"x": x0.clone(), "lam": z.clone(), "xhat": z.clone(), "lxhat": z.clone()}
-        return self._optional(state, x0)
 
     def step(self, state, t):
         cfg, net = self.cfg, self.net

@@ -17,28 +17,17 @@ from dataclasses import dataclass
 import torch
 
 from .. import rng
-from .base import check_index_bits, check_kept, check_value_bits
-from .topk import _Sparsifier
+from .topk import TopKConfig, _Sparsifier
 
 
 @dataclass
-class RandKConfig:
-    """``ratio``/``k``/``per_tensor``/``index_bits``/``value_bits`` as for topk; ``unbiased``:
-    rescale by d/k; ``shared_mask``: derive the mask from the shared key, send no indices."""
+class RandKConfig(TopKConfig):
+    """The keys of topk, plus ``unbiased``: rescale by d/k; ``shared_mask``: derive the mask from
+    the shared key, send no indices."""
 
     name: str = "randk"
-    ratio: float | None = 0.1
-    k: int | None = None
-    per_tensor: bool = False
     unbiased: bool = False
     shared_mask: bool = False
-    index_bits: str = "packed"
-    value_bits: int = 32
-
-    def check(self) -> None:
-        check_kept(self.ratio, self.k, self.per_tensor)
-        check_index_bits(self.index_bits)
-        check_value_bits(self.value_bits)
 
 
 class RandK(_Sparsifier):
