@@ -11,7 +11,7 @@ import torch
 
 import decopt
 from decopt.algorithms.cpsgd import CPSGD, CPSGDConfig
-from decopt.algorithms.fspda import FSPDA, FSPDAConfig, FSPDAStorm, FSPDAStormConfig, SharedMask
+from decopt.algorithms.fspda import FSPDA, FSPDAConfig, FSPDAStorm, FSPDAStormConfig, CoordinateMasks
 from decopt.algorithms.ticopd import TiCoPD, TiCoPDConfig, TiCoPDRobust, TiCoPDRobustConfig
 from decopt.comm import StackedNetwork
 from decopt.compressors import SCHEMAS as COMPRESSORS, build_compressor
@@ -102,37 +102,37 @@ def test_both_endpoints_of_an_active_edge_use_the_same_keyed_mask():
     graph, net, problem, algo = _built(*FSPDA_RUN)
     X = torch.randn(net.n, problem.d, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     k = max(1, int(problem.d * 0.1))
-    fresh = SharedMask(net.seed, [problem.d], 0.1)                 # the receiver's own keyed draw
+    fresh = CoordinateMasks(net.seed, [problem.d], 0.1)            # the receiver's own keyed draw
     seen = set()
     for t in range(20):
         net.begin(t)
         (e,) = np.flatnonzero(net.active)
-        pos = algo._active()
+        pos = net.active_out()
         assert list(net.out_arcs[pos]) == [2 * e, 2 * e + 1]
-        _, _, [(sent, got)] = algo._exchange(t, pos, [X])
-        mask = fresh.masks(t, [e])[0].numpy()
-        assert mask.sum() == k
-        for row in (sent[0], sent[1], got[0], got[1]):
-            assert np.array_equal(row.numpy() != 0, mask)
-        torch.testing.assert_close(got[0], sent[1], rtol=0, atol=0)   # i receives exactly what j sent
-        seen.add(tuple(np.flatnonzero(mask)))
+        flat_out, flat_in, [(sent, got)] = algo._exchange(t, [X])
+        mask = fresh.indices(t, [e])[0]
+        i, j = graph.arcs[0][2 * e], graph.arcs[1][2 * e]
+        assert mask.numel() == k and torch.equal(flat_out, flat_in)
+        assert torch.equal(flat_out, torch.stack([i * problem.d + mask, j * problem.d + mask]))
+        torch.testing.assert_close(sent, torch.stack([X[i, mask], X[j, mask]]), rtol=0, atol=0)
+        torch.testing.assert_close(got, sent.flip(0), rtol=0, atol=0)   # i receives exactly what j sent
+        seen.add(tuple(mask.tolist()))
     assert len(seen) > 5                                             # masks change with t
 
 
-def test_shared_mask_codec_wire_size_and_roundtrip():
-    codec = SharedMask(seed=3, segments=[6, 4], ratio=0.5, precision=64, blocks=2)
-    assert codec.kept == [3, 2]
-    from decopt.rng import Key, Stream
-
-    key = Key(3, Stream.COMPRESS, 7, 0)
-    V = torch.randn(3, 20, dtype=torch.float64)
-    Vhat, bits = codec.compress(V, key, [4, 9, 11])
-    assert list(bits) == [2 * 5 * 64] * 3
-    for i, (payload, r) in enumerate(zip(codec.encode(V, key, [4, 9, 11]), [4, 9, 11])):
-        assert 8 * len(payload) == bits[i]
-        torch.testing.assert_close(codec.decode(payload, 20, torch.float64, key, r), Vhat[i], rtol=0, atol=0)
-        m = Vhat[i, :10] != 0
-        assert torch.equal(m, Vhat[i, 10:] != 0) and int(m[:6].sum()) == 3 and int(m[6:].sum()) == 2
+def test_coordinate_masks_per_tensor_keyed_and_uniform():
+    draw = CoordinateMasks(seed=3, segments=[60, 4, 400], ratio=0.05)
+    assert draw.kept == [3, 1, 20] and draw.k == 24
+    idx = draw.indices(7, [4, 9, 11, 9])
+    assert idx.shape == (4, 24) and torch.equal(idx[1], idx[3])
+    for row in idx.tolist():                                         # k_l distinct coordinates per tensor
+        parts = [row[:3], row[3:4], row[4:]]
+        assert [len(set(p)) for p in parts] == [3, 1, 20]
+        assert all(0 <= c < 60 for c in parts[0]) and 60 <= parts[1][0] < 64 and all(64 <= c < 464 for c in parts[2])
+    assert torch.equal(draw.indices(7, [11])[0], idx[2])             # a row does not depend on the others
+    assert not torch.equal(draw.indices(8, [11])[0], idx[2])
+    hits = draw.masks(0, range(4000))[:, 64:].double().mean(0)       # each coordinate kept w.p. 20/400
+    assert abs(float(hits.mean()) - 0.05) < 1e-12 and float(hits.std()) < 0.02
 
 
 def test_unshared_masks_are_measurably_worse():
@@ -314,7 +314,7 @@ def test_fspda_step_by_hand(links, dual_update):
     t = 4
     net.begin(t)
     P = np.ones(3, bool) if net.active is None else net.active
-    masks = SharedMask(net.seed, [4], 0.5).masks(t, [0, 1, 2]).numpy().astype(float)   # keyed (seed, t, edge)
+    masks = CoordinateMasks(net.seed, [4], 0.5).masks(t, [0, 1, 2]).numpy().astype(float)   # keyed (seed, t, edge)
     assert (masks.sum(1) == 2).all()
     algo.step(state, t)
     Lt = _masked_laplacian(X0, masks, P)
@@ -339,7 +339,7 @@ def test_fspda_storm_two_steps_by_hand():
     algo = FSPDAStorm(cfg, net, Quadratic(), build_compressor(COMPRESSORS["none"](), 64))
     state = algo.init(torch.tensor(X0))
     state["lam"].copy_(torch.tensor(LAM))
-    draw = SharedMask(net.seed, [4], 0.5)
+    draw = CoordinateMasks(net.seed, [4], 0.5)
     P = np.ones(3, bool)
     X, Xp, Lam, m, u = X0.copy(), X0.copy(), LAM.copy(), None, None
     for t in range(2):

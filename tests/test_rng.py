@@ -1,7 +1,10 @@
 """Keyed randomness: a row's numbers depend only on (key, row), wherever they are drawn."""
-import numpy as np
+import math
 
-from decopt.rng import Key, Stream, integers, normal, normal_steps, uniform, uniform_steps
+import numpy as np
+import pytest
+
+from decopt.rng import Key, Stream, integers, normal, normal_steps, sample, uniform, uniform_steps
 
 
 def test_block_draws_equal_full_draw():
@@ -39,3 +42,38 @@ def test_distributions():
     k = integers(Key(3, Stream.BATCH), range(3), 20000, np.array([5, 7, 1]))
     assert k.min() == 0 and k[0].max() == 4 and k[1].max() == 6 and k[2].max() == 0
     np.testing.assert_allclose(np.bincount(k[1], minlength=7) / 20000, 1 / 7, atol=0.01)
+
+
+def _first_distinct(c, k):
+    out = []
+    for v in c.tolist():
+        if v not in out:
+            out.append(v)
+        if len(out) == k:
+            return sorted(out)
+    raise AssertionError("fewer than k distinct candidates")
+
+
+@pytest.mark.parametrize("high,k", [(1000, 30), (1000, 199), (1000, 200), (1000, 999), (12, 12)])
+def test_sample_is_the_first_k_distinct_of_a_keyed_sequence(high, k):
+    key = Key(4, Stream.COMPRESS, 9, 2)
+    s = sample(key, [3, 8, 5], high, k)
+    assert s.shape == (3, k) and (np.diff(s, axis=1) > 0).all() and s.min() >= 0 and s.max() < high
+    np.testing.assert_array_equal(sample(key, [5], high, k)[0], s[2])      # rows do not depend on each other
+    if 5 * k <= high:                                                       # sequential rejection sampling
+        m = int(np.ceil(-high * np.log1p(-k / high) + 8 * np.sqrt(k) + 16))     # the sequence's length
+        c = integers(key, [3, 8, 5], m, high)
+        for row, cand in zip(s, c):
+            assert row.tolist() == _first_distinct(cand, k)
+    else:                                                                   # the k smallest keyed uniforms
+        u = uniform(key, [3, 8, 5], high)
+        np.testing.assert_array_equal(s, np.sort(np.argsort(u, axis=1)[:, :k], axis=1))
+
+
+@pytest.mark.parametrize("high,k", [(5, 1), (10, 2), (6, 3)])
+def test_sample_gives_every_subset_equally_often(high, k):
+    s = sample(Key(1, Stream.COMPRESS, 0), range(30000), high, k)
+    _, counts = np.unique(s, axis=0, return_counts=True)
+    expect = 30000 / math.comb(high, k)
+    assert counts.size == math.comb(high, k)
+    assert ((counts - expect) ** 2 / expect).sum() < math.comb(high, k) + 6 * math.sqrt(2 * math.comb(high, k))

@@ -51,9 +51,8 @@ class CHOCO(Algorithm):
         src = net.graph.arcs[0][net.out_arcs]
         self._arc_agent = torch.as_tensor(src - net.rows.start, device=x0.device)
         self._arc_w = torch.as_tensor(net.edge_w[net.out_arcs >> 1], device=x0.device, dtype=x0.dtype)
-        self._arc_edge = net.out_arcs >> 1
         self.arc_state = ("h_out", "h_in")                                 # rows = local out-arcs
-        h0 = torch.zeros(len(self._arc_edge), x0.shape[1], dtype=x0.dtype, device=x0.device)
+        h0 = torch.zeros(len(net.out_arcs), x0.shape[1], dtype=x0.dtype, device=x0.device)
         return {"x": x0.clone(), "h_out": h0, "h_in": h0.clone()}         # x-hat^0 = 0 (the paper)
 
     def step(self, state, t):
@@ -65,11 +64,11 @@ class CHOCO(Algorithm):
             state["x"] = x_half.add_(s - h, alpha=gamma)
             return state
         h_out, h_in = state["h_out"], state["h_in"]
-        M = x_half[self._arc_agent] - h_out
-        recv = net.exchange(M, self.compressor)                   # M now holds what was sent
-        h_out.add_(M)
-        h_in.add_(recv)
-        on = torch.as_tensor(net.active[self._arc_edge], device=M.device, dtype=M.dtype)
-        w = (self._arc_w * on)[:, None]
-        state["x"] = x_half.index_add_(0, self._arc_agent, w * (h_in - h_out), alpha=gamma)
+        a = torch.as_tensor(net.active_out(), device=h_out.device)      # active out-arcs only
+        agent = self._arc_agent[a]
+        M = x_half[agent] - h_out[a]
+        recv = net.exchange(M, self.compressor, compact=True)           # M now holds what was sent
+        h_out.index_add_(0, a, M)
+        h_in.index_add_(0, a, recv)
+        state["x"] = x_half.index_add_(0, agent, self._arc_w[a, None] * (h_in[a] - h_out[a]), alpha=gamma)
         return state

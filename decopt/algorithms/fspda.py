@@ -10,13 +10,15 @@ Two registry names:
 
   E^t are the active edges of ``graph.links`` (``one_edge``, ``bernoulli``, or every edge on a
   static graph, the p = 1 case of the paper's ablation) and S_ij^t a random-k coordinate mask
-  **shared by both endpoints** of the active edge: drawn from the key (seed, t, edge), so no
-  index is sent; each direction carries the k kept values of x (``bits`` counts
-  k x value-bits per direction per active edge; values travel in ``compressor=none``'s
-  precision, fp64 in float64 runs). ``algo.mask_ratio`` is the kept fraction 1 - r of the
-  code's ``--compress_ratio r`` (per parameter tensor, k_l = max(1, floor(d_l ratio)), no
-  rescaling); ``mask_ratio=1`` exchanges every coordinate. The mask is part of the algorithm
-  (the random selection I(xi) of the extended graph), so ``compressor`` must stay ``none``.
+  **shared by both endpoints** of the active edge: drawn from the key (seed, t, edge)
+  (``rng.sample``), so no index is sent; each direction carries the k kept values of x
+  (``bits`` counts k x value-bits per direction per active edge; values travel in
+  ``compressor=none``'s precision, fp64 in float64 runs). Only those values are gathered,
+  exchanged and scattered back: beyond the gradient, a step costs O(active edges x k).
+  ``algo.mask_ratio`` is the kept fraction 1 - r of the code's ``--compress_ratio r`` (per
+  parameter tensor, k_l = max(1, floor(d_l ratio)), no rescaling); ``mask_ratio=1`` exchanges
+  every coordinate. The mask is part of the algorithm (the random selection I(xi) of the
+  extended graph), so ``compressor`` must stay ``none``.
 
   Official-code options ([C2] ``pcode/optim/fspda.py``), all off by default:
   ``momentum`` (heavy ball, code 0.9), ``weight_decay`` (code 1e-4), ``eta_follows_lr``
@@ -50,11 +52,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..compressors.base import Compressor
-from ..errors import ConfigError, PayloadError
-from ..rng import Key, Stream, uniform
+from ..errors import ConfigError
+from ..rng import Key, Stream, sample, uniform
 from .base import StepSize
-from .ticopd import _PrimalDual, scatter_rows
+from .ticopd import _PrimalDual
 
 MASK_CALL = 0x6D61736B          # "mask": call id of the shared-mask draw (seed, COMPRESS, t, MASK_CALL)
 ASYNC_CALL = 0x6173796E         # "asyn": call id of the gradient-availability draw (LINKS stream)
@@ -66,100 +67,36 @@ def keep_counts(segments, ratio: float) -> list[int]:
     return [d if ratio >= 1 else max(1, int(d * ratio + 1e-9)) for d in segments]
 
 
-class SharedMask(Compressor):
-    """Random-k coordinate mask keyed on (seed, t, id), id = the undirected edge (shared) or the
-    arc; no rescaling. The receiver regenerates the mask from (key.t, row), so only the kept
-    values travel: ``bits = blocks * k * precision`` per message (``blocks`` vectors under one
-    mask, 2 for FSPDA-STORM), and ``8 * len(encode(...)[i]) == bits``. The draw depends on
-    (seed, t, id) only (not on the network's message-round counter), so the algorithm can
-    derive the same masks for its own bookkeeping; each (t, id) is drawn once (memo)."""
+class CoordinateMasks:
+    """Random-k coordinate masks S^t, per parameter tensor (k_l of d_l), keyed on (seed, t, id),
+    id = the undirected edge (shared by both endpoints) or the arc: a receiver derives the sender's
+    mask, so a message is just the k kept values (``k * precision`` bits, no indices). Held as
+    sorted index rows ``(len(ids), k)`` (``indices``)."""
 
-    name = "shared_mask"
-    needs_key = True
-
-    def __init__(self, seed: int, segments, ratio: float, precision: int = 64, blocks: int = 1):
-        self.seed, self.segments, self.ratio, self.blocks = seed, list(segments), ratio, blocks
+    def __init__(self, seed: int, segments, ratio: float):
+        self.seed, self.segments = seed, list(segments)
         self.d = sum(self.segments)
         self.kept = keep_counts(self.segments, ratio)
         self.k = sum(self.kept)
-        self.precision = precision
-        self.wire_torch, self.wire_np = {32: (torch.float32, np.float32), 64: (torch.float64, np.float64)}[precision]
-        self._memo_t, self._memo_ids, self._memo = None, np.zeros(0, np.int64), None
-
-    def delta(self, d: int) -> float:
-        return self.k / self.d
 
     def _draw(self, t: int, ids: np.ndarray) -> np.ndarray:
-        mask = np.zeros((ids.size, self.d), dtype=bool)
-        if self.k == self.d:
-            mask[:] = True
-            return mask
-        u = uniform(Key(self.seed, Stream.COMPRESS, t, MASK_CALL), ids, self.d)
-        rows = np.arange(ids.size)[:, None]
-        off = 0
-        for d_l, k_l in zip(self.segments, self.kept):
-            if k_l == d_l:
-                mask[:, off:off + d_l] = True
-            else:
-                idx = np.argpartition(u[:, off:off + d_l], k_l - 1, axis=1)[:, :k_l]
-                mask[rows, off + idx] = True
+        parts, off = [], 0
+        for s, (d_l, k_l) in enumerate(zip(self.segments, self.kept)):
+            key = Key(self.seed, Stream.COMPRESS, t, MASK_CALL + s)
+            parts.append(off + (np.broadcast_to(np.arange(d_l), (ids.size, d_l)) if k_l == d_l
+                                else sample(key, ids, d_l, k_l)))
             off += d_l
-        return mask
+        return np.concatenate(parts, axis=1)
 
-    def masks(self, t: int, ids, device=None) -> torch.Tensor:
-        """Boolean masks (len(ids), d) of iteration t for global ids; drawn once per (t, id)."""
-        ids = np.asarray(ids, dtype=np.int64).ravel()
-        if self._memo_t != t:
-            self._memo_t, self._memo_ids, self._memo = t, np.zeros(0, np.int64), np.zeros((0, self.d), bool)
-        where = np.searchsorted(self._memo_ids, ids)
-        hit = (where < self._memo_ids.size) & (self._memo_ids[np.minimum(where, self._memo_ids.size - 1)] == ids) \
-            if self._memo_ids.size else np.zeros(ids.size, bool)
-        miss = np.unique(ids[~hit])
-        if miss.size:
-            all_ids = np.concatenate([self._memo_ids, miss])
-            order = np.argsort(all_ids, kind="stable")
-            self._memo_ids = all_ids[order]
-            self._memo = np.concatenate([self._memo, self._draw(t, miss)])[order]
-            where = np.searchsorted(self._memo_ids, ids)
-        return torch.as_tensor(self._memo[where], device=device)
+    def indices(self, t: int, ids, device=None) -> torch.Tensor:
+        """Kept coordinates (len(ids), k) of iteration t for global ids, ascending per row."""
+        ids, inverse = np.unique(np.asarray(ids, dtype=np.int64).ravel(), return_inverse=True)
+        return torch.as_tensor(self._draw(t, ids)[inverse], device=device)
 
-    def _full(self, t, ids, device):
-        S = self.masks(t, ids, device)
-        return S.repeat(1, self.blocks) if self.blocks > 1 else S
-
-    def compress(self, V, key, rows):
-        rows = np.asarray(rows, dtype=np.int64).ravel() if not isinstance(rows, range) else np.arange(rows.start, rows.stop)
-        nz = torch.nonzero(V.any(1)).squeeze(1).cpu().numpy()
-        if nz.size == V.shape[0]:           # every row sent: no gather/scatter
-            out = torch.where(self._full(key.t, rows, V.device), V, 0.0)
-        else:
-            out = torch.zeros_like(V)
-            if nz.size:                     # all-zero rows decode to zero whatever the mask
-                S = self._full(key.t, rows[nz], V.device)
-                idx = torch.as_tensor(nz, device=V.device)
-                out[idx] = V[idx] * S.to(V.dtype)
-        if V.dtype != self.wire_torch:
-            out = out.to(self.wire_torch).to(V.dtype)
-        bits = np.full(V.shape[0], self.blocks * self.k * self.precision, dtype=np.int64)
-        return out, bits
-
-    def encode(self, V, key, rows):
-        rows = np.arange(rows.start, rows.stop) if isinstance(rows, range) else np.asarray(rows, np.int64).ravel()
-        S = self._full(key.t, rows, V.device).cpu().numpy()
-        W = V.detach().to("cpu", self.wire_torch).numpy()
-        return [W[i][S[i]].tobytes() for i in range(len(rows))]
-
-    def decode(self, payload, d, dtype=torch.float64, key=None, row=None):
-        if key is None or row is None:
-            raise ValueError("shared_mask: decode needs the message key and row (the mask is derived from them)")
-        want = self.blocks * self.k * self.precision // 8
-        if len(payload) != want or d != self.blocks * self.d:
-            raise PayloadError(f"shared_mask: payload of {len(payload)} bytes for width {d}, expected {want} "
-                               f"bytes for width {self.blocks * self.d}")
-        S = self._full(key.t, [int(row)], None).numpy()[0]
-        out = np.zeros(d, dtype=self.wire_np)
-        out[S] = np.frombuffer(bytes(payload), dtype=self.wire_np)
-        return torch.from_numpy(out).to(dtype)
+    def masks(self, t: int, ids) -> torch.Tensor:
+        """The same masks as booleans (len(ids), d)."""
+        idx = self.indices(t, ids)
+        return torch.zeros(idx.shape[0], self.d, dtype=torch.bool).scatter_(1, idx, True)
 
 
 # --- configs ------------------------------------------------------------------------------
@@ -240,19 +177,16 @@ class FSPDA(_PrimalDual):
 
     name = "fspda"
     links = "any"
-    blocks = 1
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
         if compressor.name != "none":
             raise ConfigError(f"compressor={compressor.name}: algo={cfg.name} sparsifies with its own shared "
                               f"mask (algo.mask_ratio); use compressor=none")
-        self.codec = SharedMask(net.seed, problem.segments, cfg.mask_ratio,
-                                getattr(compressor, "precision", 64), self.blocks)
+        self.draw = CoordinateMasks(net.seed, problem.segments, cfg.mask_ratio)
         src, _ = net.graph.arcs
         self._src_np = src[net.out_arcs] - net.rows.start
         self._src = torch.as_tensor(self._src_np, device=net.device)
-        self._all = np.arange(len(net.out_arcs))
         self.cbar = None
         if getattr(cfg, "async_cbar", None) is not None:
             c = np.asarray(cfg.async_cbar, dtype=float)
@@ -275,52 +209,53 @@ class FSPDA(_PrimalDual):
         return state["x"]
 
     # --- one message round on the active edges -----------------------------------------
-    def _active(self) -> np.ndarray:
-        act = self.net.active
-        return self._all if act is None else self._all[act[self.net.out_arcs >> 1]]
-
-    def _exchange(self, t, pos, Vs):
-        """Send the masked rows of each V in ``Vs`` on the active out-arcs ``pos`` (the codec
-        applies the masks: ``exchange`` replaces M by what was sent); return (source agents,
-        received masks or None when unused, [(sent, received) per V]) restricted to ``pos``."""
-        net, d = self.net, Vs[0].shape[1]
+    def _exchange(self, t, Vs):
+        """Each active out-arc i -> j carries v_i on its mask for each V in ``Vs``: the k kept
+        values only (``compact`` exchange). Returns the flat positions ``i * d + c`` of the kept
+        coordinates of what was sent and of what was received (the same when masks are shared),
+        and [(sent, received) values per V], all (active out-arcs, k)."""
+        net, k, d = self.net, self.draw.k, Vs[0].shape[1]
+        pos = net.active_out()
         arcs = net.out_arcs[pos]
-        shared = self.cfg.shared_mask
-        src = self._src[torch.as_tensor(pos, device=net.device)]
-        rows_v = torch.cat([V[src] for V in Vs], 1) if len(Vs) > 1 else Vs[0][src]
-        every = len(pos) == len(net.out_arcs)              # every arc active: no scatter/gather
-        if every:
-            M = rows_v
-        else:
-            M = torch.zeros(len(net.out_arcs), self.blocks * d, dtype=net.dtype, device=net.device)
-            rows = torch.as_tensor(pos, device=net.device)
-            M[rows] = rows_v
-        recv = net.exchange(M, self.codec, shared=shared)
-        sent, got = (M, recv) if every else (M[rows], recv[rows])
-        S_in = None
-        if not shared or getattr(self.cfg, "dual_update", "paper") == "official":
-            S_in = self.codec.masks(t, arcs >> 1 if shared else arcs ^ 1, net.device)
-        pairs = [(sent[:, b * d:(b + 1) * d], got[:, b * d:(b + 1) * d]) for b in range(len(Vs))]
-        return src, S_in, pairs
+        src = self._src[torch.as_tensor(pos, device=net.device)][:, None] * d
+        if self.cfg.shared_mask:
+            flat_out = flat_in = src + self.draw.indices(t, arcs >> 1, net.device)
+        else:                                             # own mask per arc; the reverse arc's on receipt
+            idx = self.draw.indices(t, np.concatenate([arcs, arcs ^ 1]), net.device)
+            flat_out, flat_in = src + idx[:len(arcs)], src + idx[len(arcs):]
+        M = torch.cat([V.view(-1)[flat_out] for V in Vs], 1)
+        got = net.exchange(M, self.compressor, shared=self.cfg.shared_mask, compact=True)   # M <- as sent
+        pairs = [(M[:, b * k:(b + 1) * k], got[:, b * k:(b + 1) * k]) for b in range(len(Vs))]
+        return flat_out, flat_in, pairs
 
-    def _laplacian(self, src, S_in, sent, got, V):
-        """sum over active arcs i -> j of S ⊙ (v_i - v_j) into agent rows. Shared masks: the
-        sent values minus the received ones (identical pair at both ends, so the two endpoint
-        terms cancel exactly); unshared: own v on the coordinates received, minus them."""
-        diff = sent - got if self.cfg.shared_mask else torch.where(S_in, V[src], 0.0) - got
-        return scatter_rows(V, src, diff)
+    def _masked_differences(self, flat_out, flat_in, sent, got, V):
+        """L_t(V) as (flat positions, values): sum over active arcs i -> j of S ⊙ (v_i - v_j).
+        Shared masks: the sent values minus the received ones (identical pair at both ends, so
+        the two endpoint terms cancel exactly); unshared: own v on the coordinates received,
+        minus them."""
+        if self.cfg.shared_mask:
+            return flat_out, sent - got
+        return flat_in, V.view(-1)[flat_in] - got
+
+    @staticmethod
+    def _add_sparse(V, flat, vals, alpha):
+        """V += alpha * (the sparse L_t(.) given by flat positions and values), in place."""
+        V.view(-1).index_put_((flat.reshape(-1),), vals.reshape(-1) * alpha, accumulate=True)
+        return V
+
+    def _laplacian(self, flat, vals, like):
+        return self._add_sparse(torch.zeros_like(like), flat, vals, 1.0)
 
     def step(self, state, t):
         cfg, net = self.cfg, self.net
         X, lam = state["x"], state["lam"]
         alpha = cfg.step_size(t)
         eta = cfg.eta * alpha / cfg.lr if cfg.eta_follows_lr else cfg.eta
-        pos = self._active()
         if self.cbar is not None:
             u = uniform(Key(net.seed, Stream.LINKS, t, ASYNC_CALL), net.rows, 1)[:, 0]
             avail = torch.as_tensor(u, device=net.device, dtype=net.dtype) * self.cbar < 1.0   # P = 1/cbar
-            edge = torch.as_tensor(np.bincount(self._src_np[pos], minlength=net.n_local) > 0, device=net.device)
-            awake = (avail | edge).to(net.dtype)[:, None]
+            edge = np.bincount(self._src_np[net.active_out()], minlength=net.n_local) > 0
+            awake = (avail | torch.as_tensor(edge, device=net.device)).to(net.dtype)[:, None]
             drift = state["drift"]
             X.sub_(drift * awake * lam)                    # catch up the deferred -eta lambda drift
             drift.mul_(1 - awake)
@@ -331,18 +266,17 @@ class FSPDA(_PrimalDual):
             g = g.add(X, alpha=cfg.weight_decay)
         if cfg.momentum:
             g = state["momentum"].mul_(cfg.momentum).add_(g)
-        src, S_in, [(sent, got)] = self._exchange(t, pos, [X])
-        C = self._laplacian(src, S_in, sent, got, X)                     # L_t(X^t)
-        upd = g.mul(alpha).add_(lam, alpha=eta).add_(C, alpha=cfg.gamma)
-        if self.cbar is not None:
-            X.sub_(upd * awake)
+        flat_out, flat_in, [(sent, got)] = self._exchange(t, [X])
+        flat, C = self._masked_differences(flat_out, flat_in, sent, got, X)     # L_t(X^t), sparse
+        upd = g.mul(alpha).add_(lam, alpha=eta)
+        if self.cbar is not None:                          # an agent with an active edge is awake
+            upd.mul_(awake)
             state["drift"].add_((1 - awake) * eta)
-        else:
-            X.sub_(upd)                                                     # (4a)
+        self._add_sparse(X.sub_(upd), flat, C, -cfg.gamma)                     # (4a)
         if cfg.dual_update == "paper":
-            lam.add_(C, alpha=cfg.beta)                                     # (4b)
-        else:                                                               # own x^{t+1}, neighbour x^t
-            lam.add_(scatter_rows(X, src, torch.where(S_in, X[src], 0.0) - got), alpha=cfg.beta)
+            self._add_sparse(lam, flat, C, cfg.beta)                            # (4b)
+        else:                                                                   # own x^{t+1}, neighbour x^t
+            self._add_sparse(lam, flat_in, X.view(-1)[flat_in] - got, cfg.beta)
         return state
 
 
@@ -350,7 +284,6 @@ class FSPDAStorm(FSPDA):
     """FSPDA-STORM (see the module docstring)."""
 
     name = "fspda_storm"
-    blocks = 2
 
     def init(self, x0):
         z = torch.zeros_like(x0)
@@ -363,9 +296,9 @@ class FSPDAStorm(FSPDA):
         g = self.problem.grad(X, t)                     # same minibatch (keyed on t) ...
         if cfg.weight_decay:
             g = g.add(X, alpha=cfg.weight_decay)
-        src, S_in, [(s1, r1), (s2, r2)] = self._exchange(t, self._active(), [X, Xp])
-        q = self._laplacian(src, S_in, s1, r1, X)
-        qt = self._laplacian(src, S_in, s2, r2, Xp)
+        flat_out, flat_in, [(s1, r1), (s2, r2)] = self._exchange(t, [X, Xp])
+        q = self._laplacian(*self._masked_differences(flat_out, flat_in, s1, r1, X), X)
+        qt = self._laplacian(*self._masked_differences(flat_out, flat_in, s2, r2, Xp), Xp)
         d = g.mul(alpha).add_(lam, alpha=cfg.eta).add_(q, alpha=cfg.gamma)
         if t == 0:
             m.copy_(d)

@@ -297,17 +297,21 @@ class MPINetwork(Network):
         self.codec_time += (t1 - t0) + (t3 - t2)
         return H
 
-    def exchange(self, M, compressor, shared=False):
+    def exchange(self, M, compressor, shared=False, compact=False):
         t0 = time.perf_counter()
         key = self.next_key()
         d, act = M.shape[1], self.active
         oa = self.out_arcs
-        keyrows = oa >> 1 if shared else oa
+        rows = self.active_out() if compact else np.arange(oa.size)     # out-arc position of each row of M
+        row_of = np.full(oa.size, -1, dtype=np.int64)
+        row_of[rows] = np.arange(rows.size)
+        keyrows = (oa >> 1 if shared else oa)[rows]
         Msent, Mhat, bits = compressor.compress_split(M, key, keyrows)
-        bits = np.asarray(bits, dtype=np.int64).copy()
-        if act is not None:
+        arc_bits = np.zeros(oa.size, dtype=np.int64)
+        arc_bits[rows] = bits
+        if act is not None and not compact:
             arc_on = act[self._oa_edge]
-            bits = np.where(arc_on, bits, 0)
+            arc_bits[~arc_on] = 0
             on = torch.as_tensor(arc_on, device=M.device, dtype=M.dtype)[:, None]
             Msent, Mhat = (Mhat * on,) * 2 if Msent is Mhat else (Msent * on, Mhat * on)
         t1 = time.perf_counter()
@@ -325,27 +329,27 @@ class MPINetwork(Network):
         encoded = {}
         if send_pos:
             pos = np.concatenate(list(send_pos.values()))
-            payloads = compressor.encode(M[torch.as_tensor(pos, device=M.device)], key, keyrows[pos])
+            payloads = compressor.encode(M[torch.as_tensor(row_of[pos], device=M.device)], key, keyrows[row_of[pos]])
             encoded = dict(zip(pos.tolist(), payloads))
             for a, p in encoded.items():
-                bits[a] = 8 * len(p)
+                arc_bits[a] = 8 * len(p)
         t2 = time.perf_counter()
         got = self._round("x", d, {q: [encoded[a] for a in s.tolist()] for q, s in send_pos.items()},
                           {q: r.size for q, r in recv_pos.items()}, self._kmax_x)
         t3 = time.perf_counter()
         R = torch.zeros_like(M)
-        loc = np.flatnonzero(self._oa_local)
+        loc = rows[self._oa_local[rows]]
         if loc.size:
-            li = torch.as_tensor(loc, device=M.device)
-            R[li] = Mhat[torch.as_tensor(self._rev[loc], device=M.device)]
+            R[torch.as_tensor(row_of[loc], device=M.device)] = Mhat[torch.as_tensor(row_of[self._rev[loc]],
+                                                                                 device=M.device)]
         for q, payloads in got.items():
             arcs = self._recv_plan[q][0]
             if act is not None:
                 arcs = arcs[act[arcs >> 1]]
-            for a, arc, p in zip(recv_pos[q].tolist(), arcs.tolist(), payloads):
+            for a, arc, p in zip(row_of[recv_pos[q]].tolist(), arcs.tolist(), payloads):
                 R[a] = _decode(compressor, p, d, M.dtype, key, arc >> 1 if shared else arc)
         t4 = time.perf_counter()
-        self._account(bits, bits, bits > 0)
+        self._account(arc_bits, arc_bits, arc_bits > 0)
         M.copy_(Msent)
         self.comm_time += t3 - t2
         self.codec_time += (t1 - t0) + (t2 - t1) + (t4 - t3)

@@ -35,7 +35,7 @@ class Network:
         self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
         self.bits_convention = bits_convention
         self.edge_w = edge_weights(graph, mixing, weight)          # W_ij per undirected edge
-        self.t, self._call, self.active = 0, 0, None
+        self.t, self._call, self.active, self._active_out = 0, 0, None, None
         self.bits = 0                                              # cumulative, per convention
         self.comm_time = 0.0                                       # seconds spent communicating
         # optional link model: a message of b bits takes alpha + b / beta seconds on its link;
@@ -54,6 +54,15 @@ class Network:
         """Start iteration t: draw the active edges, reset the message-round counter."""
         self.t, self._call = t, 0
         self.active = self.links.active(t)
+        self._active_out = None
+
+    def active_out(self) -> np.ndarray:
+        """Positions in ``out_arcs`` of the out-arcs whose edge is active at this iteration (every
+        position on static links): the rows of a ``compact`` exchange."""
+        if self._active_out is None:
+            every = np.arange(self.out_arcs.size)
+            self._active_out = every if self.active is None else every[self.active[self.out_arcs >> 1]]
+        return self._active_out
 
     def next_key(self, stream: Stream = Stream.COMPRESS) -> Key:
         key = Key(self.seed, stream, self.t, self._call)
@@ -128,10 +137,13 @@ class Network:
         """``(L_t H)_i = sum_{j ~ i active} (H_i - H_j)``."""
         raise NotImplementedError
 
-    def exchange(self, M: torch.Tensor, compressor: Compressor, shared: bool = False) -> torch.Tensor:
+    def exchange(self, M: torch.Tensor, compressor: Compressor, shared: bool = False,
+                 compact: bool = False) -> torch.Tensor:
         """Per-arc messages: row a of ``M`` travels on local out-arc ``out_arcs[a]`` (active edges
         only); returns, for each out-arc i -> j, the message on its reverse j -> i (zero when
         the edge is inactive) and replaces ``M`` rows by what was actually sent, in place.
+        ``compact=True``: ``M`` holds rows for the active out-arcs only (``active_out()``), and so
+        does the result: the cost follows the active edges, not the graph.
         ``shared=True`` keys compressor randomness on the undirected edge, so both directions
         use the same draw (e.g. a shared coordinate mask)."""
         raise NotImplementedError

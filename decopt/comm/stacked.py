@@ -77,18 +77,24 @@ class StackedNetwork(Network):
             self._account(arc_bits, bits, sent, times)
             self._round[1] = 0
 
-    def exchange(self, M, compressor, shared=False):
-        arcs = np.arange(2 * self.graph.m)
+    def exchange(self, M, compressor, shared=False, compact=False):
+        arcs = self.active_out() if compact else np.arange(2 * self.graph.m)
         keyrows = arcs >> 1 if shared else arcs
         Msent, Mhat, bits = compressor.compress_split(M, self.next_key(), keyrows)
-        if self.active is not None:
+        if compact:
+            arc_bits = np.zeros(2 * self.graph.m, dtype=np.int64)
+            arc_bits[arcs] = bits
+        elif self.active is not None:
             arc_on = np.repeat(self.active, 2)
-            bits = np.where(arc_on, bits, 0)
+            arc_bits = np.where(arc_on, bits, 0)
             on = torch.as_tensor(arc_on, device=self.device, dtype=M.dtype)[:, None]
             Msent, Mhat = (Mhat * on,) * 2 if Msent is Mhat else (Msent * on, Mhat * on)
-        self._account(bits, bits, bits > 0)
+        else:
+            arc_bits = bits
+        self._account(arc_bits, arc_bits, arc_bits > 0)
         M.copy_(Msent)
-        return Mhat.view(self.graph.m, 2, -1).flip(1).reshape(Mhat.shape)
+        # both arcs of an active edge are rows 2e, 2e + 1 (compact: adjacent rows): swap each pair
+        return Mhat.view(-1, 2, Mhat.shape[1]).flip(1).reshape(Mhat.shape)
 
     # --- linear operators on halos ---------------------------------------------------------
     @staticmethod

@@ -48,9 +48,7 @@ class RandK(_Sparsifier):
         return ds / k if self.unbiased else 1.0
 
     def select(self, V, key, rows, lay):
-        d = sum(ds for _, ds, _ in lay)
-        if all(k >= ds for _, ds, k in lay):
-            return [None] * len(lay)
-        u = torch.from_numpy(rng.uniform(key, rows, d)).to(V.device)
-        return [None if k >= ds else torch.topk(u[:, a:a + ds], k, dim=1, largest=False, sorted=False).indices
-                for a, ds, k in lay]
+        """Per segment s, a keyed uniform k-subset (``rng.sample``, call ``key.call + (s << 20)``)."""
+        return [None if k >= ds else
+                torch.from_numpy(rng.sample(key.child(key.call + (s << 20)), rows, ds, k)).to(V.device)
+                for s, (_, ds, k) in enumerate(lay)]
