@@ -62,6 +62,20 @@ def test_generated_sizes_and_seeded_resampling():
         topologies.hypercube(12)
 
 
+def test_erdos_renyi_draws_every_pair_with_probability_p_in_linear_time():
+    n = 2000                                                       # pair index -> (i, j): exact, exhaustively
+    iu = np.triu_indices(n, 1)
+    np.testing.assert_array_equal(topologies._pair(np.arange(iu[0].size), n), np.stack(iu, 1))
+    p, hits, draws = 0.3, np.zeros((12, 12)), 400
+    for seed in range(draws):
+        g = topologies.erdos_renyi(12, p, seed=seed)
+        hits[g.edges[:, 0], g.edges[:, 1]] += 1
+    rate = hits[np.triu_indices(12, 1)] / draws                     # every pair on w.p. p (given connected:
+    assert abs(rate.mean() - p) < 0.03 and rate.std() < 0.04        # slightly above p)
+    g = topologies.erdos_renyi(10_000, 12 / 9_999, seed=1)           # average degree 12: no n^2 enumeration
+    assert g.is_connected() and abs(2 * g.m / g.n - 12) < 0.3
+
+
 def test_edge_list_file(tmp_path):
     f = tmp_path / "g.txt"
     f.write_text("# a path\n0 1\n1,2\n2 3\n")
