@@ -137,7 +137,7 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
         plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
         out.write_config(plain)
 
-    W = mixing_matrix(graph, settings.graph.mixing, settings.graph.weight)
+    W = mixing_matrix(graph, settings.graph.mixing, settings.graph.weight, net.links)    # E[W_t] on random links
     info = {
         "backend": net.backend, "world_size": world, "n_agents": graph.n, "dimension": problem.d,
         "graph": graph.name, "edges": graph.m, "spectral_gap": spectral_gap(W),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from decopt.errors import ConfigError
-from decopt.graphs import Links, mixing_matrix, spectral_gap, topologies
+from decopt.graphs import Links, edge_weights, mixing_matrix, spectral_gap, topologies
 from decopt.graphs.mixing import RULES
 
 GRAPHS = {
@@ -86,6 +86,21 @@ def test_edge_list_file(tmp_path):
 def test_constant_weight_too_large_is_rejected():
     with pytest.raises(ConfigError, match="graph.weight"):
         mixing_matrix(topologies.star(5), "constant", 0.5)
+
+
+def test_constant_weight_bound_follows_the_link_model():
+    g = topologies.complete(10)
+    one, bern = Links(g, "one_edge", 1.0, seed=0), Links(g, "bernoulli", 0.1, seed=0)
+    assert (edge_weights(g, "constant", 0.5, one.max_active_degree) == 0.5).all()   # a pair average
+    with pytest.raises(ConfigError, match="1/max_degree = 0.1111"):
+        edge_weights(g, "constant", 0.5, bern.max_active_degree)
+    # the expected W_t of one_edge: every edge of the complete graph active w.p. 1/m
+    EW = mixing_matrix(g, "constant", 0.5, one).toarray()
+    np.testing.assert_allclose(EW, np.eye(10) + 0.5 / 45 * (np.ones((10, 10)) - 10 * np.eye(10)), atol=1e-15)
+    hits = np.zeros(g.m)
+    for t in range(9000):
+        hits += one.active(t)
+    np.testing.assert_allclose(hits / 9000, one.edge_probability(), atol=0.01)
 
 
 def test_bernoulli_links_agree_at_both_endpoints_and_have_the_right_rate():

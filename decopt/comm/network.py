@@ -34,7 +34,7 @@ class Network:
         self.n, self.n_local = graph.n, len(rows)
         self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
         self.bits_convention = bits_convention
-        self.edge_w = edge_weights(graph, mixing, weight)          # W_ij per undirected edge
+        self.edge_w = edge_weights(graph, mixing, weight, links.max_active_degree)   # W_ij per undirected edge
         self.t, self._call, self.active, self._active_out = 0, 0, None, None
         self.bits = 0                                              # cumulative, per convention
         self.comm_time = 0.0                                       # seconds spent communicating

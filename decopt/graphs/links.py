@@ -31,6 +31,20 @@ class Links:
     def static(self) -> bool:
         return self.model == "static"
 
+    @property
+    def max_active_degree(self) -> int:
+        """The most edges one agent can have active at once (1 with ``one_edge``)."""
+        return 1 if self.model == "one_edge" else int(self.graph.degree.max(initial=0))
+
+    def edge_probability(self) -> np.ndarray:
+        """P(edge e is active) at any iteration: 1, p, or (1/n)(1/deg_i + 1/deg_j) for ``one_edge``."""
+        if self.model == "static":
+            return np.ones(self.graph.m)
+        if self.model == "bernoulli":
+            return np.full(self.graph.m, float(self.p))
+        deg, (i, j) = self.graph.degree, self.graph.edges.T
+        return (1.0 / deg[i] + 1.0 / deg[j]) / self.graph.n
+
     def active(self, t: int, edges=None) -> np.ndarray | None:
         """Mask over ``edges`` (global edge ids; all m edges when None)."""
         if self.model == "static":

@@ -11,8 +11,11 @@ from .graph import Graph
 RULES = ("metropolis", "lazy_metropolis", "max_degree", "constant")
 
 
-def edge_weights(graph: Graph, rule: str = "metropolis", weight: float | None = None) -> np.ndarray:
-    """Off-diagonal weight W_ij of every undirected edge (the diagonal is 1 - row sum)."""
+def edge_weights(graph: Graph, rule: str = "metropolis", weight: float | None = None,
+                 max_active: int | None = None) -> np.ndarray:
+    """Off-diagonal weight W_ij of every undirected edge (the diagonal is 1 - row sum).
+    ``max_active``: the most edges one agent can have active at once (the base graph's max
+    degree by default; 1 on ``one_edge`` links), which bounds a ``constant`` weight."""
     deg = graph.degree
     i, j = graph.edges[:, 0], graph.edges[:, 1]
     if rule in ("metropolis", "lazy_metropolis"):
@@ -21,15 +24,22 @@ def edge_weights(graph: Graph, rule: str = "metropolis", weight: float | None = 
     if rule == "max_degree":
         return np.full(graph.m, 1.0 / (1.0 + deg.max(initial=0)))
     if rule == "constant":
-        if weight is None or not 0 < weight * deg.max(initial=0) <= 1:
+        most = deg.max(initial=0) if max_active is None else max_active
+        if weight is None or not 0 < weight * most <= 1:
+            one = " (one active edge per agent)" if max_active == 1 else ""
             raise ConfigError(f"graph.weight={weight}: mixing=constant needs 0 < weight <= 1/max_degree"
-                              f" = {1 / max(deg.max(initial=1), 1):.4g}")
+                              f" = {1 / max(most, 1):.4g}{one}")
         return np.full(graph.m, float(weight))
     raise ConfigError(f"graph.mixing={rule}: choose one of {', '.join(RULES)}")
 
 
-def mixing_matrix(graph: Graph, rule: str = "metropolis", weight: float | None = None) -> sp.csr_matrix:
-    w = edge_weights(graph, rule, weight)
+def mixing_matrix(graph: Graph, rule: str = "metropolis", weight: float | None = None,
+                  links=None) -> sp.csr_matrix:
+    """W, or with random ``links`` the expected E[W_t] (each edge's weight times its activation
+    probability): the matrix whose spectral gap sets the mean consensus rate."""
+    w = edge_weights(graph, rule, weight, None if links is None else links.max_active_degree)
+    if links is not None:
+        w = w * links.edge_probability()
     i, j = graph.edges[:, 0], graph.edges[:, 1]
     off = sp.csr_matrix((np.concatenate([w, w]), (np.concatenate([i, j]), np.concatenate([j, i]))),
                         shape=(graph.n, graph.n))
