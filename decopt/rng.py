@@ -147,11 +147,16 @@ def uniform_steps(key: Key, steps: range, rows, width: int, total: int) -> np.nd
 
 
 def _box_muller(u: np.ndarray, width: int) -> np.ndarray:
-    """Standard normals from uniforms whose last axis has 2 * ceil(width / 2) entries."""
+    """Standard normals from uniforms whose last axis has 2 * ceil(width / 2) entries: the cosine
+    halves, then the sine halves (the last sine is not computed for an odd width)."""
     half = u.shape[-1] // 2
     r = np.sqrt(-2.0 * np.log1p(-u[..., :half]))
     a = 2 * np.pi * u[..., half:]
-    return np.concatenate([r * np.cos(a), r * np.sin(a)], axis=-1)[..., :width]
+    out = np.empty(u.shape[:-1] + (width,))
+    np.multiply(r, np.cos(a), out=out[..., :half])
+    rest = width - half
+    np.multiply(r[..., :rest], np.sin(a[..., :rest]), out=out[..., half:])
+    return out
 
 
 def normal(key: Key, rows, width: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The loop: build the pieces from a validated config, step, evaluate, write the run directory."""
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
@@ -88,20 +89,24 @@ def _due(t: int, every: int, last: int) -> bool:
 
 
 GEOMETRIC_PER_DECADE = 20
+FUSED_CHUNK = 4096      # most iterations per fused call (algo.fused_steps): signals and progress stay responsive
 
 
 def _schedule(run, problem):
-    """``due(t)``: evaluate every ``eval_every`` iterations (``linear``), or about 20 times per
-    decade of iterations (``geometric``: t = ceil(10^(k/20)), for runs over many decades);
-    ``auto`` takes the problem's preference (``problem.eval_grid``, linear by default). The
-    last iteration is always evaluated."""
+    """``(due, next_due)``: ``due(t)`` says whether to evaluate after t iterations, every
+    ``eval_every`` iterations (``linear``), or about 20 times per decade of iterations
+    (``geometric``: t = ceil(10^(k/20)), for runs over many decades); ``auto`` takes the
+    problem's preference (``problem.eval_grid``, linear by default). The last iteration is always
+    evaluated. ``next_due(t)``: the first evaluation after t (t < run.iterations)."""
     grid = run.eval_grid if run.eval_grid != "auto" else getattr(problem, "eval_grid", "linear")
+    every, last = run.eval_every, run.iterations
     if grid == "linear":
-        return lambda t: _due(t, run.eval_every, run.iterations)
-    top = math.log10(max(run.iterations, 1)) * GEOMETRIC_PER_DECADE
+        return (lambda t: _due(t, every, last)), (lambda t: min((t // every + 1) * every, last))
+    top = math.log10(max(last, 1)) * GEOMETRIC_PER_DECADE
     points = {math.ceil(10 ** (k / GEOMETRIC_PER_DECADE) - 1e-9) for k in range(int(top) + 2)}
-    points.add(run.iterations)
-    return points.__contains__
+    points.add(last)
+    ordered = sorted(points)
+    return points.__contains__, lambda t: ordered[bisect.bisect_right(ordered, t)]
 
 
 def _exploded(X, threshold) -> bool:
@@ -148,7 +153,15 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
     status, last_finite, done = "completed", (rows[-1] if rows else None), t0
     comp_time = 0.0
 
-    due = _schedule(run, problem)
+    due, next_due = _schedule(run, problem)
+    fused = algo.fused_steps()                     # None: one step at a time
+
+    def chunk_end(t):
+        """Where a fused call from t stops: the next evaluation or checkpoint, at most FUSED_CHUNK on."""
+        end = min(next_due(t), t + FUSED_CHUNK)
+        if run.checkpoint_every:
+            end = min(end, (t // run.checkpoint_every + 1) * run.checkpoint_every)
+        return end
 
     def record(t_now, row_metrics):
         row = {"iteration": t_now, "bits": net.total_bits(), "samples": algo.samples(t_now),
@@ -166,12 +179,16 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
         try:
             if t0 == 0:
                 last_finite = record(0, evaluate(problem, algo, net, state))
-            for t in range(t0, run.iterations):
-                net.begin(t)
+            while done < run.iterations:
+                t = done
+                if fused is None:
+                    net.begin(t)
+                    done = t + 1
+                else:
+                    done = chunk_end(t)
                 c0, s0 = net.comm_time, time.perf_counter()
-                state = algo.step(state, t)
+                state = algo.step(state, t) if fused is None else fused(state, t, done - t)
                 comp_time += time.perf_counter() - s0 - (net.comm_time - c0)
-                done = t + 1
                 if due(done):
                     metrics = evaluate(problem, algo, net, state)
                     bad = 0 if finite(metrics) and state_finite(state) else 1

@@ -33,6 +33,13 @@ class Algorithm:
     def step(self, state: State, t: int) -> State:
         raise NotImplementedError
 
+    def fused_steps(self):
+        """Optional fast path: a function ``advance(state, t, count) -> state`` that runs iterations
+        t .. t + count - 1 in one call with the trajectory (to rounding), bits and ledger of ``count``
+        ``net.begin(s)`` + ``step(state, s)`` calls; None (the default) where this configuration
+        has none, and the runner steps."""
+        return None
+
     def iterate(self, state: State) -> torch.Tensor:
         """The primal iterate X (one row per local agent) at which metrics are taken."""
         return state["x"]

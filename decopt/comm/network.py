@@ -85,6 +85,13 @@ class Network:
         else:
             self.bits += times * int(sender_bits[sender_sent].sum())
 
+    def count_broadcasts(self, bits: np.ndarray, times: int) -> None:
+        """Account ``times`` broadcast rounds on static links, local sender i sending ``bits[i]``
+        to every neighbour, exactly as ``times`` ``broadcast`` calls would: for fused paths that
+        advance several iterations without calling ``broadcast``."""
+        src = self.graph.arcs[0][self.out_arcs] - self.rows.start
+        self._account(bits[src], bits, np.bincount(src, minlength=self.n_local) > 0, times)
+
     def _settle(self) -> None:
         """Apply accounting a backend has deferred (see ``StackedNetwork.broadcast``); called
         before the counters are read or saved."""

@@ -5,11 +5,20 @@ Z = zbar_i + eps_i theta_i + sigma w. The sample gradient is theta_i - Z = (1 - 
 - zbar_i - sigma w. Only the average sensitivity matters: theta_PS = sum_i zbar_i / (n (1 - eps_avg))
 exists iff eps_avg < 1 (individual eps_i may exceed 1). f_i(theta; theta) =
 ||(1 - eps_i) theta - zbar_i||^2 / 2 + d sigma^2 / 2.
+
+``replicas=R`` runs R independent copies side by side as the columns of one iterate (d = R dim,
+replica r in columns r dim .. (r + 1) dim - 1): replica r draws its zbar and its samples with the
+keys of ``run.seed + r``, so it is the ``replicas=1`` run with that seed (up to rounding), i.e. R
+seeds for about the price of one. Per-replica metrics are ``ps_error_r<k>``,
+``consensus_error_r<k>`` and ``risk_r<k>``; the unsuffixed columns are those of the whole
+R dim-dimensional problem (sums over the replicas). What the network draws (random links, compressor
+randomness) is keyed by ``run.seed`` alone and shared by the replicas.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -22,7 +31,8 @@ class GaussianMeanConfig:
     """eps_mean: eps_avg (the average sensitivity); eps_spread: eps_i = eps_mean (1 + spread u_i),
     u_i evenly spaced in [-1, 1]; eps: explicit per-agent list (overrides both); zbar_i ~
     U(zbar_low, zbar_high) fixed per agent; sigma: noise std; batch_size: samples Z per agent per
-    iteration; dim: dimension of theta (1 in the paper)."""
+    iteration; dim: dimension of theta (1 in the paper); replicas: independent copies run as one
+    (replica r = seed run.seed + r, see the module docstring)."""
 
     name: str = "gaussian_mean"
     eps_mean: float = 0.9
@@ -33,6 +43,7 @@ class GaussianMeanConfig:
     sigma: float = 1.0
     batch_size: int | None = 1
     dim: int = 1
+    replicas: int = 1
 
     def check(self) -> None:
         if self.eps_mean < 0 or self.eps_spread < 0:
@@ -44,6 +55,8 @@ class GaussianMeanConfig:
                               f"(null = the exact expected gradient)")
         if self.dim < 1:
             raise ConfigError(f"problem.dim={self.dim}: must be >= 1")
+        if self.replicas < 1:
+            raise ConfigError(f"problem.replicas={self.replicas}: must be >= 1")
         if self.zbar_high < self.zbar_low:
             raise ConfigError("problem.zbar_high must be >= problem.zbar_low")
 
@@ -53,10 +66,12 @@ class GaussianMean(Performative):
 
     def __init__(self, cfg: GaussianMeanConfig, net, seed):
         super().__init__(net, seed)
-        self.d, self.batch_size, self.sigma, self.m = cfg.dim, cfg.batch_size, cfg.sigma, 1
+        self.dim, self.replicas, self.d = cfg.dim, cfg.replicas, cfg.dim * cfg.replicas
+        self.batch_size, self.sigma, self.m = cfg.batch_size, cfg.sigma, 1
         rows = net.rows
         eps = sensitivities(net.n, rows, cfg.eps_mean, cfg.eps_spread, cfg.eps)
-        zbar = cfg.zbar_low + (cfg.zbar_high - cfg.zbar_low) * uniform(Key(seed, Stream.DATA, 0, 0), rows, cfg.dim)
+        zbar = cfg.zbar_low + (cfg.zbar_high - cfg.zbar_low) * np.concatenate(
+            [uniform(Key(seed + r, Stream.DATA, 0, 0), rows, cfg.dim) for r in range(cfg.replicas)], axis=1)
         as_t = lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device)
         self.eps, self.zbar = as_t(eps)[:, None], as_t(zbar)
         self._one_minus_eps = 1.0 - self.eps
@@ -71,16 +86,18 @@ class GaussianMean(Performative):
 
     def _block(self, t):
         """``(w, c, at)``: the block of iterations holding t, with its standard normals w keyed
-        (seed, PROBLEM, t, agent) in the iteration-major layout (``rng.normal_steps``), shape
-        (block, n_local, b, d), the constant part of each gradient ``c = -(zbar_i + sigma mean_b w_i)``,
+        (seed + r, PROBLEM, t, agent) for replica r in the iteration-major layout (``rng.normal_steps``),
+        shape (block, n_local, b, d), the constant part of each gradient ``c = -(zbar_i + sigma mean_b w_i)``,
         and t's place in the block. Blocks start at multiples of their length (any resume or
-        rank draws the same numbers; drawing a block is one Philox call)."""
+        rank draws the same numbers; drawing a block is one Philox call per replica)."""
         i, at = divmod(t, self._block_len)
         if i != self._block_index:
-            steps = range(i * self._block_len, (i + 1) * self._block_len)
-            w = normal_steps(Key(self.seed, Stream.PROBLEM), steps, self.net.rows, self.batch_size * self.d, self.net.n)
-            w = torch.as_tensor(w, dtype=self.dtype, device=self.device).view(len(steps), -1, self.batch_size, self.d)
-            self._block_index, self._w, self._c = i, w, -(self.zbar + self.sigma * w.mean(2))
+            steps, b = range(i * self._block_len, (i + 1) * self._block_len), self.batch_size
+            w = np.concatenate([normal_steps(Key(self.seed + r, Stream.PROBLEM), steps, self.net.rows, b * self.dim,
+                                             self.net.n).reshape(len(steps), -1, b, self.dim)
+                                for r in range(self.replicas)], axis=3)
+            w = torch.as_tensor(w, dtype=self.dtype, device=self.device)
+            self._block_index, self._w, self._c = i, w, torch.add(self.zbar, w.mean(2), alpha=self.sigma).neg_()
         return self._w, self._c, at
 
     def sample(self, X, t):
@@ -101,11 +118,39 @@ class GaussianMean(Performative):
         _, c, at = self._block(t)
         return torch.addcmul(c[at], self._one_minus_eps, X)
 
+    def affine_grad(self, t: int, count: int):
+        """The sample gradient is affine in X: ``grad(X, s) = a * X + c_s`` with a = 1 - eps_i and
+        c_s = -(zbar_i + sigma mean_b w_i) (``grad``). Returns ``(a, c)``: a of shape (n_local, 1) and
+        c of shape (k, n_local, d) for s = t .. t + k - 1, k <= count the iterations left in t's
+        noise block (a view; for DSGD-GD's fused steps)."""
+        if self.batch_size is None:
+            return self._one_minus_eps, (-self.zbar).expand(count, *self.zbar.shape)
+        _, c, at = self._block(t)
+        return self._one_minus_eps, c[at:at + count]
+
     def loss_grad(self, X):
         r = (1.0 - self.eps) * X - self.zbar
         return 0.5 * (r * r).sum(1) + 0.5 * self.d * self.sigma ** 2, r
 
+    def _per_replica(self, name: str, values: torch.Tensor) -> dict:
+        """``name_r<k>``: one column per replica (none for a single replica)."""
+        return {f"{name}_r{k}": float(v) for k, v in enumerate(values)} if self.replicas > 1 else {}
+
     def extra_metrics(self, xbar, loss):
         if self.theta_ps is None:
             return {}
-        return {"ps_error": float(((xbar - self.theta_ps) ** 2).sum())}
+        ps = ((xbar - self.theta_ps) ** 2).view(self.replicas, self.dim).sum(1)
+        return {"ps_error": float(ps.sum()), **self._per_replica("ps_error", ps)}
+
+    def agent_metrics(self, X):
+        """``risk`` (``Performative.agent_metrics``); with replicas also, per replica, ``risk_r<k>`` and
+        ``consensus_error_r<k>`` = (1/n) sum_i ||x_i - xbar||^2 over the replica's coordinates."""
+        if self.replicas == 1:
+            return super().agent_metrics(X)
+        n, R = self.net.n, self.replicas
+        r = torch.addcmul(-self.zbar, self._one_minus_eps, X)
+        risk = self.net.sum((r * r).view(-1, R, self.dim).sum(2)) / (2 * n) + 0.5 * self.dim * self.sigma ** 2
+        dev = X - self.net.mean(X)
+        cons = self.net.sum((dev * dev).view(-1, R, self.dim).sum(2)) / n
+        return {"risk": float(risk.sum()), **self._per_replica("risk", risk),
+                **self._per_replica("consensus_error", cons)}

@@ -1,0 +1,104 @@
+"""Fused multi-step path (``Algorithm.fused_steps``, DSGD-GD on gaussian_mean) and seeds as replicas.
+
+The fused path is the per-step trajectory to rounding (metrics to 1e-12 relative) with exactly the
+same bits, samples and per-arc ledger; a resumed fused run is the uninterrupted one bit for bit;
+configurations it does not cover still step. Replica r of a ``problem.replicas=R`` run is the
+single run with seed ``run.seed + r``.
+"""
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+import decopt
+from decopt.algorithms.dsgd_gd import DSGDGD
+from decopt.cli import compose
+from decopt.config import validate
+from decopt.runner import FUSED_CHUNK, build
+
+GM = ["algo=dsgd_gd", "problem=gaussian_mean", "graph=ring", "graph.n=25", "run.dtype=float64",
+      "run.eval_grid=geometric"]
+EXACT = ("iteration", "bits", "samples")
+
+
+def csv_rows(path, name="metrics.csv"):
+    with open(path / name) as fh:
+        return list(csv.DictReader(fh))
+
+
+def fused_path(*overrides):
+    *_, algo = build(validate(compose([*GM, *overrides])))
+    return algo.fused_steps()
+
+
+def assert_same_rows(got, ref, rel):
+    assert [r["iteration"] for r in got] == [r["iteration"] for r in ref]
+    for a, b in zip(got, ref):
+        assert a.keys() == b.keys()
+        for k in b:
+            if k in EXACT:
+                assert a[k] == b[k], (k, a["iteration"])
+            elif k != "wall_time":
+                assert float(a[k]) == pytest.approx(float(b[k]), rel=rel, abs=1e-300), (k, a["iteration"])
+
+
+@pytest.mark.parametrize("extra", [
+    [],
+    ["problem.batch_size=3", "problem.replicas=3", "problem.dim=2", "run.link_latency=0.001"],
+    ["problem.batch_size=null", "problem.eps_mean=1.05"],                # exact gradient; diverges
+], ids=["paper", "batch-replicas-latency", "exact-grad-diverging"])
+def test_fused_path_is_the_per_step_trajectory(tmp_path, monkeypatch, extra):
+    over = [*GM, *extra, f"run.iterations={2 * FUSED_CHUNK + 1500}", "run.checkpoint_every=3000"]
+    assert fused_path(*extra) is not None
+    fused = decopt.run(*over, run_dir=tmp_path / "fused")
+    monkeypatch.setattr(DSGDGD, "fused_steps", lambda self: None)
+    step = decopt.run(*over, run_dir=tmp_path / "step")
+    assert fused.summary["status"] == step.summary["status"]
+    assert fused.summary["iterations"] == step.summary["iterations"]
+    got, ref = csv_rows(tmp_path / "fused"), csv_rows(tmp_path / "step")
+    assert len(ref) > 40                                            # the geometric grid, ~20 rows per decade
+    assert_same_rows(got, ref, rel=1e-12)
+    assert csv_rows(tmp_path / "fused", "traffic.csv") == csv_rows(tmp_path / "step", "traffic.csv")
+    np.testing.assert_allclose(fused.state["x"], step.state["x"], rtol=1e-12)
+
+
+def test_resumed_fused_run_equals_the_uninterrupted_one(tmp_path):
+    over = [*GM, "problem.batch_size=2", "run.checkpoint_every=1000"]
+    full = decopt.run(*over, "run.iterations=12000", run_dir=tmp_path / "full")
+    part = tmp_path / "part"
+    decopt.run(*over, "run.iterations=3163", run_dir=part)          # ends between checkpoints: resumes at 3000
+    resumed = decopt.run(*over, "run.iterations=12000", "run.resume=true", run_dir=part)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]
+    assert strip(csv_rows(part)) == strip(csv_rows(tmp_path / "full"))
+    assert csv_rows(part, "traffic.csv") == csv_rows(tmp_path / "full", "traffic.csv")
+    assert torch.equal(resumed.state["x"], full.state["x"])
+
+
+def test_replica_r_is_the_single_run_with_seed_plus_r():
+    shared = [*GM, "problem.dim=2", "problem.batch_size=2", "run.iterations=3000"]
+    batch = decopt.run(*shared, "problem.replicas=3", "run.seed=5", run_dir=False).metrics
+    singles = [decopt.run(*shared, f"run.seed={5 + r}", run_dir=False).metrics for r in range(3)]
+    for r, single in enumerate(singles):
+        assert batch["iteration"] == single["iteration"]
+        for key in ("ps_error", "consensus_error", "risk"):
+            np.testing.assert_allclose(batch[f"{key}_r{r}"], single[key], rtol=1e-10, err_msg=f"{key} replica {r}")
+    # the unsuffixed columns are the whole (replicas x dim)-dimensional problem: sums over replicas
+    for key in ("ps_error", "consensus_error", "risk"):
+        np.testing.assert_allclose(batch[key], np.sum([s[key] for s in singles], axis=0), rtol=1e-10)
+    assert batch["bits"][-1] == 3 * singles[0]["bits"][-1]          # messages carry the 3 replicas
+    assert len({s["ps_error"][-1] for s in singles}) == 3            # independent seeds differ
+
+
+@pytest.mark.parametrize("extra", [
+    ["graph.links=bernoulli", "graph.link_p=0.5"],                 # random links
+    ["compressor=topk", "compressor.ratio=0.5"],                    # messages are not x
+    ["compressor=none", "compressor.precision=32"],                 # x rounded to fp32 on the wire
+    ["run.dtype=float32"],
+    ["problem=least_squares", "problem.dim=3"],                     # gradient not affine_grad's
+], ids=["random-links", "topk", "fp32-wire", "float32", "least-squares"])
+def test_configs_without_fused_path_step(extra):
+    assert fused_path(*extra) is None
+    r = decopt.run(*GM, *extra, "run.iterations=300", run_dir=False)
+    assert r.summary["status"] == "completed" and r.metrics["iteration"][-1] == 300
+    assert all(np.isfinite(r.metrics["consensus_error"]))
