@@ -4,23 +4,27 @@ Compares, at n agents with a minibatch of B samples each (fp32):
 
 * the machine's measured fp32 matmul rate (a square ``torch.mm``, the best this CPU/GPU does);
 * ``MLP.grad``: decopt's batched gradient (keyed batch draw + gather + bmm forward/backward for
-  all agents at once), and its compute part alone (``_batch`` on an already gathered batch);
+  all agents at once, a new iteration t, i.e. a new minibatch, per call), its compute part alone
+  (``_batch`` on an already gathered batch) and its draw + gather part alone (new rows per call);
 * a per-agent loop of ordinary ``torch.nn`` modules with autograd (what one would write
   without batching): n x (zero_grad, forward, cross-entropy, backward, flatten grads).
 
 FLOPs counted per agent: forward 2B(ph + hc), backward 2B(ph + 2hc) (gW1, gW2, dH; no dA).
 
-    python benchmarks/bench_gradients.py [--data-dir ../shared/data/mnist] [--n 10 100]
+    python benchmarks/bench_gradients.py [--data-dir DIR] [--n 10 100]
         [--batch 256 16] [--threads 1] [--clock cpu|wall]
 
 ``--clock cpu`` (default) times with the process CPU clock, which is what one core delivers
 even when the machine is shared (all rates then are per core: use ``--threads 1``);
 ``--clock wall`` times with the wall clock (use it on a quiet machine, any thread count).
+``--data-dir``: the MNIST IDX folder (default: $DECOPT_DATA/mnist, else ../shared/data/mnist).
 Without MNIST files (``--data-dir`` missing) random inputs of the same shape are used.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +35,7 @@ from decopt.comm.stacked import StackedNetwork
 from decopt.graphs import Links
 from decopt.graphs.topologies import ring
 from decopt.problems.mlp import MLP, MnistMLPConfig
-from limits import matmul_rate, set_clock, timeit
+from limits import header, matmul_rate, set_clock, timeit
 
 
 def build(n: int, batch: int, data_dir: str | None) -> MLP:
@@ -53,18 +57,18 @@ def build(n: int, batch: int, data_dir: str | None) -> MLP:
     return Fake()
 
 
-def loop_reference(prob: MLP, X: torch.Tensor, t: int):
-    """n ordinary torch modules, one autograd backward each (the unbatched way)."""
+def loop_reference(prob: MLP, X: torch.Tensor):
+    """n ordinary torch modules, one autograd backward each (the unbatched way), on the same
+    keyed minibatch of iteration t as ``prob.grad(X, t)``."""
     n = X.shape[0]
     models = []
     for i in range(n):
         m = torch.nn.Sequential(torch.nn.Linear(784, 100), torch.nn.Sigmoid(), torch.nn.Linear(100, 10))
         torch.nn.utils.vector_to_parameters(X[i], m.parameters())
         models.append(m)
-    pos = prob.batch_indices(t, prob.sizes)
-    rows = torch.gather(prob.table, 1, pos)
 
-    def run():
+    def run(t):
+        rows = torch.gather(prob.table, 1, prob.batch_indices(t, prob.sizes))
         out = []
         for i, m in enumerate(models):
             m.zero_grad(set_to_none=True)
@@ -78,7 +82,9 @@ def loop_reference(prob: MLP, X: torch.Tensor, t: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+    data = os.environ.get("DECOPT_DATA")
+    ap.add_argument("--data-dir", default=str(Path(data) / "mnist") if data else
+                    str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
     ap.add_argument("--n", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--batch", type=int, nargs="+", default=[256, 16])
     ap.add_argument("--repeat", type=int, default=20)
@@ -97,25 +103,29 @@ def main() -> None:
             p, h, c = 784, 100, 10
             flops = n * 2 * B * (2 * p * h + 3 * h * c)
             rep = max(5, int(args.repeat * 10 * 256 / (n * B)))
-            t_grad = timeit(lambda: prob.grad(X, 3), rep)
+            t = iter(range(10 ** 9))                      # a new minibatch per call
+            t_grad = timeit(lambda: prob.grad(X, next(t)), rep)
             pos = prob.batch_indices(3, prob.sizes)
             r = torch.gather(prob.table, 1, pos)
             A, Y = prob.train_x[r], prob.train_y[r]
             w = torch.full(r.shape, 1.0 / B)
-            t_comp = timeit(lambda: prob._batch(X, A, Y, w), rep)
-            loop = loop_reference(prob, X, 3)
-            assert torch.allclose(loop(), prob.grad(X, 3), atol=1e-5)
-            t_loop = timeit(loop, rep)
-            rows.append((n, B, flops, t_grad, t_comp, t_loop))
+            t_comp = timeit(lambda: prob._batch(X, A, Y, w, need_pred=False), rep)
+            t_take = timeit(lambda: prob._take(torch.gather(prob.table, 1, prob.batch_indices(next(t), prob.sizes)),
+                                               reuse=True), rep)
+            loop = loop_reference(prob, X)
+            assert torch.allclose(loop(3), prob.grad(X, 3), atol=1e-5)
+            t_loop = timeit(lambda: loop(next(t)), rep)
+            rows.append((n, B, flops, t_grad, t_comp, t_take, t_loop))
 
+    print(header(sys.argv))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.clock} clock; "
           f"fp32 matmul rate (1024^3 mm): {peak / 1e9:.1f} GFLOP/s\n")
     print("| n | batch | GFLOP/call | batched grad ms | GFLOP/s | % of matmul | compute-only ms (% matmul) "
-          "| per-agent loop ms | speed-up vs loop |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for n, B, flops, tg, tc, tl in rows:
+          "| draw + gather ms | per-agent loop ms | speed-up vs loop |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for n, B, flops, tg, tc, tt, tl in rows:
         print(f"| {n} | {B} | {flops / 1e9:.3f} | {tg * 1e3:.2f} | {flops / tg / 1e9:.1f} | "
-              f"{100 * flops / tg / peak:.0f}% | {tc * 1e3:.2f} ({100 * flops / tc / peak:.0f}%) | "
+              f"{100 * flops / tg / peak:.0f}% | {tc * 1e3:.2f} ({100 * flops / tc / peak:.0f}%) | {tt * 1e3:.2f} | "
               f"{tl * 1e3:.2f} | {tl / tg:.1f}x |")
 
 

@@ -158,6 +158,47 @@ def test_property_quantizers(d, b, unbiased, dtype, scale, seed):
     assert (bits == 32 + 8 * math.ceil(d / 8)).all()
 
 
+def _largest_first(V, k):
+    """Reference top-k: sort by (NaN first, then |v| descending, then index ascending)."""
+    out = []
+    for row in V.abs().double().numpy():
+        nan = np.isnan(row)
+        out.append(np.sort(np.lexsort((np.arange(row.size), -np.where(nan, np.inf, row), ~nan))[:k]))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_topk_selection_largest_magnitudes_ties_to_lower_index(dtype):
+    """Top-k keeps the k largest |v| per row and segment, NaN counting as the largest; on the CPU
+    (NumPy introselect over blocks of rows: a long segment in several blocks, a short one in one)
+    entries tied at the k-th magnitude across the cut are resolved to the lowest indices; bfloat16
+    goes through torch.topk (same set whenever there is no such tie)."""
+    from decopt.compressors.topk import BLOCK_BYTES
+    long = BLOCK_BYTES // 8 + 5                                  # fp32: 2 rows per block, fp64: 1
+    segs = [long, 300, 1]                                        # one long, one short, one sent whole
+    d = sum(segs)
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.randn(4, d, generator=g, dtype=torch.float64)
+    ties = torch.randint(-3, 4, (4, d), generator=g).double() * 0.5      # many equal magnitudes
+    for V in (smooth, ties):
+        V = V.clone()
+        V[1, 7] = V[2, long + 9] = V[3, :3] = float("nan")
+        V = V.to(dtype)
+        for ratio in (0.01, 0.3, 0.9):
+            comp = make("topk", ratio=ratio, per_tensor=True, segments=segs)
+            lay = comp.layout(d)
+            got = comp.select(V, KEY, range(4), lay)
+            assert got[2] is None
+            for (a, ds, k), ix in zip(lay[:2], got[:2]):
+                assert ix.shape == (4, k) and ix.dtype == torch.int64
+                if dtype == torch.bfloat16:
+                    ref = np.sort(torch.topk(V[:, a:a + ds].abs(), k, dim=1).indices.numpy(), 1)
+                else:
+                    ref = _largest_first(V[:, a:a + ds], k)
+                assert np.array_equal(np.sort(ix.numpy(), 1), ref), (ratio, a)
+    roundtrip(make("topk", ratio=0.05, per_tensor=True, segments=segs), smooth.to(dtype))
+
+
 # --- exact bit counts (the wire format) -------------------------------------------------------
 def test_topk_bits_d79510():
     d = 79510

@@ -123,6 +123,9 @@ def test_batched_gradient_matches_per_agent_autograd(case, tmp_path):
     t = 7
     G = prob.grad(X, t)
     assert G.shape == (n, prob.d)
+    X2 = X.flip(0)                   # two points on one minibatch draw (DoCoM's STORM): each as grad
+    G1, G2 = prob.grads((X, X2), t)
+    assert torch.equal(G1, G) and torch.equal(G2, prob.grad(X2, t))
     pos = integers(Key(0, Stream.BATCH, t), range(n), kw["batch_size"], prob.sizes)   # the keyed draw
     losses, Gfull = prob.loss_grad(X)
     for i in range(n):

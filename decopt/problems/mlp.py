@@ -120,7 +120,8 @@ class MLP(Supervised):
         torch.bmm(dZ.transpose(1, 2), H, out=gW2)
         torch.sum(dZ, 1, out=gb2)
         dH = torch.bmm(dZ, W2)
-        dH.mul_(H.mul(1.0 - H))                                                       # dloss/d(pre-act)
+        # dloss/d(pre-act) = dH * (H (1 - H)); sigmoid_backward(1, H) = (1 - H) H in one pass, same bits
+        dH.mul_(torch.ops.aten.sigmoid_backward(H.new_ones(()).expand_as(H), H))
         torch.bmm(dH.transpose(1, 2), A, out=gW1)
         torch.sum(dH, 1, out=gb1)
         return loss, G, pred

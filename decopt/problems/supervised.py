@@ -112,13 +112,25 @@ class Supervised(Problem):
         return loss, grad
 
     def grad(self, X, t):
+        return self.grads((X,), t)[0]
+
+    def grads(self, Xs, t) -> list[torch.Tensor]:
+        """Stochastic gradients at several points on the same keyed minibatch of iteration t,
+        drawn and gathered once (DoCoM's STORM term needs two); each equals ``grad(X, t)``. Only
+        the gradient is formed: the loss's regulariser (wd/2)||x||^2 is not computed here."""
         if self.batch_size is None:
-            return self.loss_grad(X)[1]
+            return [self.loss_grad(X)[1] for X in Xs]
         pos = self.batch_indices(t, self.sizes)                     # (n_local, B) in [0, m_i)
         rows = torch.gather(self.table, 1, pos)
         A, Y = self._take(rows, reuse=True)
         w = torch.full(rows.shape, 1.0 / rows.shape[1], dtype=self.dtype, device=self.device)
-        return self._regularize(X, *self._batch(X, A, Y, w, need_pred=False)[:2])[1]
+        out = []
+        for X in Xs:
+            g = self._batch(X, A, Y, w, need_pred=False)[1]
+            if self.wd:
+                g.add_(X, alpha=self.wd)            # g is a fresh tensor
+            out.append(g)
+        return out
 
     def _take(self, rows, reuse: bool = False):
         """Training samples and labels at the index array ``rows`` (any shape), one gather each.
