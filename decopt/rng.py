@@ -196,13 +196,14 @@ def sample(key: Key, rows, high: int, k: int) -> np.ndarray:
     while True:
         n, w = c.shape
         val, at = np.divmod(np.sort(c * w + np.arange(w), axis=1), w)   # by value, then by position
-        new = np.ones((n, w), dtype=bool)
+        new = np.ones((n, w), dtype=bool)                               # first occurrence of its value
         new[:, 1:] = val[:, 1:] != val[:, :-1]
         first = np.empty((n, w), dtype=bool)
-        np.put_along_axis(first, at, new, axis=1)                       # first occurrence of its value
-        if n == 0 or first.sum(1).min() >= k:
+        np.put_along_axis(first, at, new, axis=1)                       # ... in draw order
+        order = np.cumsum(first, axis=1, dtype=np.int32)                # distinct values drawn so far
+        if n == 0 or order[:, -1].min() >= k:
             break
         block += 1
         c = np.concatenate([c, integers(key.child(key.call + (block << 32)), rows, m, high)], axis=1)
-    keep = first & (np.cumsum(first, axis=1) <= k)
-    return np.sort(c[keep].reshape(n, k), axis=1)
+    keep = new & (np.take_along_axis(order, at, axis=1) <= k)           # in value order: already sorted
+    return val[keep].reshape(n, k)
