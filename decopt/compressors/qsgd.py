@@ -94,12 +94,16 @@ class QSGD(Compressor):
         w = norm.to(self.wire_torch)
         up = w.to(torch.float64) < norm                       # round the wire norm up
         w = torch.where(up, torch.nextafter(w, torch.full_like(w, math.inf)), w)
-        seg, _ = self._map(d, X.device)
-        wn = w.to(torch.float64)[:, seg]
-        r = torch.where(wn > 0, X.abs() / torch.where(wn > 0, wn, 1.0), 0.0)
+        wn = w.to(torch.float64)
+        if len(lay) > 1:                                      # one norm per tensor: spread over its entries
+            wn = wn[:, self._map(d, X.device)[0]]
+        pos = wn > 0                                          # (n, 1) for one norm: broadcast, no gather
+        r = X.abs().div_(torch.where(pos, wn, 1.0))
+        if not bool(pos.all()):
+            r = torch.where(pos, r, 0.0)
         u = torch.from_numpy(rng.uniform(key, rows, d)).to(X.device)
-        xi = torch.floor(self.s * r + u).clamp_(0, self.s)
-        xi = torch.nan_to_num(xi, nan=0.0).to(torch.int64)
+        xi = r.mul_(self.s).add_(u).floor_().clamp_(0, self.s)        # in place: the same numbers
+        xi = xi.nan_to_num_(nan=0.0).to(torch.int64)
         return {"norm": w, "level": xi, "neg": X < 0}
 
     def bits(self, plan):
@@ -108,10 +112,14 @@ class QSGD(Compressor):
 
     def values(self, plan, d, dtype, device):
         seg, div = self._map(d, device)
-        norm = plan["norm"].to(device=device, dtype=dtype)[:, seg]
+        norm = plan["norm"].to(device=device, dtype=dtype)
+        if norm.shape[1] > 1:                                 # per tensor: each entry's own norm and divisor
+            norm = norm[:, seg]
+        else:                                                 # one norm, one divisor: broadcast
+            div = div[:1]
         lev = plan["level"].to(device=device, dtype=dtype)
-        sign = 1.0 - 2.0 * plan["neg"].to(device=device, dtype=dtype)
-        return norm * (lev * sign) / div.to(dtype)
+        signed = torch.where(plan["neg"].to(device), -lev, lev)   # = lev * (1 - 2 neg), exactly
+        return norm * signed / div.to(dtype)
 
     def pack(self, plan, i):
         norm = plan["norm"][i].cpu().numpy().astype(wire.float_np(self.value_bits)).tobytes()
