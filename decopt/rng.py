@@ -169,13 +169,17 @@ def normal_steps(key: Key, steps: range, rows, width: int, total: int) -> np.nda
     return _box_muller(uniform_steps(key, steps, rows, 2 * ((width + 1) // 2), total), width)
 
 
-def integers(key: Key, rows, width: int, high) -> np.ndarray:
-    """Integers in ``[0, high)`` (``high`` scalar or one value per row), shape ``(len(rows), width)``."""
+def integers(key: Key, rows, width: int, high, dtype=np.int64) -> np.ndarray:
+    """Integers in ``[0, high)`` (``high`` scalar or one value per row), shape ``(len(rows), width)``:
+    floor(u * high) of keyed uniforms u. ``dtype`` of the result (int32 needs high <= 2^31)."""
     u = uniform(key, rows, width)
     high = np.asarray(high, dtype=np.int64)
     if high.ndim == 1:
         high = high[:, None]
-    return np.minimum((u * high).astype(np.int64), high - 1)
+    # float -> int32 conversion is vectorised where float -> int64 is not (10x faster): same values
+    narrow = np.int32 if high.size and high.max() <= 2 ** 31 else np.int64
+    out = np.minimum((u * high).astype(narrow), (high - 1).astype(narrow))
+    return out if out.dtype == dtype else out.astype(dtype)
 
 
 def sample(key: Key, rows, high: int, k: int) -> np.ndarray:
@@ -192,18 +196,23 @@ def sample(key: Key, rows, high: int, k: int) -> np.ndarray:
         return np.sort(np.argpartition(u, k - 1, axis=1)[:, :k] if k < high else
                        np.broadcast_to(np.arange(high), u.shape), axis=1)
     m = int(np.ceil(-high * np.log1p(-k / high) + 8 * np.sqrt(k) + 16))
-    c, block = integers(key, rows, m, high), 0
+    narrow = np.int32 if high <= 2 ** 31 else np.int64
+    c, block = integers(key, rows, m, high, narrow), 0
     while True:
         n, w = c.shape
-        val, at = np.divmod(np.sort(c * w + np.arange(w), axis=1), w)   # by value, then by position
-        new = np.ones((n, w), dtype=bool)                               # first occurrence of its value
-        new[:, 1:] = val[:, 1:] != val[:, :-1]
-        first = np.empty((n, w), dtype=bool)
-        np.put_along_axis(first, at, new, axis=1)                       # ... in draw order
-        order = np.cumsum(first, axis=1, dtype=np.int32)                # distinct values drawn so far
-        if n == 0 or order[:, -1].min() >= k:
+        dt = np.int32 if high * w < 2 ** 31 else np.int64              # value * w + position fits
+        order = c.astype(dt, copy=False) * dt(w) + np.arange(w, dtype=dt)
+        order.sort(axis=1)                                              # by value, then by position
+        val = order // dt(w)
+        at = order - val * dt(w)
+        new = np.empty((n, w), dtype=bool)                              # first occurrence of its value
+        new[:, :1] = True
+        np.not_equal(val[:, 1:], val[:, :-1], out=new[:, 1:])
+        if n == 0 or new.sum(1).min() >= k:
             break
         block += 1
-        c = np.concatenate([c, integers(key.child(key.call + (block << 32)), rows, m, high)], axis=1)
-    keep = new & (np.take_along_axis(order, at, axis=1) <= k)           # in value order: already sorted
-    return val[keep].reshape(n, k)
+        c = np.concatenate([c, integers(key.child(key.call + (block << 32)), rows, m, high, narrow)], axis=1)
+    # the k distinct values drawn first: those first seen at or before the k-th smallest first position
+    first = np.where(new, at, dt(w))
+    cut = np.partition(first, k - 1, axis=1)[:, k - 1:k]
+    return val[new & (at <= cut)].reshape(n, k).astype(np.int64)        # in value order: already sorted

@@ -223,7 +223,8 @@ class FSPDA(_PrimalDual):
         else:                                             # own mask per arc; the reverse arc's on receipt
             idx = self.draw.indices(t, np.concatenate([arcs, arcs ^ 1]), net.device)
             flat_out, flat_in = src + idx[:len(arcs)], src + idx[len(arcs):]
-        M = torch.cat([V.view(-1)[flat_out] for V in Vs], 1)
+        take = lambda V: V.view(-1).index_select(0, flat_out.view(-1)).view(flat_out.shape)
+        M = take(Vs[0]) if len(Vs) == 1 else torch.cat([take(V) for V in Vs], 1)
         got = net.exchange(M, self.compressor, shared=self.cfg.shared_mask, compact=True)   # M <- as sent
         pairs = [(M[:, b * k:(b + 1) * k], got[:, b * k:(b + 1) * k]) for b in range(len(Vs))]
         return flat_out, flat_in, pairs
@@ -237,10 +238,17 @@ class FSPDA(_PrimalDual):
             return flat_out, sent - got
         return flat_in, V.view(-1)[flat_in] - got
 
+    def _scratch(self, like):
+        """One (n_local, d) work buffer kept between steps (saves an allocation per step)."""
+        buf = getattr(self, "_buf", None)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = self._buf = torch.empty_like(like)
+        return buf
+
     @staticmethod
     def _add_sparse(V, flat, vals, alpha):
         """V += alpha * (the sparse L_t(.) given by flat positions and values), in place."""
-        V.view(-1).index_put_((flat.reshape(-1),), vals.reshape(-1) * alpha, accumulate=True)
+        V.view(-1).index_add_(0, flat.reshape(-1), vals.reshape(-1), alpha=alpha)
         return V
 
     def _laplacian(self, flat, vals, like):
@@ -268,7 +276,7 @@ class FSPDA(_PrimalDual):
             g = state["momentum"].mul_(cfg.momentum).add_(g)
         flat_out, flat_in, [(sent, got)] = self._exchange(t, [X])
         flat, C = self._masked_differences(flat_out, flat_in, sent, got, X)     # L_t(X^t), sparse
-        upd = g.mul(alpha).add_(lam, alpha=eta)
+        upd = torch.mul(g, alpha, out=self._scratch(g)).add_(lam, alpha=eta)
         if self.cbar is not None:                          # an agent with an active edge is awake
             upd.mul_(awake)
             state["drift"].add_((1 - awake) * eta)
