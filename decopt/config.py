@@ -176,10 +176,12 @@ def validate(cfg) -> Settings:
     parts["run"] = _typed("run", cfg.get("run", {}), RunConfig)
     settings = Settings(**parts)
     algo_cls = algorithms.algorithm_class(settings.algo.name)
-    links = settings.graph.links
-    if algo_cls.links == "static" and links != "static":
-        raise ConfigError(f"graph.links={links}: algo={settings.algo.name} needs a static graph (graph.links=static)")
-    if algo_cls.links == "random" and links == "static":
+    links, need = settings.graph.links, algo_cls.link_model(settings.algo)
+    if need == "static" and links != "static":
+        variant = getattr(settings.algo, "variant", None)
+        which = f"algo={settings.algo.name}" + (f" with algo.variant={variant}" if variant and variant != "paper" else "")
+        raise ConfigError(f"graph.links={links}: {which} needs a static graph (graph.links=static)")
+    if need == "random" and links == "static":
         raise ConfigError(f"graph.links=static: algo={settings.algo.name} is built for random links; "
                           f"choose graph.links=bernoulli or one_edge")
     return settings

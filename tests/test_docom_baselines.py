@@ -342,3 +342,76 @@ def test_swarm_sgd_needs_random_links_and_gossips_to_consensus():
     errs, state = _consensus_errors(net, algo, x0, 600, 60)        # pairwise averaging never increases it
     assert all(b < a for a, b in zip(errs, errs[1:])) and errs[-1] < 1e-10, errs
     np.testing.assert_allclose(state["x"].mean(0), x0.mean(0), atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- official-code variants
+MU = 0.9                                              # the authors' --momentum_factor default
+
+
+def test_beer_pytorch_variant_with_momentum_step_by_hand():
+    """The DoCoM code's ParallelBEER_V: iteration 0 only moves x; then the tracker takes the fresh
+    gradient minus the previous one and gossips on the previous copies; heavy ball on the tracker."""
+    net, problem, algo, grad = tiny("algo=beer", "algo.variant=pytorch", f"algo.momentum={MU}", "algo.eta=0.1",
+                                    "algo.gamma=0.4", "compressor=topk", "compressor.ratio=0.5",
+                                    "compressor.value_bits=64")
+    eta, gamma, I = 0.1, 0.4, np.eye(3)
+    state = algo.init(start(problem))
+    x = np.tile(X0, (3, 1)); v = grad(x); h = x.copy(); gc = np.zeros_like(x); buf = np.zeros_like(x); g_prev = None
+    for t in range(4):
+        state = step(net, algo, state, t)
+        if t > 0:
+            v = v + grad(x) - g_prev + gamma * (W3 - I) @ gc
+            gc = gc + top1(v - gc)
+        g_prev = grad(x)
+        buf = MU * buf + v
+        x = x - eta * buf + gamma * (W3 - I) @ h
+        h = h + top1(x - h)
+        for key, want in (("x", x), ("v", v), ("h", h), ("g_hat", gc), ("momentum", buf)):
+            np.testing.assert_allclose(state[key].numpy(), want, atol=1e-13, err_msg=f"{key} at t={t}")
+
+
+def test_choco_pytorch_variant_with_momentum_step_by_hand():
+    """The authors' ParallelCHOCO_V: heavy-ball SGD step, gossip on the previous copies (x_hat^0 = 0),
+    then the post-gossip iterate is compressed."""
+    net, problem, algo, grad = tiny("algo=choco", "algo.variant=pytorch", f"algo.momentum={MU}", "algo.eta=0.1",
+                                    "algo.gamma=0.4", "compressor=topk", "compressor.ratio=0.5",
+                                    "compressor.value_bits=64")
+    eta, gamma, I = 0.1, 0.4, np.eye(3)
+    state = algo.init(start(problem))
+    x = np.tile(X0, (3, 1)); xh = np.zeros_like(x); buf = np.zeros_like(x)
+    for t in range(4):
+        state = step(net, algo, state, t)
+        buf = MU * buf + grad(x)
+        x = x - eta * buf + gamma * (W3 - I) @ xh
+        xh = xh + top1(x - xh)
+        np.testing.assert_allclose(state["x"].numpy(), x, atol=1e-13, err_msg=f"t={t}")
+        np.testing.assert_allclose(state["x_hat"].numpy(), xh, atol=1e-13, err_msg=f"t={t}")
+
+
+def test_docom_momentum_moves_theta_with_the_heavy_ball_of_the_tracker():
+    net, problem, algo, grad = tiny("algo=docom", "algo.variant=pytorch", f"algo.momentum={MU}", "algo.eta=0.1",
+                                    "algo.gamma=0.4", "algo.beta=0.3")
+    state = algo.init(start(problem))
+    buf = np.zeros((3, 2))
+    for t in range(4):
+        x = state["x"].numpy().copy()
+        state = step(net, algo, state, t)
+        buf = MU * buf + state["g"].numpy()            # the tracker this step moves theta with
+        np.testing.assert_allclose(state["momentum"].numpy(), buf, atol=1e-13)
+        # 1^T (W - I) = 0: the gossip term leaves the mean, which moves by -eta mean(buf)
+        np.testing.assert_allclose(state["x"].numpy().mean(0), x.mean(0) - 0.1 * buf.mean(0), atol=1e-13)
+
+
+def test_parallel_choco_with_exact_messages_and_unit_gamma_is_dgd():
+    a = decopt.run("algo=choco", "algo.variant=pytorch", "algo.gamma=1", "algo.eta=0.05", *SMALL,
+                   "run.iterations=50", "run.eval_every=10", run_dir=False)
+    b = decopt.run("algo=dsgd", "algo.lr=0.05", *SMALL, "run.iterations=50", "run.eval_every=10", run_dir=False)
+    for key in ("loss", "consensus_error", "dist_opt"):
+        np.testing.assert_allclose(a.metrics[key], b.metrics[key], rtol=1e-10, atol=1e-15)
+
+
+def test_parallel_choco_needs_static_links():
+    from decopt.errors import ConfigError
+    with pytest.raises(ConfigError, match="variant=pytorch needs a static graph"):
+        validate(compose(["algo=choco", "algo.variant=pytorch", "graph.links=one_edge"]))
+    validate(compose(["algo=choco", "graph.links=one_edge"]))        # the paper form runs on random links

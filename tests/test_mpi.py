@@ -82,6 +82,9 @@ CASES = {
     "one_edge": (["graph.links=one_edge"], None, "random", None, None),
     # variable-size random payloads, with receive buffers far too small: the grow path
     "varsize": ([], None, "static", "var", 16),
+    # the authors' code order with heavy ball (docom, beer, choco; other algorithms have no such keys)
+    "official": (["algo.variant=pytorch", "algo.momentum=0.9", "compressor=topk", "compressor.ratio=0.4"], None,
+                 "static", None, None),
 }
 
 

@@ -27,6 +27,11 @@ class Algorithm:
     def __init__(self, cfg, net: Network, problem: Problem, compressor: Compressor):
         self.cfg, self.net, self.problem, self.compressor = cfg, net, problem, compressor
 
+    @classmethod
+    def link_model(cls, cfg) -> str:
+        """The link models this configuration is defined for (``links``; a variant may narrow it)."""
+        return cls.links
+
     def init(self, x0: torch.Tensor) -> State:
         raise NotImplementedError
 

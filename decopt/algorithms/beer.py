@@ -1,5 +1,7 @@
 """BEER (Zhao, Li, Li, Richtarik, Chi, NeurIPS 2022): compressed gradient tracking with error
-feedback on both the iterates and the trackers. Per iteration (two compressed rounds)::
+feedback on both the iterates and the trackers.
+
+Default ``variant=paper``, per iteration (two compressed rounds)::
 
     X_new = X - eta V + gamma (W - I) H          # H, G: public copies before this iteration
     H    += Q(X_new - H)                          # round 1
@@ -9,30 +11,52 @@ feedback on both the iterates and the trackers. Per iteration (two compressed ro
 with H^0 = X^0 (common start), G^0 = 0, V^0 = the b0-sample (default full local) gradient.
 grad(X) is the stochastic gradient kept from the previous iteration (one evaluation per iteration,
 on a fresh minibatch). Copies are kept as local rows plus s = W * copy (see ``copies``).
+
+``variant=pytorch`` is the baseline as the DoCoM authors' code runs it (``ParallelBEER_V``,
+specs/docom.md §2.4 style: CHOCO's "parallel" order). Iteration 0 only moves X; from t = 1::
+
+    V    += grad(X; xi^t) - grad(X^{t-1}; xi^{t-1})   # tracking, the previous fresh gradient
+    V    += gamma (W - I) G                            # the copies from the previous round
+    G    += Q(V - G)                                   # round 1
+    X    -= eta V;  X += gamma (W - I) H               # previous copies again
+    H    += Q(X - H)                                   # round 2
+
+``momentum`` (official code 0.9, ``--momentum_factor``'s default) puts heavy ball on the step
+direction V: ``buf = momentum buf + V; X -= eta buf``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..errors import ConfigError
 from .base import Algorithm
-from .copies import check_positive, init_copy, large_batch_grad, push
+from .copies import check_momentum, check_positive, heavy_ball, init_copy, large_batch_grad, push
+
+VARIANTS = ("paper", "pytorch")
 
 
 @dataclass
 class BEERConfig:
     """eta: step along the tracker V; gamma: consensus step on the compressed copies H and G;
-    b0: batch of the initial tracker V^0 (null = full local data)."""
+    b0: batch of the initial tracker V^0 (null = full local data); variant: paper | pytorch
+    (the DoCoM code's order); momentum: heavy ball on V (official code 0.9)."""
 
     name: str = "beer"
     eta: float = 0.01
     gamma: float = 0.2
     b0: int | None = None
+    variant: str = "paper"
+    momentum: float = 0.0
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)
+        check_momentum(self.momentum)
         if self.b0 is not None and self.b0 < 1:
             raise ConfigError(f"algo.b0={self.b0}: must be >= 1 or null (full local data)")
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"algo.variant={self.variant}: choose one of {', '.join(VARIANTS)}")
 
 
 class BEER(Algorithm):
@@ -43,16 +67,35 @@ class BEER(Algorithm):
         v0 = large_batch_grad(self.problem, x0, self.cfg.b0)
         h, sh = init_copy(self.net, x0)
         gc, sg = init_copy(self.net, None, like=x0)
-        return {"x": x0.clone(), "v": v0, "grad_x": v0.clone(), "h": h, "s_h": sh, "g_hat": gc, "s_g": sg}
+        state = {"x": x0.clone(), "v": v0, "grad_x": v0.clone(), "h": h, "s_h": sh, "g_hat": gc, "s_g": sg}
+        if self.cfg.momentum:
+            state["momentum"] = torch.zeros_like(x0)
+        return state
 
     def step(self, state, t):
+        return self._paper(state, t) if self.cfg.variant == "paper" else self._pytorch(state, t)
+
+    def _paper(self, state, t):
         net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
         x, v, h, sh, gc, sg = (state[k] for k in ("x", "v", "h", "s_h", "g_hat", "s_g"))
-        x_new = x - eta * v
+        x_new = x - eta * heavy_ball(state, v, self.cfg.momentum)
         x_new.add_(sh - h, alpha=gamma)
         push(net, Q, x_new - h, h, sh)                              # round 1
         grad_new = self.problem.grad(x_new, t)
         v_new = v + gamma * (sg - gc) + (grad_new - state["grad_x"])
         push(net, Q, v_new - gc, gc, sg)                            # round 2
         state.update(x=x_new, v=v_new, grad_x=grad_new)
+        return state
+
+    def _pytorch(self, state, t):
+        net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
+        x, v, h, sh, gc, sg = (state[k] for k in ("x", "v", "h", "s_h", "g_hat", "s_g"))
+        grad_new = self.problem.grad(x, t)                          # the step's fresh minibatch gradient
+        if t > 0:
+            v = v + (grad_new - state["grad_x"]) + gamma * (sg - gc)
+            push(net, Q, v - gc, gc, sg)                            # the tracker round
+        x = x - eta * heavy_ball(state, v, self.cfg.momentum)
+        x.add_(sh - h, alpha=gamma)
+        push(net, Q, x - h, h, sh)                                  # the iterate round
+        state.update(x=x, v=v, grad_x=grad_new)
         return state

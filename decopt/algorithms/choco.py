@@ -15,6 +15,16 @@ edge both directions carry Q(x_half_i - h_out[i->j]) and both ends apply the sam
     X_new_i = X_half_i + gamma sum_{j ~ i active} W_ij (h_in[i->j] - h_out[i->j])
 
 (on static links with an exact compressor both forms reduce to x <- W x - eta grad).
+
+``variant=pytorch`` (static links) is CHOCO as the DoCoM/FSPDA authors' code runs it
+(``ParallelCHOCO_V``, the "parallel" order of Koloskova et al. 2020): the gossip uses the copies
+from the previous round and the post-gossip iterate is compressed, with X_hat^0 = 0::
+
+    X  = X - eta grad(X) + gamma (W - I) X_hat
+    X_hat += Q(X - X_hat)
+
+``momentum`` (official code 0.9, ``--momentum_factor``'s default) puts heavy ball on the gradient:
+``buf = momentum buf + grad; X -= eta buf``.
 """
 from __future__ import annotations
 
@@ -22,42 +32,62 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
 from .base import Algorithm
-from .copies import check_positive, init_copy, push
+from .copies import check_momentum, check_positive, heavy_ball, init_copy, push
+
+VARIANTS = ("paper", "pytorch")
 
 
 @dataclass
 class CHOCOConfig:
     """eta: SGD step (``lr / (a1 + t)`` style schedules are not used by the paper); gamma:
-    consensus step on the compressed copies (tune per compressor: ~0.5 top-10%, ~0.9 8-bit)."""
+    consensus step on the compressed copies (tune per compressor: ~0.5 top-10%, ~0.9 8-bit);
+    variant: paper | pytorch (the authors' code order, static links); momentum: heavy ball on the
+    gradient (official code 0.9)."""
 
     name: str = "choco"
     eta: float = 0.01
     gamma: float = 0.5
+    variant: str = "paper"
+    momentum: float = 0.0
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)
+        check_momentum(self.momentum)
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"algo.variant={self.variant}: choose one of {', '.join(VARIANTS)}")
 
 
 class CHOCO(Algorithm):
     name = "choco"
     links = "any"
 
+    @classmethod
+    def link_model(cls, cfg):
+        return "static" if cfg.variant == "pytorch" else cls.links       # the authors' parallel CHOCO
+
     def init(self, x0):
+        extra = {"momentum": torch.zeros_like(x0)} if self.cfg.momentum else {}
         if self.net.links.static:
-            h, s = init_copy(self.net, x0)
-            return {"x": x0.clone(), "x_hat": h, "s_hat": s}
+            h, s = init_copy(self.net, x0 if self.cfg.variant == "paper" else None, like=x0)
+            return {"x": x0.clone(), "x_hat": h, "s_hat": s, **extra}
         net = self.net
         src = net.graph.arcs[0][net.out_arcs]
         self._arc_agent = torch.as_tensor(src - net.rows.start, device=x0.device)
         self._arc_w = torch.as_tensor(net.edge_w[net.out_arcs >> 1], device=x0.device, dtype=x0.dtype)
         self.arc_state = ("h_out", "h_in")                                 # rows = local out-arcs
         h0 = torch.zeros(len(net.out_arcs), x0.shape[1], dtype=x0.dtype, device=x0.device)
-        return {"x": x0.clone(), "h_out": h0, "h_in": h0.clone()}         # x-hat^0 = 0 (the paper)
+        return {"x": x0.clone(), "h_out": h0, "h_in": h0.clone(), **extra}   # x-hat^0 = 0 (the paper)
 
     def step(self, state, t):
         net, eta, gamma = self.net, self.cfg.eta, self.cfg.gamma
-        x_half = state["x"] - eta * self.problem.grad(state["x"], t)
+        x_half = state["x"] - eta * heavy_ball(state, self.problem.grad(state["x"], t), self.cfg.momentum)
+        if self.cfg.variant == "pytorch":
+            h, s = state["x_hat"], state["s_hat"]
+            state["x"] = x_half.add_(s - h, alpha=gamma)            # the previous round's copies
+            push(net, self.compressor, state["x"] - h, h, s)
+            return state
         if net.links.static:
             h, s = state["x_hat"], state["s_hat"]
             push(net, self.compressor, x_half - h, h, s)

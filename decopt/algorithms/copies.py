@@ -45,6 +45,20 @@ def push(net, compressor, delta: torch.Tensor, h: torch.Tensor, s: torch.Tensor)
     return mine
 
 
+def heavy_ball(state, g: torch.Tensor, mu: float) -> torch.Tensor:
+    """The official codes' heavy-ball momentum on the step direction (the ChocoSGD code base the
+    DoCoM/FSPDA repositories build on applies ``--momentum_factor``, default 0.9, in every
+    optimizer): ``buf = mu buf + g`` in ``state["momentum"]`` (zeros at init); g itself when mu = 0."""
+    if not mu:
+        return g
+    return state["momentum"].mul_(mu).add_(g)
+
+
+def check_momentum(momentum: float) -> None:
+    if not 0 <= momentum < 1:
+        raise ConfigError(f"algo.momentum={momentum}: must be in [0, 1) (0 = off, the papers' form)")
+
+
 def batch_samples(problem) -> int:
     """Samples one gradient call uses per agent: the minibatch, or the local data (full batch)."""
     b = getattr(problem, "batch_size", None)

@@ -14,7 +14,9 @@ with G^0 = V^0 = the b0-sample (default: full local) gradient, Theta_hat^0 = the
 
 ``variant=pytorch`` is the official PyTorch code (``ParallelDoCoM_V``): the gossip terms use the
 copies from the previous round, the tracker is compressed after its gossip, and the first step
-only moves theta with g^0 (see docs/specs docom §2.4).
+only moves theta with g^0 (specs/docom.md §2.4). ``momentum`` (official code 0.9: the code base's
+``--momentum_factor`` default, which its scripts leave on) puts heavy ball on the tracker step:
+``buf = momentum buf + G; Theta -= eta buf``.
 
 Each agent keeps its copies and the weighted sums s = W * copy (local rows, see ``copies``), so
 (W - I) Theta_hat = s_x - x_hat. Two stochastic gradients per iteration on one minibatch (counted
@@ -29,7 +31,8 @@ import torch
 
 from ..errors import ConfigError
 from .base import Algorithm
-from .copies import batch_samples, check_positive, check_unit, deterministic, init_copy, large_batch_grad, push
+from .copies import (batch_samples, check_momentum, check_positive, check_unit, deterministic, heavy_ball, init_copy,
+                     large_batch_grad, push)
 
 VARIANTS = ("paper", "pytorch")
 
@@ -37,7 +40,8 @@ VARIANTS = ("paper", "pytorch")
 @dataclass
 class DoCoMConfig:
     """eta: step along the tracker; gamma: consensus step on the compressed copies; beta: STORM
-    momentum weight (1 = plain stochastic gradient); b0: initial batch (null = full local data)."""
+    momentum weight (1 = plain stochastic gradient); b0: initial batch (null = full local data);
+    variant: paper | pytorch; momentum: heavy ball on the tracker step (official code 0.9)."""
 
     name: str = "docom"
     eta: float = 0.01
@@ -45,10 +49,12 @@ class DoCoMConfig:
     beta: float = 0.01
     b0: int | None = None
     variant: str = "paper"
+    momentum: float = 0.0
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)
         check_unit("algo", beta=self.beta)
+        check_momentum(self.momentum)
         if self.b0 is not None and self.b0 < 1:
             raise ConfigError(f"algo.b0={self.b0}: must be >= 1 or null (full local data)")
         if self.variant not in VARIANTS:
@@ -69,6 +75,8 @@ class DoCoM(Algorithm):
             state["x_prev"] = x0.clone()
         if deterministic(self.problem) and self.cfg.variant == "paper":
             state["grad_x"] = g0.clone()            # grad f(Theta^t), reused by the STORM term
+        if self.cfg.momentum:
+            state["momentum"] = torch.zeros_like(x0)
         return state
 
     def samples(self, t: int) -> float:
@@ -100,7 +108,7 @@ class DoCoM(Algorithm):
         x, g, v = state["x"], state["g"], state["v"]
         xh, sx, gh, sg = state["x_hat"], state["s_x"], state["g_hat"], state["s_g"]
         tmp = self._scratch(x)
-        x_half = torch.mul(g, eta)
+        x_half = torch.mul(heavy_ball(state, g, self.cfg.momentum), eta)
         x_half = torch.sub(x, x_half, out=x_half)                      # Theta - eta G
         push(net, Q, torch.sub(x_half, xh, out=tmp), xh, sx)           # round 1: theta-hat
         x_new = x_half.add_(torch.sub(sx, xh, out=tmp), alpha=gamma)
@@ -127,7 +135,7 @@ class DoCoM(Algorithm):
             push(net, Q, g - gh, gh, sg)
             state["g"], state["v"] = g, v_new
         state["x_prev"] = x.clone()
-        x = x - eta * state["g"]
+        x = x - eta * heavy_ball(state, state["g"], self.cfg.momentum)
         x.add_(sx - xh, alpha=gamma)                                  # previous theta-hat
         push(net, Q, x - xh, xh, sx)
         state["x"] = x
