@@ -104,8 +104,11 @@ def main(argv=None) -> int:
     ys = ["loss", "grad_norm_sq", "consensus_error", "accuracy"]
     cols = ["loss", "grad_norm_sq", "consensus_error", "accuracy", "bits"]
     checks, tables = [], []
+    pts = (fig4_points(args.partitions.split(","), args.lr_scale) if "4" in figs else []) + \
+        (fig5_points(args.lr_scale) if "5" in figs else [])
+    recs = common.run_points(pts, args, shared)               # one call: results.csv holds every run
     if "4" in figs:
-        recs4 = common.run_points(fig4_points(args.partitions.split(","), args.lr_scale), args, shared)
+        recs4 = [r for r in recs if r["group"].startswith("fig4_")]
         for part in args.partitions.split(","):
             sub = [r for r in recs4 if r["group"] == f"fig4_{part}"]
             common.figures(sub, args.out, ys, name=f"fig4_{part}",
@@ -115,7 +118,7 @@ def main(argv=None) -> int:
             ch = common.final(sub, f"CHOCO-SGD rand-1% ({part})", "bits")
             checks.append((f"Fig. 4 ({part}): FSPDA-SA 1% sends fewer bits than CHOCO-SGD 1% (no indices)", fs < ch))
     if "5" in figs:
-        recs5 = common.run_points(fig5_points(args.lr_scale), args, shared)
+        recs5 = [r for r in recs if r["group"] == "fig5"]
         common.figures(recs5, args.out, ys, name="fig5",
                        title=f"FSPDA Fig. 5 (shuffled), {args.iterations} it., lr x{args.lr_scale:g}")
         tables.append("### Fig. 5\n\n" + common.final_table(recs5, cols))
