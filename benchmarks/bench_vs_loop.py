@@ -10,9 +10,10 @@
   update (4a)-(4b) to its parameters. Same data, model, batch and message sizes; its random
   streams differ from decopt's (it is a timing reference, not an equivalence test).
 
-Both in the same process, alternating, CPU clock, one torch thread, median of ``--repeat``.
+Both in the same process, alternating blocks of ``--block`` consecutive steps (each side runs warm,
+as it would in a real run), CPU clock, one torch thread, median over ``--repeat`` blocks.
 
-    python benchmarks/bench_vs_loop.py [--n 10 30 100] [--batch 256] [--repeat 5] [--data-dir DIR]
+    python benchmarks/bench_vs_loop.py [--n 10 30 100] [--batch 256] [--repeat 5] [--block 5] [--data-dir DIR]
 """
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[10, 30, 100])
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--block", type=int, default=5, help="consecutive steps per timing (each side warm)")
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -94,13 +96,18 @@ def main() -> None:
         ts, tl = iter(range(10 ** 9)), iter(range(10 ** 9))
 
         def stacked():
-            t = next(ts)
-            net.begin(t)
-            algo.step(state, t)
+            for _ in range(args.block):
+                t = next(ts)
+                net.begin(t)
+                algo.step(state, t)
+
+        def looped():
+            for _ in range(args.block):
+                loop.step(next(tl))
         best_s, best_l = [], []
-        for _ in range(args.repeat):                         # alternate, so load changes hit both alike
-            best_s.append(limits.timeit(stacked, 1, warmup=1 if not best_s else 0))
-            best_l.append(limits.timeit(lambda: loop.step(next(tl)), 1, warmup=1 if not best_l else 0))
+        for _ in range(args.repeat):      # alternate blocks of steps, so load changes hit both alike
+            best_s.append(limits.timeit(stacked, 1, warmup=1 if not best_s else 0) / args.block)
+            best_l.append(limits.timeit(looped, 1, warmup=1 if not best_l else 0) / args.block)
         s, l = float(np.median(best_s)), float(np.median(best_l))
         rows.append([n, f"{l / s:.1f}", f"{s * 1e3:.1f}", f"{l * 1e3:.1f}", f"{s / n * 1e3:.2f}", f"{l / n * 1e3:.2f}"])
     print(limits.header(sys.argv))
