@@ -14,7 +14,14 @@ Side by side in one process, alternating, best of ``--repeat`` rounds:
 * ``decopt, problem.replicas=10``: ten seeds as one run (replica r = seed r), fused path;
 * the machine's floor: one tiny torch op and one tiny NumPy op.
 
-    python benchmarks/bench_overhead.py [--iterations 200000] [--repeat 3] [--clock cpu|wall]
+Then DSGD-GD on strategic_spam (Exp. B: 25 agents, ring, d = 48, one e-mail per agent per iteration,
+float64; needs ``$DECOPT_DATA/spambase``), the same way: the per-step path (fused off) against the
+fused path (``StrategicSpam.descent_kernel``), alone and with ``problem.replicas=R`` seeds as one run
+(per-iteration and per-seed-iteration times), and what the Exp. B figure (4 settings x S seeds x
+5x10^6 iterations) costs on each.
+
+    python benchmarks/bench_overhead.py [--iterations 200000] [--spam-iterations 100000] [--repeat 3]
+                                        [--clock cpu|wall] [--only gaussian_mean|strategic_spam]
 """
 from __future__ import annotations
 
@@ -36,6 +43,9 @@ import limits
 
 JOB = ["algo=dsgd_gd", "problem=gaussian_mean", "graph=ring", "graph.n=25", "run.dtype=float64",
        "run.eval_grid=geometric", "run.progress=none"]
+SPAM = ["algo=dsgd_gd", "problem=strategic_spam", "graph=ring", "graph.n=25", "run.dtype=float64",
+        "run.eval_grid=geometric", "run.progress=none"]
+SPAM_REPLICAS = (5, 10)
 
 
 def geometric_grid(iterations: int) -> set[int]:
@@ -66,26 +76,53 @@ def numpy_reference(iterations: int) -> float:
     return limits.CLOCK() - start
 
 
-def decopt_run(iterations: int, *extra: str) -> float:
+def decopt_run(iterations: int, *extra: str, job=JOB) -> float:
     start = limits.CLOCK()
-    decopt.run(*JOB, f"run.iterations={iterations}", *extra, run_dir=False)
+    decopt.run(*job, f"run.iterations={iterations}", *extra, run_dir=False)
     return limits.CLOCK() - start
 
 
-def per_iteration(N: int, *extra: str, fused: bool = True) -> float:
+def per_iteration(N: int, *extra: str, fused: bool = True, job=JOB) -> float:
     """Seconds per iteration of ``decopt.run``: the difference of an N and an N // 10 iteration run."""
     with mock.patch.object(DSGDGD, "fused_steps", DSGDGD.fused_steps if fused else lambda self: None):
-        return (decopt_run(N, *extra) - decopt_run(N // 10, *extra)) / (N - N // 10)
+        return (decopt_run(N, *extra, job=job) - decopt_run(N // 10, *extra, job=job)) / (N - N // 10)
+
+
+def strategic_spam(N: int, repeat: int) -> None:
+    """The strategic_spam table: per-step vs fused, alone and with replicas (see the docstring)."""
+    rows = [("per-step path (fused off)", 1, N // 10, [], False), ("fused path", 1, N, [], True)]
+    rows += [(f"fused, problem.replicas={R} ({R} seeds)", R, N // 2, [f"problem.replicas={R}"], True)
+             for R in SPAM_REPLICAS]
+    best = [math.inf] * len(rows)
+    for _ in range(repeat):                           # alternate, so load changes hit all alike
+        for i, (_, _, iters, extra, fused) in enumerate(rows):
+            best[i] = min(best[i], per_iteration(iters, *extra, fused=fused, job=SPAM))
+    step = best[0]
+    print(f"\nDSGD-GD, strategic_spam (Spambase, d = 48, batch 1), 25 agents, ring, float64, metrics on the "
+          f"geometric grid; per-step path {N // 10:,} iterations, fused {N:,} ({N // 2:,} with replicas), each "
+          f"the difference with a tenth as many; best of {repeat}\n")
+    us = lambda sec: f"{sec * 1e6:.2f}"
+    print(limits.table(
+        ["what", "us / iteration", "us / seed-iteration", "x faster per seed than per-step",
+         "Exp. B figure, 4 x 10 seeds x 5x10^6 (min)"],
+        [[what, us(sec), us(sec / R), f"{step / (sec / R):.1f}", f"{4 * 10 * 5e6 * sec / R / 60:.0f}"]
+         for (what, R, *_), sec in zip(rows, best)]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=200_000)
+    ap.add_argument("--spam-iterations", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    ap.add_argument("--only", choices=("gaussian_mean", "strategic_spam"), default=None)
     args = ap.parse_args()
     limits.set_clock(args.clock)
     torch.set_num_threads(1)
+    if args.only == "strategic_spam":
+        print(limits.header(sys.argv))
+        strategic_spam(args.spam_iterations, args.repeat)
+        return
     N = args.iterations
     best = {k: math.inf for k in ("ref", "decopt", "step", "rep10")}
     for _ in range(args.repeat):                      # alternate, so load changes hit all alike
@@ -115,6 +152,8 @@ def main() -> None:
           f"{5 * 10 * 1e7 * best['decopt'] / 60:.0f} min as 50 runs, {5 * 1e7 * best['rep10'] / 60:.1f} min as 5 runs "
           f"of problem.replicas=10; the three eps_bar > 1 settings stop (diverged) before 3,000 iterations, so "
           f"about {2 * 1e7 * best['rep10'] / 60:.1f} min")
+    if args.only is None:
+        strategic_spam(args.spam_iterations, args.repeat)
 
 
 if __name__ == "__main__":

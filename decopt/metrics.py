@@ -3,7 +3,9 @@
 * ``loss`` = f(xbar) = (1/n) sum_i f_i(xbar)
 * ``grad_norm_sq`` = ||grad f(xbar)||^2
 * ``consensus_error`` = (1/n) sum_i ||x_i - xbar||^2
-plus whatever the problem (accuracy, optimality gap) and the algorithm (dual sum) add.
+plus whatever the problem (accuracy, optimality gap) and the algorithm (dual sum) add. A problem
+with replicas (``Problem.replicas``) also gets these three per replica (``loss_r<k>``, ...); the
+unsuffixed columns are then those of the whole problem, i.e. sums over the replicas.
 """
 from __future__ import annotations
 
@@ -14,18 +16,17 @@ import torch
 
 def evaluate(problem, algorithm, net, state) -> dict:
     X = algorithm.iterate(state)
-    n = net.n
+    n, R = net.n, problem.replicas
     xbar = net.mean(X)
     losses, grads = problem.loss_grad(xbar.expand_as(X))
-    loss = float(net.allreduce(losses.sum()) / n)
-    g = net.allreduce(grads.sum(0)) / n
-    dev = X - xbar
-    row = {
-        "loss": loss,
-        "grad_norm_sq": float(g @ g),
-        "consensus_error": float(net.allreduce((dev * dev).sum())) / n,
-    }
-    row.update(problem.extra_metrics(xbar, loss))
+    loss = net.sum(losses.reshape(len(X), R)) / n                   # per replica
+    g = (net.sum(grads) / n).view(R, -1)
+    dev = (X - xbar).view(len(X), R, -1)
+    grad_sq, cons = (g * g).sum(1), net.sum((dev * dev).sum(2)) / n
+    row = {"loss": float(loss.sum()), "grad_norm_sq": float(grad_sq.sum()), "consensus_error": float(cons.sum()),
+           **problem.per_replica("loss", loss), **problem.per_replica("grad_norm_sq", grad_sq),
+           **problem.per_replica("consensus_error", cons)}
+    row.update(problem.extra_metrics(xbar, row["loss"]))
     row.update(problem.agent_metrics(X))
     row.update(algorithm.metrics(state))
     return row

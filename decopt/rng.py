@@ -9,8 +9,9 @@ of one Philox stream whose 128-bit cipher key is derived from the draw key, so:
 * a resumed run draws what the uninterrupted run would have drawn.
 
 Draws made every iteration for a fixed set of rows can instead use the *iteration-major* layout
-(``uniform_steps``, ``normal_steps``): t moves from the cipher key into the counter, so a block
-of iterations is one slice of one stream, drawn at once; still a function of (seed, stream, t, row).
+(``uniform_steps``, ``normal_steps``, ``integers_steps``): t moves from the cipher key into the
+counter, so a block of iterations is one slice of one stream, drawn at once; still a function of
+(seed, stream, t, row).
 """
 from __future__ import annotations
 
@@ -180,6 +181,13 @@ def integers(key: Key, rows, width: int, high, dtype=np.int64) -> np.ndarray:
     narrow = np.int32 if high.size and high.max() <= 2 ** 31 else np.int64
     out = np.minimum((u * high).astype(narrow), (high - 1).astype(narrow))
     return out if out.dtype == dtype else out.astype(dtype)
+
+
+def integers_steps(key: Key, steps: range, rows, width: int, total: int, high: int) -> np.ndarray:
+    """Integers in ``[0, high)`` in the iteration-major layout of ``uniform_steps``, shape
+    ``(len(steps), len(rows), width)`` (as ``integers``: floor(u high))."""
+    u = uniform_steps(key, steps, rows, width, total)
+    return np.minimum((u * high).astype(np.int64), high - 1)
 
 
 def sample(key: Key, rows, high: int, k: int) -> np.ndarray:

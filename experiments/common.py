@@ -7,6 +7,8 @@ PDF via ``decopt.plotting.plot``) and plain-text results:
 
     <out>/runs/<slug>/seed<k>/   config.yaml, metrics.csv, summary.json, traffic.csv (one per run),
                                  xbar.npy (the final average model, numpy)
+    <out>/batches/<slug>/...     with seeds as replicas (``run_replicated``): one run per block of
+                                 seeds, split into the per-seed folders above
     <out>/results.csv            one row per run: label, slug, seed, status, iterations, final metrics
     <out>/metrics_long.csv       every metrics row of every run, with label, slug and seed columns
     <out>/table.md               mean ± std over seeds of the final metrics, one row per label
@@ -139,6 +141,104 @@ def run_points(points: list[Point], args, common: list[str] = ()) -> list[dict]:
             records.append({"xbar_path": xbar_path if xbar_path.exists() else None, "point": p, "label": p.label, "slug": p.slug, "group": p.group, "seed": seed,
                             "dir": d, "summary": summary, "run_time_s": dt if how == "ran" else
                             summary.get("wall_time", math.nan)})
+    write_csvs(records, args.out)
+    return records
+
+
+def seed_blocks(seeds) -> list[range]:
+    """Consecutive seeds grouped into ranges (one batch of replicas each)."""
+    blocks = []
+    for s in seeds:
+        if blocks and s == blocks[-1].stop:
+            blocks[-1] = range(blocks[-1].start, s + 1)
+        else:
+            blocks.append(range(s, s + 1))
+    return blocks
+
+
+EXACT = ("iteration", "bits", "samples")
+SHARED = ("iteration", "bits", "samples", "wall_time", "sim_time")     # columns every replica keeps
+
+
+def split(batch: Path, summary: dict, seeds: range, out: Path) -> list[Path]:
+    """One run directory per replica of ``batch`` (``run_replicated``); returns them."""
+    import numpy as np
+    import yaml
+
+    with open(batch / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    cfg = yaml.safe_load((batch / "config.yaml").read_text())
+    xbar = np.load(batch / "xbar.npy") if (batch / "xbar.npy").exists() else None
+    R, dirs = len(seeds), []
+    for r, seed in enumerate(seeds):
+        d = out / f"seed{seed}"
+        d.mkdir(parents=True, exist_ok=True)
+        for f in d.iterdir():                          # files of an earlier run in this folder
+            f.unlink()
+        own = lambda k: k in SHARED or R == 1                                    # one replica: every column
+        mine = [{**{k: v for k, v in row.items() if own(k)}, "bits": str(int(row["bits"]) // R),
+                 **{k[:-len(f"_r{r}")]: v for k, v in row.items() if R > 1 and k.endswith(f"_r{r}")}} for row in rows]
+        with open(d / "metrics.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(mine[0]))
+            w.writeheader()
+            w.writerows(mine)
+        cfg["run"]["seed"], cfg["problem"]["replicas"] = seed, 1
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        final = {k: int(float(v)) if k in EXACT else float(v) for k, v in mine[-1].items() if v != ""}
+        info = {**summary, "final": final, "dimension": summary["dimension"] // R,
+                "replica_of": {"batch": str(batch.relative_to(out.parents[1])), "index": r}}
+        (d / "summary.json").write_text(json.dumps(info, indent=2) + "\n")
+        if xbar is not None:
+            np.save(d / "xbar.npy", xbar[r])
+        dirs.append(d)
+    return dirs
+
+
+def run_replicated(points: list[Point], args, common: list[str] = ()) -> list[dict]:
+    """``run_points`` with the seeds as replicas (a problem with ``problem.replicas``): one run per
+    point and block of consecutive seeds s0 .. s0 + R - 1 with ``problem.replicas=R run.seed=s0``
+    (replica r is the run with seed s0 + r, to rounding), in ``batches/<slug>/seed<s0>x<R>/`` with its
+    final average models ``xbar.npy`` (R, d), then split into one run directory per seed,
+    ``runs/<slug>/seed<k>/``, as if run alone: config with that seed and replicas=1, the replica's
+    metric columns (``<name>_r<k>`` renamed ``<name>``), ``bits`` divided by R, its ``xbar.npy``, and
+    a ``summary.json`` naming its batch. A batch stops with status ``diverged`` once an iterate of
+    any replica passes run.diverge_threshold; ``run_time_s`` is the batch's time / R. One record
+    per seed, as ``run_points``."""
+    import numpy as np
+
+    import decopt
+
+    base = ["run.threads=1", "run.progress=none", f"run.iterations={args.iterations}", *common, *args.set]
+    only = [o for o in (args.only or "").split(",") if o]
+    records = []
+    for p in points:
+        if only and not any(o in p.label for o in only):
+            continue
+        for seeds in seed_blocks(args.seed_list):
+            R = len(seeds)
+            batch = args.out / "batches" / p.slug / f"seed{seeds.start}x{R}"
+            t0 = time.perf_counter()
+            if args.reuse and (batch / "summary.json").exists():
+                summary, how = json.loads((batch / "summary.json").read_text()), "reused"
+            else:
+                for f in batch.glob("*"):
+                    f.unlink()
+                r = decopt.run(*base, *p.overrides, f"problem.replicas={R}", f"run.seed={seeds.start}",
+                               run_dir=batch)
+                summary, how = r.summary, "ran"
+                np.save(batch / "xbar.npy", r.state["x"].double().mean(0).view(R, -1).cpu().numpy())
+            dt = time.perf_counter() - t0
+            dirs = split(batch, summary, seeds, args.out / "runs" / p.slug)
+            print(f"[{how} {dt:6.1f}s] {p.label:<40s} seeds={seeds.start}..{seeds.stop - 1} "
+                  f"status={summary.get('status')} it={summary.get('iterations')}", flush=True)
+            if summary.get("status") == "interrupted":               # Ctrl-C / SIGTERM: stop the sweep too
+                write_csvs(records, args.out)
+                sys.exit(f"interrupted during {p.label}; finished batches are kept (--reuse reuses them)")
+            for seed, d in zip(seeds, dirs):
+                records.append({"xbar_path": d / "xbar.npy" if (d / "xbar.npy").exists() else None, "point": p,
+                                "label": p.label, "slug": p.slug, "group": p.group, "seed": seed, "dir": d,
+                                "summary": json.loads((d / "summary.json").read_text()),
+                                "run_time_s": (dt if how == "ran" else summary.get("wall_time", math.nan)) / R})
     write_csvs(records, args.out)
     return records
 

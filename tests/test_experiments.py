@@ -44,6 +44,21 @@ def test_dsgd_gd_gaussian_diverges_above_one_converges_below(tmp_path):
     assert (tmp_path / "table.md").read_text().startswith("| method |")
 
 
+@needs("spambase")
+def test_dsgd_gd_spambase_quick(tmp_path):
+    """Two seeds as one run of replicas per setting, split into per-seed run directories."""
+    proc, checks = run_script("dsgd_gd_spambase.py", tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert checks.count("[PASS]") == 5, checks
+    with open(tmp_path / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and {r["seed"] for r in rows} == {"0", "1"}
+    assert {"accuracy", "grad_norm_sq", "consensus_error", "loss"} <= set(rows[0])
+    assert len({r["accuracy"] for r in rows}) > 4                 # the seeds' replicas differ
+    assert (tmp_path / "runs" / "DSGD-GD_eps_bar_1" / "seed1" / "xbar.npy").exists()
+    assert (tmp_path / "figures" / "accuracy_vs_baseline.png").stat().st_size > 10_000
+
+
 @needs("mnist")
 def test_ticopd_mnist_quick(tmp_path):
     proc, checks = run_script("ticopd_mnist.py", tmp_path)

@@ -1,4 +1,5 @@
-"""Fused multi-step path (``Algorithm.fused_steps``, DSGD-GD on gaussian_mean) and seeds as replicas.
+"""Fused multi-step path (``Algorithm.fused_steps``, DSGD-GD on gaussian_mean and strategic_spam)
+and seeds as replicas.
 
 The fused path is the per-step trajectory to rounding (metrics to 1e-12 relative) with exactly the
 same bits, samples and per-arc ledger; a resumed fused run is the uninterrupted one bit for bit;
@@ -17,9 +18,15 @@ from decopt.cli import compose
 from decopt.config import validate
 from decopt.runner import FUSED_CHUNK, build
 
+from conftest import SHARED_DATA
+
 GM = ["algo=dsgd_gd", "problem=gaussian_mean", "graph=ring", "graph.n=25", "run.dtype=float64",
       "run.eval_grid=geometric"]
+SPAM = ["algo=dsgd_gd", "problem=strategic_spam", f"problem.data_dir={SHARED_DATA / 'spambase'}", "graph=ring",
+        "graph.n=25", "run.dtype=float64", "run.eval_grid=geometric"]
 EXACT = ("iteration", "bits", "samples")
+needs_spambase = pytest.mark.skipif(not (SHARED_DATA / "spambase" / "spambase.data").exists(),
+                                    reason="no Spambase copy")
 
 
 def csv_rows(path, name="metrics.csv"):
@@ -27,8 +34,8 @@ def csv_rows(path, name="metrics.csv"):
         return list(csv.DictReader(fh))
 
 
-def fused_path(*overrides):
-    *_, algo = build(validate(compose([*GM, *overrides])))
+def fused_path(*overrides, job=GM):
+    *_, algo = build(validate(compose([*job, *overrides])))
     return algo.fused_steps()
 
 
@@ -43,14 +50,20 @@ def assert_same_rows(got, ref, rel):
                 assert float(a[k]) == pytest.approx(float(b[k]), rel=rel, abs=1e-300), (k, a["iteration"])
 
 
-@pytest.mark.parametrize("extra", [
-    [],
-    ["problem.batch_size=3", "problem.replicas=3", "problem.dim=2", "run.link_latency=0.001"],
-    ["problem.batch_size=null", "problem.eps_mean=1.05"],                # exact gradient; diverges
-], ids=["paper", "batch-replicas-latency", "exact-grad-diverging"])
-def test_fused_path_is_the_per_step_trajectory(tmp_path, monkeypatch, extra):
-    over = [*GM, *extra, f"run.iterations={2 * FUSED_CHUNK + 1500}", "run.checkpoint_every=3000"]
-    assert fused_path(*extra) is not None
+@pytest.mark.parametrize("job,extra,iterations", [
+    (GM, [], 2 * FUSED_CHUNK + 1500),
+    (GM, ["problem.batch_size=3", "problem.replicas=3", "problem.dim=2", "run.link_latency=0.001"],
+     2 * FUSED_CHUNK + 1500),
+    (GM, ["problem.batch_size=null", "problem.eps_mean=1.05"], 2 * FUSED_CHUNK + 1500),   # exact gradient; diverges
+    pytest.param(SPAM, [], 2 * FUSED_CHUNK + 1500, marks=needs_spambase),
+    pytest.param(SPAM, ["problem.batch_size=3", "problem.replicas=2", "problem.bias=true", "problem.eps_mean=1"],
+                 FUSED_CHUNK + 1500, marks=needs_spambase),
+    pytest.param(SPAM, ["problem.batch_size=null", "problem.eps_mean=0.5"], 1500, marks=needs_spambase),
+], ids=["gm-paper", "gm-batch-replicas-latency", "gm-exact-grad-diverging", "spam-paper",
+        "spam-batch-replicas-bias", "spam-full-batch"])
+def test_fused_path_is_the_per_step_trajectory(tmp_path, monkeypatch, job, extra, iterations):
+    over = [*job, *extra, f"run.iterations={iterations}", "run.checkpoint_every=3000"]
+    assert fused_path(*extra, job=job) is not None
     fused = decopt.run(*over, run_dir=tmp_path / "fused")
     monkeypatch.setattr(DSGDGD, "fused_steps", lambda self: None)
     step = decopt.run(*over, run_dir=tmp_path / "step")
@@ -63,8 +76,9 @@ def test_fused_path_is_the_per_step_trajectory(tmp_path, monkeypatch, extra):
     np.testing.assert_allclose(fused.state["x"], step.state["x"], rtol=1e-12)
 
 
-def test_resumed_fused_run_equals_the_uninterrupted_one(tmp_path):
-    over = [*GM, "problem.batch_size=2", "run.checkpoint_every=1000"]
+@pytest.mark.parametrize("job", [GM, pytest.param(SPAM, marks=needs_spambase)], ids=["gm", "spam"])
+def test_resumed_fused_run_equals_the_uninterrupted_one(tmp_path, job):
+    over = [*job, "problem.batch_size=2", "run.checkpoint_every=1000"]
     full = decopt.run(*over, "run.iterations=12000", run_dir=tmp_path / "full")
     part = tmp_path / "part"
     decopt.run(*over, "run.iterations=3163", run_dir=part)          # ends between checkpoints: resumes at 3000
@@ -75,17 +89,26 @@ def test_resumed_fused_run_equals_the_uninterrupted_one(tmp_path):
     assert torch.equal(resumed.state["x"], full.state["x"])
 
 
-def test_replica_r_is_the_single_run_with_seed_plus_r():
-    shared = [*GM, "problem.dim=2", "problem.batch_size=2", "run.iterations=3000"]
+SUMMED = ("loss", "grad_norm_sq", "consensus_error", "ps_error", "risk")
+
+
+@pytest.mark.parametrize("job,extra,metrics", [
+    (GM, ["problem.dim=2"], SUMMED),
+    pytest.param(SPAM, [], (*SUMMED, "accuracy"), marks=needs_spambase),
+], ids=["gm", "spam"])
+def test_replica_r_is_the_single_run_with_seed_plus_r(job, extra, metrics):
+    shared = [*job, *extra, "problem.batch_size=2", "run.iterations=3000"]
     batch = decopt.run(*shared, "problem.replicas=3", "run.seed=5", run_dir=False).metrics
     singles = [decopt.run(*shared, f"run.seed={5 + r}", run_dir=False).metrics for r in range(3)]
     for r, single in enumerate(singles):
         assert batch["iteration"] == single["iteration"]
-        for key in ("ps_error", "consensus_error", "risk"):
+        for key in metrics:
             np.testing.assert_allclose(batch[f"{key}_r{r}"], single[key], rtol=1e-10, err_msg=f"{key} replica {r}")
     # the unsuffixed columns are the whole (replicas x dim)-dimensional problem: sums over replicas
-    for key in ("ps_error", "consensus_error", "risk"):
+    for key in SUMMED:
         np.testing.assert_allclose(batch[key], np.sum([s[key] for s in singles], axis=0), rtol=1e-10)
+    if "accuracy" in metrics:                                       # ... but accuracy is their mean
+        np.testing.assert_allclose(batch["accuracy"], np.mean([s["accuracy"] for s in singles], axis=0), rtol=1e-10)
     assert batch["bits"][-1] == 3 * singles[0]["bits"][-1]          # messages carry the 3 replicas
     assert len({s["ps_error"][-1] for s in singles}) == 3            # independent seeds differ
 

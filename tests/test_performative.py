@@ -15,7 +15,9 @@ from decopt.compressors.identity import Identity
 from decopt.config import validate
 from decopt.graphs import Graph, Links
 from decopt.problems.gaussian_mean import GaussianMean, GaussianMeanConfig
-from decopt.rng import Key, Stream, normal_steps
+from decopt.problems.partition import partition
+from decopt.problems.spambase import spambase_split
+from decopt.rng import Key, Stream, integers_steps, normal_steps
 from decopt.runner import build
 
 from conftest import SHARED_DATA
@@ -80,17 +82,26 @@ def test_dsgd_gd_uses_the_sample_gradient_at_a_fixed_sample():
 @pytest.mark.skipif(not (SHARED_DATA / "spambase" / "spambase.data").exists(), reason="no Spambase copy")
 def test_strategic_spam_gradient_holds_the_shifted_sample_fixed():
     net, p, algo = setup("algo=dsgd_gd", "problem=strategic_spam", f"problem.data_dir={SHARED_DATA / 'spambase'}",
-                         "problem.eps_mean=0.5", "problem.batch_size=4", "graph.n=5", "run.dtype=float64")
+                         "problem.eps_mean=0.5", "problem.batch_size=4", "graph.n=5", "run.dtype=float64", "run.seed=2")
     x = torch.as_tensor(np.random.default_rng(1).normal(scale=0.3, size=(5, p.d)))
-    A, y = p.sample(x, 3)
+    t = 3
+    A, y = p.sample(x, t)
+    # the base samples, written out: indices into agent i's shard keyed (seed, BATCH, t, agent) in the
+    # iteration-major layout, the shard being agent i's part of the keyed iid split of the training set
+    xtr, ytr, _, _ = spambase_split(SHARED_DATA / "spambase", 48, True, False, 0.25)
+    shards = [np.sort(part)[: p.m] for part in partition("iid", ytr, 5, 2)]
+    idx = integers_steps(Key(2, Stream.BATCH), range(t, t + 1), range(5), 4, 5, p.m)[0]
+    rows = np.stack([shard[i] for shard, i in zip(shards, idx)])                 # (agents, batch)
+    assert A.shape == (5, 1, 4, p.d)                                              # (agents, replicas, batch, d)
+    np.testing.assert_array_equal(y[:, 0], ytr[rows])
     # the users shifted their features by +eps_i x_i
-    idx = p.sample(torch.zeros_like(x), 3)[0]
-    np.testing.assert_allclose(A - idx, (p.eps * x)[:, None, :].expand_as(A), atol=1e-12)
+    np.testing.assert_allclose(A[:, 0] - torch.as_tensor(xtr[rows]), (p.eps * x)[:, None, :].expand(5, 4, p.d),
+                               atol=1e-12)
     theta = x.clone().requires_grad_(True)
-    z = torch.einsum("nbd,nd->nb", A, theta)
-    loss = (torch.nn.functional.softplus(z) - y * z).mean(1).sum() + 0.5 * p.reg * (theta * theta).sum()
+    z = torch.einsum("nbd,nd->nb", A[:, 0], theta)
+    loss = (torch.nn.functional.softplus(z) - y[:, 0] * z).mean(1).sum() + 0.5 * p.reg * (theta * theta).sum()
     loss.backward()
-    np.testing.assert_allclose(algo.gradient(x, 3), theta.grad, atol=1e-12)
+    np.testing.assert_allclose(algo.gradient(x, t), theta.grad, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- convergence / divergence

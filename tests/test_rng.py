@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from decopt.rng import Key, Stream, integers, normal, normal_steps, sample, uniform, uniform_steps
+from decopt.rng import Key, Stream, integers, integers_steps, normal, normal_steps, sample, uniform, uniform_steps
 
 
 def test_block_draws_equal_full_draw():
@@ -23,6 +23,10 @@ def test_iteration_major_draws_depend_only_on_t_and_row():
         np.testing.assert_array_equal(uniform_steps(key, steps, rows, 3, 10), full[steps.start:steps.stop][:, rows])
     z = normal_steps(key, range(3, 5), range(10), 5, 10)
     assert z.shape == (2, 10, 5) and np.isfinite(z).all()
+    i = integers_steps(key, range(40), range(10), 3, 10, 7)                # floor(7 u), the same slices
+    np.testing.assert_array_equal(i, np.floor(7 * full).astype(np.int64))
+    np.testing.assert_array_equal(integers_steps(key, range(5, 9), [9, 0], 3, 10, 7), i[5:9][:, [9, 0]])
+    assert np.bincount(integers_steps(key, range(2000), range(10), 3, 10, 7).ravel(), minlength=7).min() > 8000
 
 
 def test_keys_give_independent_streams():

@@ -12,10 +12,10 @@ performative optimum. On a problem whose data do not react to the model it is pl
 the diminishing step. Messages are the exact iterates (a compressor other than ``none`` gives
 neighbours Q(theta_j), as in ``dsgd``).
 
-Fused steps (``fused_steps``): when the sample gradient is affine in the iterate, a X + c_t
-(``problem.affine_grad``, e.g. Gaussian mean estimation) and messages are exact on static links,
-eq. (5) is the affine recursion theta^{t+1} = W theta^t - (gamma_{t+1} a) theta^t - gamma_{t+1} c_t,
-which the runner advances many iterations per call in a NumPy loop.
+Fused steps (``fused_steps``): where the problem has a NumPy descent kernel
+(``Problem.descent_kernel``: Gaussian mean estimation, strategic spam) and messages are exact on
+static links, eq. (5) is y = W theta^t, then theta^{t+1} = y - gamma_{t+1} grad l(theta^t; Z^{t+1})
+by the kernel, which the runner advances many iterations per call in a NumPy loop.
 """
 from __future__ import annotations
 
@@ -67,14 +67,14 @@ class DSGDGD(Algorithm):
         return state
 
     def fused_steps(self):
-        """The affine recursion above (``Algorithm.fused_steps``), four in-place NumPy ops per
-        iteration on a view of the state: y = W x - gamma c_t, x = y - (gamma a) x. Only where it is
-        ``step``'s trajectory: a problem with ``affine_grad``, the stacked backend on CPU in float64
-        with at most DENSE_MAX agents, static links, and the identity codec in float64 (the message
-        is x itself). Every round is the same static broadcast: counted ``count`` times at once."""
-        net, comp = self.net, self.compressor
-        affine = getattr(self.problem, "affine_grad", None)
-        if not (affine is not None and net.backend == "stacked" and net.device.type == "cpu"
+        """Eq. (5) as a NumPy loop (``Algorithm.fused_steps``) on a view of the state: per iteration
+        ``np.dot(W, x, out=y)``, then the problem's ``descent_kernel`` step x <- y - gamma_{t+1} g.
+        Only where it is ``step``'s trajectory: a problem with a descent kernel, the stacked backend
+        on CPU in float64 with at most DENSE_MAX agents, static links, and the identity codec in
+        float64 (the message is x itself). Every round is the same static broadcast: counted
+        ``count`` times at once."""
+        net, comp, kernel = self.net, self.compressor, self.problem.descent_kernel
+        if not (kernel is not None and net.backend == "stacked" and net.device.type == "cpu"
                 and net.dtype == torch.float64 and net.n <= self.DENSE_MAX and net.links.static
                 and type(comp) is Identity and comp.wire_torch == net.dtype):
             return None
@@ -82,20 +82,18 @@ class DSGDGD(Algorithm):
         W = net.mix(torch.eye(n, dtype=net.dtype)).numpy()          # W exactly as step applies it
         bits = comp.fixed_bits(n, d * comp.precision)
         y = np.empty((n, d))
-        dot, mul, sub = np.dot, np.multiply, np.subtract
+        dot = np.dot
 
         def advance(state, t, count):
             x, end = state["x"].numpy(), t + count
+            gamma = self.cfg.step_size(np.arange(t + 1, end + 1, dtype=np.float64))
             with np.errstate(all="ignore"):            # as torch: overflow gives inf, caught at evaluations
                 while t < end:
-                    a, c = affine(t, end - t)
-                    gamma = self.cfg.step_size(np.arange(t + 1, t + 1 + len(c), dtype=np.float64))[:, None, None]
-                    for ga, gc in zip(gamma * a.numpy(), gamma * c.numpy()):
+                    k, step = kernel(t, end - t, gamma[count - (end - t):], x, y)
+                    for j in range(k):
                         dot(W, x, out=y)
-                        sub(y, gc, out=y)
-                        mul(ga, x, out=x)
-                        sub(y, x, out=x)
-                    t += len(c)
+                        step(j)
+                    t += k
             net.count_broadcasts(bits, count)
             return state
 

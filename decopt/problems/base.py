@@ -14,10 +14,22 @@ class Problem:
     Every method takes local rows (one per agent of this process) and returns local rows, so
     a batch of agents costs one batched computation. ``net`` supplies the local agent ids and
     the reductions needed at set-up (e.g. for a closed-form optimum).
+
+    ``replicas`` R > 1: R independent copies of the problem run as one, replica r in the columns
+    r d/R .. (r + 1) d/R - 1 of the iterate (seeds as a batch dimension); ``loss_grad`` then gives
+    one loss per replica and the metrics get a column ``<name>_r<k>`` per replica (``per_replica``).
+
+    ``descent_kernel`` (optional, None here): fused multi-step paths (``DSGDGD.fused_steps``) call
+    ``descent_kernel(t, count, scale, x, y) -> (k, step)`` with NumPy float64 arrays x (the
+    iterate, updated in place) and y (scratch) of shape (n_local, d); ``step(j)``, for j = 0 .. k - 1
+    in order (k <= count, e.g. the rest of t's block of samples), sets x <- y - scale[j] g where g
+    is ``grad(x, t + j)`` to rounding and y holds the mixed iterate (and may be overwritten).
     """
 
     d: int
     batch_size: int | None = None
+    replicas: int = 1
+    descent_kernel = None
 
     @property
     def segments(self) -> list[int]:
@@ -38,8 +50,13 @@ class Problem:
         raise NotImplementedError
 
     def loss_grad(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Full local losses f_i(x_i), shape (n_local,), and gradients grad f_i(x_i), (n_local, d)."""
+        """Full local losses f_i(x_i), shape (n_local,) (with replicas: (n_local, replicas)), and
+        gradients grad f_i(x_i), (n_local, d)."""
         raise NotImplementedError
+
+    def per_replica(self, name: str, values: torch.Tensor) -> dict:
+        """``{name_r<k>: values[k]}``, one metrics column per replica (none for a single replica)."""
+        return {f"{name}_r{k}": float(v) for k, v in enumerate(values)} if self.replicas > 1 else {}
 
     def extra_metrics(self, xbar: torch.Tensor, loss: float) -> dict:
         """Problem-specific metrics at the average iterate, given f(xbar) (accuracy, gap, ...)."""

@@ -9,10 +9,11 @@ exists iff eps_avg < 1 (individual eps_i may exceed 1). f_i(theta; theta) =
 ``replicas=R`` runs R independent copies side by side as the columns of one iterate (d = R dim,
 replica r in columns r dim .. (r + 1) dim - 1): replica r draws its zbar and its samples with the
 keys of ``run.seed + r``, so it is the ``replicas=1`` run with that seed (up to rounding), i.e. R
-seeds for about the price of one. Per-replica metrics are ``ps_error_r<k>``,
-``consensus_error_r<k>`` and ``risk_r<k>``; the unsuffixed columns are those of the whole
-R dim-dimensional problem (sums over the replicas). What the network draws (random links, compressor
-randomness) is keyed by ``run.seed`` alone and shared by the replicas.
+seeds for about the price of one. Per-replica metrics are ``ps_error_r<k>``, ``risk_r<k>`` and
+the runner's ``loss_r<k>``, ``grad_norm_sq_r<k>``, ``consensus_error_r<k>`` (``Problem.replicas``);
+the unsuffixed columns are those of the whole R dim-dimensional problem (sums over the replicas).
+What the network draws (random links, compressor randomness) is keyed by ``run.seed`` alone and
+shared by the replicas.
 """
 from __future__ import annotations
 
@@ -118,39 +119,35 @@ class GaussianMean(Performative):
         _, c, at = self._block(t)
         return torch.addcmul(c[at], self._one_minus_eps, X)
 
-    def affine_grad(self, t: int, count: int):
-        """The sample gradient is affine in X: ``grad(X, s) = a * X + c_s`` with a = 1 - eps_i and
-        c_s = -(zbar_i + sigma mean_b w_i) (``grad``). Returns ``(a, c)``: a of shape (n_local, 1) and
-        c of shape (k, n_local, d) for s = t .. t + k - 1, k <= count the iterations left in t's
-        noise block (a view; for DSGD-GD's fused steps)."""
+    def descent_kernel(self, t: int, count: int, scale, x, y):
+        """``Problem.descent_kernel``: the sample gradient is affine in x, a x + c_s with a = 1 - eps_i
+        and c_s = -(zbar_i + sigma mean_b w_i) (``grad``), so x <- y - scale_j (a x + c_{t+j}) is three
+        NumPy ops on scale a and scale c precomputed for the iterations left in t's noise block."""
         if self.batch_size is None:
-            return self._one_minus_eps, (-self.zbar).expand(count, *self.zbar.shape)
-        _, c, at = self._block(t)
-        return self._one_minus_eps, c[at:at + count]
+            k, c = count, (-self.zbar).expand(count, *self.zbar.shape)
+        else:
+            _, c, at = self._block(t)
+            c = c[at:at + count]
+            k = len(c)
+        s = scale[:k, None, None]
+        sa, sc = s * self._one_minus_eps.numpy(), s * c.numpy()
+        mul, sub = np.multiply, np.subtract
+
+        def step(j):
+            mul(sa[j], x, out=x)
+            sub(y, x, out=x)
+            sub(x, sc[j], out=x)
+
+        return k, step
 
     def loss_grad(self, X):
+        """Per agent and replica f_i(x_i; x_i), shape (n_local, replicas), and its gradient."""
         r = (1.0 - self.eps) * X - self.zbar
-        return 0.5 * (r * r).sum(1) + 0.5 * self.d * self.sigma ** 2, r
-
-    def _per_replica(self, name: str, values: torch.Tensor) -> dict:
-        """``name_r<k>``: one column per replica (none for a single replica)."""
-        return {f"{name}_r{k}": float(v) for k, v in enumerate(values)} if self.replicas > 1 else {}
+        rr = (r * r).view(len(X), self.replicas, self.dim).sum(2)
+        return 0.5 * rr + 0.5 * self.dim * self.sigma ** 2, r
 
     def extra_metrics(self, xbar, loss):
         if self.theta_ps is None:
             return {}
         ps = ((xbar - self.theta_ps) ** 2).view(self.replicas, self.dim).sum(1)
-        return {"ps_error": float(ps.sum()), **self._per_replica("ps_error", ps)}
-
-    def agent_metrics(self, X):
-        """``risk`` (``Performative.agent_metrics``); with replicas also, per replica, ``risk_r<k>`` and
-        ``consensus_error_r<k>`` = (1/n) sum_i ||x_i - xbar||^2 over the replica's coordinates."""
-        if self.replicas == 1:
-            return super().agent_metrics(X)
-        n, R = self.net.n, self.replicas
-        r = torch.addcmul(-self.zbar, self._one_minus_eps, X)
-        risk = self.net.sum((r * r).view(-1, R, self.dim).sum(2)) / (2 * n) + 0.5 * self.dim * self.sigma ** 2
-        dev = X - self.net.mean(X)
-        cons = self.net.sum((dev * dev).view(-1, R, self.dim).sum(2)) / n
-        return {"risk": float(risk.sum()), **self._per_replica("risk", risk),
-                **self._per_replica("consensus_error", cons)}
+        return {"ps_error": float(ps.sum()), **self.per_replica("ps_error", ps)}

@@ -49,9 +49,11 @@ class Performative(Problem):
         return self.sample_grad(X, self.sample(X, t))
 
     def risk(self, X: torch.Tensor) -> torch.Tensor:
-        """f_i(x_i; x_i) for each local agent, shape (n_local,)."""
-        return self.loss_grad(X)[0]
+        """f_i(x_i; x_i) for each local agent and replica, shape (n_local, replicas)."""
+        return self.loss_grad(X)[0].reshape(len(X), self.replicas)
 
     def agent_metrics(self, X):
-        """``risk``: the expected (performative) risk (1/n) sum_i f_i(x_i; x_i) at the agents' own iterates."""
-        return {"risk": float(self.net.sum(self.risk(X))) / self.net.n}
+        """``risk``: the expected (performative) risk (1/n) sum_i f_i(x_i; x_i) at the agents' own iterates
+        (with replicas: ``risk_r<k>`` per replica, ``risk`` their sum)."""
+        risk = self.net.sum(self.risk(X)) / self.net.n
+        return {"risk": float(risk.sum()), **self.per_replica("risk", risk)}
