@@ -8,7 +8,7 @@ feedback on both the iterates and the trackers. Per iteration (two compressed ro
 
 with H^0 = X^0 (common start), G^0 = 0, V^0 = the b0-sample (default full local) gradient.
 grad(X) is the stochastic gradient kept from the previous iteration (one evaluation per iteration,
-on a fresh minibatch). Copies are kept as local rows plus s = W * copy (see ``copies``).
+on a fresh minibatch). Copies are kept as local rows plus e = (W - I) * copy (see ``copies``).
 """
 from __future__ import annotations
 
@@ -41,18 +41,18 @@ class BEER(Algorithm):
 
     def init(self, x0):
         v0 = large_batch_grad(self.problem, x0, self.cfg.b0)
-        h, sh = init_copy(self.net, x0)
-        gc, sg = init_copy(self.net, None, like=x0)
-        return {"x": x0.clone(), "v": v0, "grad_x": v0.clone(), "h": h, "s_h": sh, "g_hat": gc, "s_g": sg}
+        h, eh = init_copy(self.net, x0)
+        gc, eg = init_copy(self.net, None, like=x0)
+        return {"x": x0.clone(), "v": v0, "grad_x": v0.clone(), "h": h, "e_h": eh, "g_hat": gc, "e_g": eg}
 
     def step(self, state, t):
         net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
-        x, v, h, sh, gc, sg = (state[k] for k in ("x", "v", "h", "s_h", "g_hat", "s_g"))
+        x, v, h, eh, gc, eg = (state[k] for k in ("x", "v", "h", "e_h", "g_hat", "e_g"))
         x_new = x - eta * v
-        x_new.add_(sh - h, alpha=gamma)
-        push(net, Q, x_new - h, h, sh)                              # round 1
+        x_new.add_(eh, alpha=gamma)
+        push(net, Q, x_new - h, h, eh)                              # round 1
         grad_new = self.problem.grad(x_new, t)
-        v_new = v + gamma * (sg - gc) + (grad_new - state["grad_x"])
-        push(net, Q, v_new - gc, gc, sg)                            # round 2
+        v_new = v + gamma * eg + (grad_new - state["grad_x"])
+        push(net, Q, v_new - gc, gc, eg)                            # round 2
         state.update(x=x_new, v=v_new, grad_x=grad_new)
         return state

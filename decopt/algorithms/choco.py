@@ -45,8 +45,8 @@ class CHOCO(Algorithm):
 
     def init(self, x0):
         if self.net.links.static:
-            h, s = init_copy(self.net, x0)
-            return {"x": x0.clone(), "x_hat": h, "s_hat": s}
+            h, e = init_copy(self.net, x0)
+            return {"x": x0.clone(), "x_hat": h, "e_hat": e}
         net = self.net
         src = net.graph.arcs[0][net.out_arcs]
         self._arc_agent = torch.as_tensor(src - net.rows.start, device=x0.device)
@@ -59,9 +59,9 @@ class CHOCO(Algorithm):
         net, eta, gamma = self.net, self.cfg.eta, self.cfg.gamma
         x_half = state["x"] - eta * self.problem.grad(state["x"], t)
         if net.links.static:
-            h, s = state["x_hat"], state["s_hat"]
-            push(net, self.compressor, x_half - h, h, s)
-            state["x"] = x_half.add_(s - h, alpha=gamma)
+            h, e = state["x_hat"], state["e_hat"]
+            push(net, self.compressor, x_half - h, h, e)
+            state["x"] = x_half.add_(e, alpha=gamma)
             return state
         h_out, h_in = state["h_out"], state["h_in"]
         a = torch.as_tensor(net.active_out(), device=h_out.device)      # active out-arcs only

@@ -24,6 +24,7 @@ import torch
 from ..errors import PayloadError
 from . import wire
 from .base import Compressor, check_index_bits, check_kept, check_value_bits, kept_counts, segments_of
+from .sparse import SparseRows
 
 
 @dataclass
@@ -96,27 +97,38 @@ class _Sparsifier(Compressor):
     def bits(self, plan):
         return self.fixed_bits(plan["n"], self.bits_for(sum(ds for _, ds, _ in plan["lay"])))
 
-    def values(self, plan, d, dtype, device):
-        out = torch.zeros(plan["n"], d, dtype=dtype, device=device)
-        for (a, ds, k), ix, v in zip(plan["lay"], plan["idx"], plan["vals"]):
+    def _indices(self, plan, device) -> torch.Tensor:
+        """Column indices of the kept entries per row, the segments side by side."""
+        idx = []
+        for (a, ds, k), ix in zip(plan["lay"], plan["idx"]):
+            if ix is None:
+                idx.append(torch.arange(a, a + ds, device=device).expand(plan["n"], ds))
+            else:
+                idx.append(ix.to(device) + a if a else ix.to(device))
+        return idx[0] if len(idx) == 1 else torch.cat(idx, 1)
+
+    def rows(self, plan, d, dtype, device) -> SparseRows:
+        """The decoded rows as (index, value) pairs."""
+        vals = []
+        for (a, ds, k), v in zip(plan["lay"], plan["vals"]):
             v = v.to(device=device, dtype=dtype)
             s = self.scale(ds, k)
-            if s != 1.0:
-                v = v * s
-            if ix is None:
-                out[:, a:a + ds] = v
-            else:
-                out[:, a:a + ds].scatter_(1, ix.to(device), v)
-        return out
+            vals.append(v * s if s != 1.0 else v)
+        return SparseRows(self._indices(plan, device), vals[0] if len(vals) == 1 else torch.cat(vals, 1), d)
+
+    def values(self, plan, d, dtype, device):
+        return self.rows(plan, d, dtype, device).dense()
 
     def support(self, plan, d, device):
         out = torch.zeros(plan["n"], d, dtype=torch.bool, device=device)
-        for (a, ds, k), ix in zip(plan["lay"], plan["idx"]):
-            if ix is None:
-                out[:, a:a + ds] = True
-            else:
-                out[:, a:a + ds].scatter_(1, ix.to(device), True)
-        return out
+        return out.scatter_(1, self._indices(plan, device), True)
+
+    def compress_sparse(self, V, key, rows):
+        p = self.plan(V, key, rows)
+        return self.rows(p, V.shape[1], V.dtype, V.device), self.bits(p)
+
+    def decode_sparse(self, payload, d, dtype=torch.float64, key=None, row=None):
+        return self.rows(self.received(payload, d, key, row), d, dtype, "cpu")
 
     def pack(self, plan, i):
         np_dt = wire.float_np(self.value_bits)
@@ -182,8 +194,10 @@ def _top_fp32(v: np.ndarray, k: int) -> np.ndarray:
     keys.partition(ds - k, axis=1)
     top = keys[:, ds - k:]
     ix = (LOW - (top & LOW)).astype(np.int64)
-    for i in np.flatnonzero(top[:, 0] >= NAN_KEY):
-        ix[i] = np.flatnonzero(np.isnan(v[i]))[:k]
+    nan = top[:, 0] >= NAN_KEY
+    if nan.any():
+        for i in np.flatnonzero(nan):
+            ix[i] = np.flatnonzero(np.isnan(v[i]))[:k]
     return ix
 
 
