@@ -45,10 +45,9 @@ class SparseRows:
     def add_gathered(self, X: torch.Tensor, src: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """``X[i] += sum_s w[i, s] * self[src[i, s]]`` in place (``src``, ``w``: (len(X), S)): one
         scatter of each row's S K terms, added in slot order."""
-        n = len(X)
-        terms = self.vals[src]
-        terms *= w[..., None]
-        return X.scatter_add_(1, self.idx[src].view(n, -1), terms.view(n, -1))
+        n, rows = len(X), src.reshape(-1)
+        terms = self.vals.index_select(0, rows).mul_(w.reshape(-1, 1))
+        return X.scatter_add_(1, self.idx.index_select(0, rows).view(n, -1), terms.view(n, -1))
 
 
 def add_(X: torch.Tensor, Q) -> torch.Tensor:
