@@ -16,7 +16,7 @@ timing the calls the step makes: the gradients (``problem.grad``/``grads``), the
 (``net.broadcast``/``exchange``: codec and bookkeeping), inside them the compressor's codec and its
 entry selection, the mixing products (``net.mix``/``laplacian``/``gossip_into``, the latter applying
 the copies' messages); "other" is the rest of the step: the algorithm's own vector arithmetic on
-(n, d) arrays.
+(n, d) arrays and the copies' own-row updates.
 
     python benchmarks/bench_compute.py [--data-dir DIR] [--n 10] [--batch 256] [--repeat 10]
 
