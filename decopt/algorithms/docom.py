@@ -80,28 +80,29 @@ class DoCoM(Algorithm):
         return self._paper(state, t) if self.cfg.variant == "paper" else self._pytorch(state, t)
 
     def _storm(self, state, x_new, x_old, t):
-        """V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both."""
+        """V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both; the
+        product and the sum as one fused multiply-add (``add(..., alpha=)``)."""
         p, beta = self.problem, self.cfg.beta
         if "grad_x" in state:                       # deterministic: grad f(Theta^t) from the last step
             g_new, g_old = p.grad(x_new, t), state["grad_x"]
             state["grad_x"] = g_new
         elif hasattr(p, "grads"):                   # one minibatch draw and gather for both
             g_new, g_old = p.grads((x_new, x_old), t)
-            # the same arithmetic in the two fresh gradient buffers: g_old <- (V - g_old)(1 - beta)
-            return g_new.add_(torch.sub(state["v"], g_old, out=g_old).mul_(1.0 - beta))
+            # the same arithmetic in the two fresh gradient buffers: g_old <- V - g_old
+            return g_new.add_(torch.sub(state["v"], g_old, out=g_old), alpha=1.0 - beta)
         else:
             g_new, g_old = p.grad(x_new, t), p.grad(x_old, t)
-        return g_new + (1.0 - beta) * (state["v"] - g_old)
+        return torch.add(g_new, state["v"] - g_old, alpha=1.0 - beta)
 
     def _paper(self, state, t):
-        """(9c)-(9g) with the same arithmetic as written in the module docstring, in place where
-        an operand is not needed afterwards; ``tmp`` is one scratch (n_local, d) buffer."""
+        """(9c)-(9g) as written in the module docstring, with each product and the sum it enters
+        as one fused multiply-add (eta G, gamma (W - I) hat, and STORM's (1 - beta) term), in place
+        where an operand is not needed afterwards; ``tmp`` is one scratch (n_local, d) buffer."""
         net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
         x, g, v = state["x"], state["g"], state["v"]
         xh, ex, gh, eg = state["x_hat"], state["e_x"], state["g_hat"], state["e_g"]
         tmp = self._scratch(x)
-        x_half = torch.mul(g, eta)
-        x_half = torch.sub(x, x_half, out=x_half)                      # Theta - eta G
+        x_half = torch.sub(x, g, alpha=eta)                            # Theta - eta G
         push(net, Q, torch.sub(x_half, xh, out=tmp), xh, ex)           # round 1: theta-hat
         x_new = x_half.add_(ex, alpha=gamma)
         v_new = self._storm(state, x_new, x, t)
@@ -127,7 +128,7 @@ class DoCoM(Algorithm):
             push(net, Q, g - gh, gh, eg)
             state["g"], state["v"] = g, v_new
         state["x_prev"] = x.clone()
-        x = x - eta * state["g"]
+        x = torch.sub(x, state["g"], alpha=eta)
         x.add_(ex, alpha=gamma)                                       # previous theta-hat
         push(net, Q, x - xh, xh, ex)
         state["x"] = x
