@@ -225,9 +225,9 @@ class TopK(_Sparsifier):
         largest; on the CPU in fp32 / fp64, of several entries tied at the k-th largest magnitude
         those of lowest index (other devices and dtypes: ``torch.topk``, whose choice among such
         ties is unspecified). On the CPU, over blocks of rows of about ``BLOCK_BYTES`` (cache-sized):
-        fp32 by an introselect of 64-bit (magnitude, index) keys (``_top_fp32``, 1.8-2x faster than
-        ``argpartition`` with its tie check, 4-8x faster than ``torch.topk``), fp64 by NumPy's
-        ``argpartition`` (``_top_argpartition``)."""
+        fp32 by an introselect of 64-bit (magnitude, index) keys (``_top_fp32``: 1.3-1.7x faster
+        than ``argpartition``, 3-6x faster than ``torch.topk``; ``benchmarks/bench_topk.py``), fp64
+        by NumPy's ``argpartition`` (``_top_argpartition``)."""
         if all(k >= ds for _, ds, k in lay):
             return [None] * len(lay)
         V = V.detach()
