@@ -107,7 +107,7 @@ class _Sparsifier(Compressor):
                 idx.append(ix.to(device) + a if a else ix.to(device))
         return idx[0] if len(idx) == 1 else torch.cat(idx, 1)
 
-    def rows(self, plan, d, dtype, device) -> SparseRows:
+    def sparse(self, plan, d, dtype, device) -> SparseRows:
         """The decoded rows as (index, value) pairs."""
         vals = []
         for (a, ds, k), v in zip(plan["lay"], plan["vals"]):
@@ -117,7 +117,7 @@ class _Sparsifier(Compressor):
         return SparseRows(self._indices(plan, device), vals[0] if len(vals) == 1 else torch.cat(vals, 1), d)
 
     def values(self, plan, d, dtype, device):
-        return self.rows(plan, d, dtype, device).dense()
+        return self.sparse(plan, d, dtype, device).dense()
 
     def support(self, plan, d, device):
         out = torch.zeros(plan["n"], d, dtype=torch.bool, device=device)
@@ -125,10 +125,10 @@ class _Sparsifier(Compressor):
 
     def compress_sparse(self, V, key, rows):
         p = self.plan(V, key, rows)
-        return self.rows(p, V.shape[1], V.dtype, V.device), self.bits(p)
+        return self.sparse(p, V.shape[1], V.dtype, V.device), self.bits(p)
 
     def decode_sparse(self, payload, d, dtype=torch.float64, key=None, row=None):
-        return self.rows(self.received(payload, d, key, row), d, dtype, "cpu")
+        return self.sparse(self.received(payload, d, key, row), d, dtype, "cpu")
 
     def pack(self, plan, i):
         np_dt = wire.float_np(self.value_bits)
@@ -182,7 +182,7 @@ def _complements(ds: int) -> np.ndarray:
 
 
 def _top_fp32(v: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest |v| per row of an fp32 block (canonical order). Each entry becomes a
+    """Indices of the k largest |v| per row of an fp32 block (the canonical set). Each entry becomes a
     64-bit key: the 31 bits of |v| (a monotone integer, NaN above inf), then 2^32 - 1 - index, so the
     k largest keys are the k largest magnitudes with ties resolved to the lowest indices; one in-place
     introselect of the keys (``np.partition``: direct integer compares) finds them. A row whose k-th
