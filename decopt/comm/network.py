@@ -161,8 +161,8 @@ class Network:
 
     def _gossip_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(W - I)'s static terms as a slot table, built once: halo rows ``src`` and weights ``w``,
-        both (n_local, 1 + max in-degree); slot 0 is the row itself with ``-sum_j W_ij`` (so every
-        column of W - I sums to exactly 0), rows with fewer in-arcs are padded with weight 0."""
+        both (n_local, 1 + max in-degree); slot 0 is the row itself with ``-sum_j W_ij`` (of the
+        weights as stored, summed in float64), rows with fewer in-arcs are padded with weight 0."""
         if self._gossip is None:
             nl = self.n_local
             dst = self._in_dst.cpu().numpy()
