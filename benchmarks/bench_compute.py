@@ -14,8 +14,9 @@ FLOPs per agent and call: forward 2B(ph + hc), backward 2B(ph + 2hc) (p = 784, h
 A second table splits one step's CPU time (median over the timed steps) by where it is spent, by
 timing the calls the step makes: the gradients (``problem.grad``/``grads``), the message rounds
 (``net.broadcast``/``exchange``: codec and bookkeeping), inside them the compressor's codec and its
-entry selection, the mixing products (``net.mix``/``laplacian``); "other" is the rest of the
-step: the algorithm's own vector arithmetic on (n, d) arrays and the copies' updates.
+entry selection, the mixing products (``net.mix``/``laplacian``/``gossip_into``, the latter applying
+the copies' messages); "other" is the rest of the step: the algorithm's own vector arithmetic on
+(n, d) arrays and the copies' own-row updates.
 
     python benchmarks/bench_compute.py [--data-dir DIR] [--n 10] [--batch 256] [--repeat 10]
 
@@ -93,10 +94,10 @@ def split_steps(net, problem, alg, state, repeat: int) -> dict:
         sp.wrap(problem, name, "gradients")
     for name in ("broadcast", "exchange"):
         sp.wrap(net, name, "message rounds")
-    for name in ("mix", "laplacian"):
+    for name in ("mix", "laplacian", "gossip_into"):
         sp.wrap(net, name, "mixing")
     comp = alg.compressor
-    for name in ("compress", "compress_split"):
+    for name in ("compress", "compress_split", "compress_sparse"):
         sp.wrap(comp, name, "codec")
     sp.wrap(comp, "select", "selection")
     rows = collections.defaultdict(list)

@@ -35,6 +35,22 @@ def timeit(fn, repeat: int = 5, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def timeit_interleaved(fns, repeat: int = 5, warmup: int = 1) -> list[float]:
+    """Median seconds per call of each of ``fns``, all called in every round, the order rotated
+    from round to round (alternatives compared this way see the same load and caches)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for r in range(repeat):
+        for i in range(len(fns)):
+            j = (i + r) % len(fns)
+            t = CLOCK()
+            fns[j]()
+            times[j].append(CLOCK() - t)
+    return [statistics.median(acc) for acc in times]
+
+
 def matmul_rate(size: int = 1024, repeat: int = 10) -> float:
     """fp32 FLOP/s of a square ``torch.mm`` (the best dense rate torch gets here)."""
     a, b = torch.randn(size, size), torch.randn(size, size)

@@ -6,6 +6,9 @@ Modes:
   algorithm on the mpi backend (also for P = 1), gather every state tensor and the metrics, bits
   and per-arc ledger at the snapshots to rank 0 and save them as ``SPEC.npz``. The pytest
   process computes the same with :func:`trajectory` on the stacked backend and compares.
+* ``sparse``: on every rank, sparsifiers' messages broadcast as ``SparseRows`` and applied with
+  ``gossip_into`` equal the dense halo and its application, and the stacked backend's local rows
+  (ring, star and a random graph, fp64 and fp32); exits nonzero otherwise.
 * ``cli_fail RANK ARGS...``: ``python -m decopt run ARGS`` with DSGD's step raising on RANK at
   iteration 3 (the abort path).
 * ``cli_kill RANK ARGS...``: the same, but RANK kills itself with SIGKILL.
@@ -123,6 +126,48 @@ def _run_trajectories(spec_path: str) -> None:
         np.savez(spec_path[:-5] + ".npz", **saved)
 
 
+def _sparse_equals_dense() -> None:
+    from mpi4py import MPI
+
+    from decopt.comm import StackedNetwork
+    from decopt.comm.mpi import MPINetwork
+    from decopt.compressors import SCHEMAS, build_compressor
+    from decopt.compressors.sparse import SparseRows, add_
+    from decopt.graphs import SCHEMAS as GRAPHS
+    from decopt.graphs import Links, build_graph
+    from decopt.runner import block
+
+    torch.set_num_threads(1)
+    comm = MPI.COMM_WORLD
+    codecs = [("topk", {"ratio": 0.3}), ("topk", {"ratio": 0.2, "per_tensor": True}),
+              ("randk", {"ratio": 0.25, "unbiased": True}), ("randk", {"ratio": 0.4, "shared_mask": True})]
+    for gname in ("ring", "star", "erdos_renyi"):
+        graph = build_graph(GRAPHS[gname](name=gname, n=7), seed=1)
+        rows = block(comm.Get_rank(), comm.Get_size(), graph.n)
+        for dtype in (torch.float64, torch.float32):
+            g = torch.Generator().manual_seed(2)
+            V, h0, e0 = (torch.randn(graph.n, 40, generator=g, dtype=dtype) for _ in range(3))
+            loc = slice(rows.start, rows.stop)
+            tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+            for name, kw in codecs:
+                comp = build_compressor(SCHEMAS[name](**kw), 64, segments=[25, 10, 5])
+                mpi = MPINetwork(graph, Links(graph), comm, rows, dtype=dtype, seed=5)
+                ref = StackedNetwork(graph, Links(graph), dtype=dtype, seed=5)
+                halos = []
+                for net, sparse in ((mpi, False), (mpi, True), (ref, True)):
+                    net.begin(3)
+                    halos.append(net.broadcast(V[loc] if net is mpi else V, comp, sparse=sparse))
+                dense, sparse, whole = halos
+                assert isinstance(sparse, SparseRows) and torch.equal(sparse.dense(), dense), (gname, name)
+                assert torch.equal(add_(h0[loc].clone(), sparse[: mpi.n_local]), h0[loc] + dense[: mpi.n_local])
+                want = ref.gossip_into(e0.clone(), whole)[loc]
+                for H in (dense, sparse):
+                    torch.testing.assert_close(mpi.gossip_into(e0[loc].clone(), H), want, **tol)
+    comm.Barrier()
+    if comm.Get_rank() == 0:
+        print("sparse ok")
+
+
 def _cli_with_fault(kind: str, rank: int, argv: list[str]) -> int:
     from decopt.algorithms import dsgd
     from decopt.cli import main
@@ -145,6 +190,8 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "trajectory":
         _run_trajectories(sys.argv[2])
+    elif mode == "sparse":
+        _sparse_equals_dense()
     elif mode in ("cli_fail", "cli_kill"):
         sys.exit(_cli_with_fault(mode[4:], int(sys.argv[2]), sys.argv[3:]))
     else:

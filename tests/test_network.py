@@ -1,12 +1,14 @@
 """The Network interface on the stacked backend: a compact exchange (rows for the active out-arcs
-only) delivers and counts exactly what the full per-arc exchange does. The MPI backend runs the
-same algorithms in tests/test_mpi.py (stacked-vs-MPI equivalence)."""
+only) delivers and counts exactly what the full per-arc exchange does; sparse messages apply as
+the dense ones. The MPI backend runs the same algorithms in tests/test_mpi.py (stacked-vs-MPI
+equivalence, and sparse against dense application there)."""
 import numpy as np
 import pytest
 import torch
 
 from decopt.comm import StackedNetwork
 from decopt.compressors import SCHEMAS, build_compressor
+from decopt.compressors.sparse import SparseRows, add_
 from decopt.graphs import SCHEMAS as GRAPH_SCHEMAS
 from decopt.graphs import Links, build_graph
 
@@ -39,3 +41,38 @@ def test_compact_exchange_equals_the_full_exchange_on_the_active_arcs(model, p, 
     assert seen > 0
     assert compact.total_bits() == full.total_bits() > 0
     assert np.array_equal(compact.ledger()["bits"], full.ledger()["bits"])
+
+
+SPARSIFIERS = [("topk", {"ratio": 0.3}), ("topk", {"ratio": 0.2, "per_tensor": True}),
+               ("randk", {"ratio": 0.25, "unbiased": True}), ("randk", {"ratio": 0.4, "shared_mask": True})]
+
+
+@pytest.mark.parametrize("graph_name", ["ring", "star", "erdos_renyi"])
+@pytest.mark.parametrize("codec", SPARSIFIERS, ids=lambda c: f"{c[0]}-{'-'.join(map(str, c[1].values()))}")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_sparse_messages_apply_as_the_dense_ones(graph_name, codec, dtype):
+    """A sparsifier's halo as SparseRows decodes to the dense halo exactly; h += q is exact entry by
+    entry, and gossip_into (one scatter per row: own row, then in-arcs; irregular graphs padded)
+    equals (W - I) q to rounding, on static links and (densely) on random links."""
+    graph = build_graph(GRAPH_SCHEMAS[graph_name](name=graph_name, n=9), seed=1)
+    n, d = graph.n, 40
+    comp = build_compressor(SCHEMAS[codec[0]](**codec[1]), 64, segments=[25, 10, 5])
+    g = torch.Generator().manual_seed(2)
+    V = torch.randn(n, d, generator=g, dtype=dtype)
+    h0, e0 = torch.randn(n, d, generator=g, dtype=dtype), torch.randn(n, d, generator=g, dtype=dtype)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    for model in ("static", "bernoulli"):
+        net = StackedNetwork(graph, Links(graph, model, 0.5, seed=3), dtype=dtype, seed=5)
+        net.begin(4)
+        dense = net.broadcast(V, comp)
+        net.begin(4)
+        sparse = net.broadcast(V, comp, sparse=True)
+        assert isinstance(sparse, SparseRows) and not isinstance(dense, SparseRows)
+        assert sparse.idx.shape[1] < d and torch.equal(sparse.dense(), dense)
+        h = add_(h0.clone(), sparse)
+        assert torch.equal(h, h0 + dense)
+        W = net.mix(torch.eye(n, dtype=torch.float64).to(dtype)).double()
+        want = e0.double() + (W - torch.eye(n, dtype=torch.float64)) @ dense.double()
+        for H in (dense, sparse):
+            got = net.gossip_into(e0.clone(), H)
+            torch.testing.assert_close(got.double(), want, **tol)

@@ -10,7 +10,7 @@ Default ``variant=paper``, per iteration (two compressed rounds)::
 
 with H^0 = X^0 (common start), G^0 = 0, V^0 = the b0-sample (default full local) gradient.
 grad(X) is the stochastic gradient kept from the previous iteration (one evaluation per iteration,
-on a fresh minibatch). Copies are kept as local rows plus s = W * copy (see ``copies``).
+on a fresh minibatch). Copies are kept as local rows plus e = (W - I) * copy (see ``copies``).
 
 ``variant=pytorch`` is the baseline as the DoCoM authors' code runs it (``ParallelBEER_V``,
 specs/docom.md §2.4 style: CHOCO's "parallel" order). Iteration 0 only moves X; from t = 1::
@@ -65,9 +65,9 @@ class BEER(Algorithm):
 
     def init(self, x0):
         v0 = large_batch_grad(self.problem, x0, self.cfg.b0)
-        h, sh = init_copy(self.net, x0)
-        gc, sg = init_copy(self.net, None, like=x0)
-        state = {"x": x0.clone(), "v": v0, "grad_x": v0.clone(), "h": h, "s_h": sh, "g_hat": gc, "s_g": sg}
+        h, eh = init_copy(self.net, x0)
+        gc, eg = init_copy(self.net, None, like=x0)
+        state = {"x": x0.clone(), "v": v0, "grad_x": v0.clone(), "h": h, "e_h": eh, "g_hat": gc, "e_g": eg}
         if self.cfg.momentum:
             state["momentum"] = torch.zeros_like(x0)
         return state
@@ -77,25 +77,25 @@ class BEER(Algorithm):
 
     def _paper(self, state, t):
         net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
-        x, v, h, sh, gc, sg = (state[k] for k in ("x", "v", "h", "s_h", "g_hat", "s_g"))
+        x, v, h, eh, gc, eg = (state[k] for k in ("x", "v", "h", "e_h", "g_hat", "e_g"))
         x_new = x - eta * heavy_ball(state, v, self.cfg.momentum)
-        x_new.add_(sh - h, alpha=gamma)
-        push(net, Q, x_new - h, h, sh)                              # round 1
+        x_new.add_(eh, alpha=gamma)
+        push(net, Q, x_new - h, h, eh)                              # round 1
         grad_new = self.problem.grad(x_new, t)
-        v_new = v + gamma * (sg - gc) + (grad_new - state["grad_x"])
-        push(net, Q, v_new - gc, gc, sg)                            # round 2
+        v_new = v + gamma * eg + (grad_new - state["grad_x"])
+        push(net, Q, v_new - gc, gc, eg)                            # round 2
         state.update(x=x_new, v=v_new, grad_x=grad_new)
         return state
 
     def _pytorch(self, state, t):
         net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
-        x, v, h, sh, gc, sg = (state[k] for k in ("x", "v", "h", "s_h", "g_hat", "s_g"))
+        x, v, h, eh, gc, eg = (state[k] for k in ("x", "v", "h", "e_h", "g_hat", "e_g"))
         grad_new = self.problem.grad(x, t)                          # the step's fresh minibatch gradient
         if t > 0:
-            v = v + (grad_new - state["grad_x"]) + gamma * (sg - gc)
-            push(net, Q, v - gc, gc, sg)                            # the tracker round
+            v = v + (grad_new - state["grad_x"]) + gamma * eg
+            push(net, Q, v - gc, gc, eg)                            # the tracker round
         x = x - eta * heavy_ball(state, v, self.cfg.momentum)
-        x.add_(sh - h, alpha=gamma)
-        push(net, Q, x - h, h, sh)                                  # the iterate round
+        x.add_(eh, alpha=gamma)
+        push(net, Q, x - h, h, eh)                                  # the iterate round
         state.update(x=x, v=v, grad_x=grad_new)
         return state

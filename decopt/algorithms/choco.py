@@ -70,8 +70,8 @@ class CHOCO(Algorithm):
     def init(self, x0):
         extra = {"momentum": torch.zeros_like(x0)} if self.cfg.momentum else {}
         if self.net.links.static:
-            h, s = init_copy(self.net, x0 if self.cfg.variant == "paper" else None, like=x0)
-            return {"x": x0.clone(), "x_hat": h, "s_hat": s, **extra}
+            h, e = init_copy(self.net, x0 if self.cfg.variant == "paper" else None, like=x0)
+            return {"x": x0.clone(), "x_hat": h, "e_hat": e, **extra}
         net = self.net
         src = net.graph.arcs[0][net.out_arcs]
         self._arc_agent = torch.as_tensor(src - net.rows.start, device=x0.device)
@@ -84,14 +84,14 @@ class CHOCO(Algorithm):
         net, eta, gamma = self.net, self.cfg.eta, self.cfg.gamma
         x_half = state["x"] - eta * heavy_ball(state, self.problem.grad(state["x"], t), self.cfg.momentum)
         if self.cfg.variant == "pytorch":
-            h, s = state["x_hat"], state["s_hat"]
-            state["x"] = x_half.add_(s - h, alpha=gamma)            # the previous round's copies
-            push(net, self.compressor, state["x"] - h, h, s)
+            h, e = state["x_hat"], state["e_hat"]
+            state["x"] = x_half.add_(e, alpha=gamma)                # the previous round's copies
+            push(net, self.compressor, state["x"] - h, h, e)
             return state
         if net.links.static:
-            h, s = state["x_hat"], state["s_hat"]
-            push(net, self.compressor, x_half - h, h, s)
-            state["x"] = x_half.add_(s - h, alpha=gamma)
+            h, e = state["x_hat"], state["e_hat"]
+            push(net, self.compressor, x_half - h, h, e)
+            state["x"] = x_half.add_(e, alpha=gamma)
             return state
         h_out, h_in = state["h_out"], state["h_in"]
         a = torch.as_tensor(net.active_out(), device=h_out.device)      # active out-arcs only

@@ -2,10 +2,10 @@
 
 A *public copy* ``h_i`` (CHOCO's x-hat, BEER's H and G, DoCoM's theta-hat and g-hat) is held by
 agent i and by every neighbour, and changes only by the compressed messages agent i sends, so all
-holders stay bit-identical. The algorithms never need a neighbour's copy itself, only the weighted
-sum ``s_i = sum_j W_ij h_j`` (j = i included), which each agent keeps up to date from the decoded
-messages it receives: ``s_i += sum_j W_ij q_j``. The state therefore holds local rows only
-(``h`` and ``s``), on every backend; ``(W - I) H`` is ``s - h``.
+holders stay bit-identical. The algorithms never need a neighbour's copy itself, only the gossip
+direction ``e_i = sum_j W_ij (h_j - h_i)``, i.e. ``E = (W - I) H``, which each agent keeps up to
+date from the decoded messages it receives: ``e_i += sum_j W_ij (q_j - q_i)``. The state therefore
+holds local rows only (``h`` and ``e``), on every backend.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import contextlib
 
 import torch
 
+from ..compressors.sparse import add_
 from ..errors import ConfigError
 
 # Keyed iteration index of one-off large-batch draws (b0 at initialisation): far from any real t.
@@ -20,29 +21,28 @@ INIT_T = -1
 
 
 def init_copy(net, h0: torch.Tensor | None = None, like: torch.Tensor | None = None):
-    """A public copy ``(h, s = W h)`` that every holder can start without talking.
+    """A public copy ``(h, e = (W - I) h)`` that every holder can start without talking.
 
-    ``h0`` is used when its rows are identical across all agents (a common starting point, then
-    W h0 = h0 because W is row-stochastic); otherwise (or with ``h0=None``) the copy starts at 0.
+    ``h0`` is used when its rows are identical across all agents (a common starting point, whose
+    gossip direction is 0); otherwise (or with ``h0=None``) the copy starts at 0.
     """
     if h0 is not None:
         ref = net.mean(h0)
         spread = net.allreduce((h0 - ref).abs().amax() if h0.numel() else h0.new_zeros(()))
         if float(spread) == 0.0:
-            return h0.clone(), h0.clone()
+            return h0.clone(), torch.zeros_like(h0)
         like = h0
     return torch.zeros_like(like), torch.zeros_like(like)
 
 
-def push(net, compressor, delta: torch.Tensor, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """One message round: every agent sends ``Q(delta_i)``; ``h += q``, ``s += W q``. Returns the
-    local decoded messages (what was sent). ``net.mix`` runs over the halo, so remote senders'
-    messages enter ``s`` exactly as decoded."""
-    q = net.broadcast(delta, compressor)
-    mine = q[: net.n_local]
-    h.add_(mine)
-    s.add_(net.mix(q))
-    return mine
+def push(net, compressor, delta: torch.Tensor, h: torch.Tensor, e: torch.Tensor) -> None:
+    """One message round: every agent sends ``Q(delta_i)``; ``h += q``, ``e += (W - I) q``. The
+    halo of decoded messages comes sparse where the codec keeps a few entries per row (top-k,
+    rand-k), so both updates touch only those; remote senders' messages enter ``e`` exactly as
+    decoded."""
+    q = net.broadcast(delta, compressor, sparse=True)
+    add_(h, q[: net.n_local])
+    net.gossip_into(e, q)
 
 
 def heavy_ball(state, g: torch.Tensor, mu: float) -> torch.Tensor:

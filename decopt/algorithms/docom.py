@@ -18,10 +18,10 @@ only moves theta with g^0 (specs/docom.md §2.4). ``momentum`` (official code 0.
 ``--momentum_factor`` default, which its scripts leave on) puts heavy ball on the tracker step:
 ``buf = momentum buf + G; Theta -= eta buf``.
 
-Each agent keeps its copies and the weighted sums s = W * copy (local rows, see ``copies``), so
-(W - I) Theta_hat = s_x - x_hat. Two stochastic gradients per iteration on one minibatch (counted
-in ``samples``); with deterministic gradients the one at Theta^t is reused from the previous
-iteration instead of being recomputed.
+Each agent keeps its copies and their gossip directions, updated from the messages (local rows,
+see ``copies``): e_x = (W - I) Theta_hat and e_g = (W - I) G_hat. Two stochastic gradients per
+iteration on one minibatch (counted in ``samples``); with deterministic gradients the one at
+Theta^t is reused from the previous iteration instead of being recomputed.
 """
 from __future__ import annotations
 
@@ -68,9 +68,9 @@ class DoCoM(Algorithm):
 
     def init(self, x0):
         g0 = large_batch_grad(self.problem, x0, self.cfg.b0)
-        xh, sx = init_copy(self.net, x0)
-        gh, sg = init_copy(self.net, None, like=x0)
-        state = {"x": x0.clone(), "g": g0, "v": g0.clone(), "x_hat": xh, "s_x": sx, "g_hat": gh, "s_g": sg}
+        xh, ex = init_copy(self.net, x0)
+        gh, eg = init_copy(self.net, None, like=x0)
+        state = {"x": x0.clone(), "g": g0, "v": g0.clone(), "x_hat": xh, "e_x": ex, "g_hat": gh, "e_g": eg}
         if self.cfg.variant == "pytorch":
             state["x_prev"] = x0.clone()
         if deterministic(self.problem) and self.cfg.variant == "paper":
@@ -88,34 +88,35 @@ class DoCoM(Algorithm):
         return self._paper(state, t) if self.cfg.variant == "paper" else self._pytorch(state, t)
 
     def _storm(self, state, x_new, x_old, t):
-        """V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both."""
+        """V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both; the
+        product and the sum as one fused multiply-add (``add(..., alpha=)``)."""
         p, beta = self.problem, self.cfg.beta
         if "grad_x" in state:                       # deterministic: grad f(Theta^t) from the last step
             g_new, g_old = p.grad(x_new, t), state["grad_x"]
             state["grad_x"] = g_new
         elif hasattr(p, "grads"):                   # one minibatch draw and gather for both
             g_new, g_old = p.grads((x_new, x_old), t)
-            # the same arithmetic in the two fresh gradient buffers: g_old <- (V - g_old)(1 - beta)
-            return g_new.add_(torch.sub(state["v"], g_old, out=g_old).mul_(1.0 - beta))
+            # the same arithmetic in the two fresh gradient buffers: g_old <- V - g_old
+            return g_new.add_(torch.sub(state["v"], g_old, out=g_old), alpha=1.0 - beta)
         else:
             g_new, g_old = p.grad(x_new, t), p.grad(x_old, t)
-        return g_new + (1.0 - beta) * (state["v"] - g_old)
+        return torch.add(g_new, state["v"] - g_old, alpha=1.0 - beta)
 
     def _paper(self, state, t):
-        """(9c)-(9g) with the same arithmetic as written in the module docstring, in place where
-        an operand is not needed afterwards; ``tmp`` is one scratch (n_local, d) buffer."""
+        """(9c)-(9g) as written in the module docstring, with each product and the sum it enters
+        as one fused multiply-add (eta G, gamma (W - I) hat, and STORM's (1 - beta) term), in place
+        where an operand is not needed afterwards; ``tmp`` is one scratch (n_local, d) buffer."""
         net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
         x, g, v = state["x"], state["g"], state["v"]
-        xh, sx, gh, sg = state["x_hat"], state["s_x"], state["g_hat"], state["s_g"]
+        xh, ex, gh, eg = state["x_hat"], state["e_x"], state["g_hat"], state["e_g"]
         tmp = self._scratch(x)
-        x_half = torch.mul(heavy_ball(state, g, self.cfg.momentum), eta)
-        x_half = torch.sub(x, x_half, out=x_half)                      # Theta - eta G
-        push(net, Q, torch.sub(x_half, xh, out=tmp), xh, sx)           # round 1: theta-hat
-        x_new = x_half.add_(torch.sub(sx, xh, out=tmp), alpha=gamma)
+        x_half = torch.sub(x, heavy_ball(state, g, self.cfg.momentum), alpha=eta)   # Theta - eta G
+        push(net, Q, torch.sub(x_half, xh, out=tmp), xh, ex)           # round 1: theta-hat
+        x_new = x_half.add_(ex, alpha=gamma)
         v_new = self._storm(state, x_new, x, t)
         g_half = g.add_(torch.sub(v_new, v, out=tmp))                  # G + (V_new - V), in G's buffer
-        push(net, Q, torch.sub(g_half, gh, out=tmp), gh, sg)           # round 2: g-hat
-        state["g"] = g_half.add_(torch.sub(sg, gh, out=tmp), alpha=gamma)
+        push(net, Q, torch.sub(g_half, gh, out=tmp), gh, eg)           # round 2: g-hat
+        state["g"] = g_half.add_(eg, alpha=gamma)
         state["x"], state["v"] = x_new, v_new
         return state
 
@@ -127,17 +128,17 @@ class DoCoM(Algorithm):
 
     def _pytorch(self, state, t):
         net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
-        x, xh, sx = state["x"], state["x_hat"], state["s_x"]
+        x, xh, ex = state["x"], state["x_hat"], state["e_x"]
         if t > 0:
             v_new = self._storm(state, x, state["x_prev"], t)
-            gh, sg = state["g_hat"], state["s_g"]
-            g = state["g"] + (v_new - state["v"]) + gamma * (sg - gh)   # gossip on the previous copies
-            push(net, Q, g - gh, gh, sg)
+            gh, eg = state["g_hat"], state["e_g"]
+            g = state["g"] + (v_new - state["v"]) + gamma * eg           # gossip on the previous copies
+            push(net, Q, g - gh, gh, eg)
             state["g"], state["v"] = g, v_new
         state["x_prev"] = x.clone()
-        x = x - eta * heavy_ball(state, state["g"], self.cfg.momentum)
-        x.add_(sx - xh, alpha=gamma)                                  # previous theta-hat
-        push(net, Q, x - xh, xh, sx)
+        x = torch.sub(x, heavy_ball(state, state["g"], self.cfg.momentum), alpha=eta)
+        x.add_(ex, alpha=gamma)                                       # previous theta-hat
+        push(net, Q, x - xh, xh, ex)
         state["x"] = x
         return state
 

@@ -50,11 +50,13 @@ def _mpi():
     return MPI
 
 
-def _decode(compressor, payload, d, dtype, key, row):
-    """The received row; the message key and keyed row id go only to codecs that need them."""
+def _decode(compressor, payload, d, dtype, key, row, sparse=False):
+    """The received row (``decode_sparse`` with ``sparse``); the message key and keyed row id go
+    only to codecs that need them."""
+    decode = compressor.decode_sparse if sparse else compressor.decode
     if getattr(compressor, "needs_key", False):
-        return compressor.decode(payload, d, dtype, key, row)
-    return compressor.decode(payload, d, dtype)
+        return decode(payload, d, dtype, key, row)
+    return decode(payload, d, dtype)
 
 
 def _private(comm):
@@ -263,11 +265,12 @@ class MPINetwork(Network):
             self._bstatic = plan
         return plan
 
-    def broadcast(self, V, compressor):
+    def broadcast(self, V, compressor, sparse=False):
         t0 = time.perf_counter()
         key = self.next_key()
         d, act, nl = V.shape[1], self.active, self.n_local
-        Vhat, bits = compressor.compress(V, key, self.rows)
+        compress = compressor.compress_sparse if sparse else compressor.compress
+        Vhat, bits = compress(V, key, self.rows)
         bits = np.array(bits, dtype=np.int64)
         send, recv, enc, at, complete = self._broadcast_plan()
         payloads = []
@@ -280,14 +283,14 @@ class MPINetwork(Network):
         got = self._round("b", d, {q: [payloads[j] for j in js] for q, js in at.items()},
                           {q: c for q, (c, _, _) in recv.items()}, self._kmax_b)
         t2 = time.perf_counter()
-        H = torch.empty(self.n_halo, d, dtype=V.dtype, device=V.device)
+        H = Vhat.new_empty((self.n_halo, d))              # a tensor, or SparseRows
         H[:nl] = Vhat
         if not complete:
             H[nl:] = 0                                  # ghosts on inactive links: nothing received
         for q, msgs in got.items():
             _, halo, ids = recv[q]
             for h, g, p in zip(halo, ids, msgs):
-                H[h] = _decode(compressor, p, d, V.dtype, key, g)
+                H[h] = _decode(compressor, p, d, V.dtype, key, g, sparse)
         t3 = time.perf_counter()
         arc_on = self._all_arcs if act is None else act[self._oa_edge]
         arc_bits = np.where(arc_on, bits[self._oa_src], 0)

@@ -5,6 +5,9 @@ Messages go through the network, which returns a *halo* array (the local rows fi
 whatever neighbour rows this process needs); ``mix`` and ``laplacian`` turn a halo back into
 local rows. On the stacked backend the halo is simply all n rows.
 
+A sparsifying codec's messages can travel as ``SparseRows`` (``broadcast(..., sparse=True)``), which
+``gossip_into`` applies touching only their k entries per row, at the sender and every receiver.
+
 Each iteration starts with ``begin(t)``, which draws the active links and resets the call
 counter that keys compressor randomness, so the k-th message round of iteration t is keyed
 ``(seed, COMPRESS, t, k)`` on every backend.
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 
 from ..compressors import Compressor
+from ..compressors.sparse import SparseRows
 from ..graphs import Graph, Links, edge_weights
 from ..rng import Key, Stream
 
@@ -22,7 +26,9 @@ CONVENTIONS = ("broadcast", "edge")
 
 
 class Network:
-    """Shared bookkeeping: graph, mixing weights, link draws and the bit ledger."""
+    """Shared bookkeeping: graph, mixing weights, link draws and the bit ledger. Backends also set
+    the static in-arcs of the local agents: ``_in_src`` (halo row of the sender), ``_in_dst`` (local
+    row), ``_in_w`` (weight), in arc order."""
 
     backend = "base"
 
@@ -36,6 +42,7 @@ class Network:
         self.bits_convention = bits_convention
         self.edge_w = edge_weights(graph, mixing, weight, links.max_active_degree)   # W_ij per undirected edge
         self.t, self._call, self.active, self._active_out = 0, 0, None, None
+        self._gossip = None                                        # (W - I)'s slot table, built on first use
         self.bits = 0                                              # cumulative, per convention
         self.comm_time = 0.0                                       # seconds spent communicating
         # optional link model: a message of b bits takes alpha + b / beta seconds on its link;
@@ -129,9 +136,11 @@ class Network:
                 "bits": self.arc_bits.copy(), "messages": self.arc_msgs.copy()}
 
     # --- the interface every backend implements -------------------------------------------
-    def broadcast(self, V: torch.Tensor, compressor: Compressor) -> torch.Tensor:
+    def broadcast(self, V: torch.Tensor, compressor: Compressor, sparse: bool = False) -> torch.Tensor | SparseRows:
         """Each local agent sends ``Q(V_i)`` to its (active) neighbours; returns the halo of
-        decoded messages (local rows first). Every holder sees exactly the same values."""
+        decoded messages (local rows first). Every holder sees exactly the same values.
+        ``sparse=True``: as ``SparseRows`` where the codec keeps a few entries per row
+        (``Compressor.compress_sparse``), for ``gossip_into``; a dense halo otherwise."""
         raise NotImplementedError
 
     def mix(self, H: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
@@ -139,6 +148,36 @@ class Network:
         diagonal). With ``own``, the self term uses ``own_i`` instead of ``H_i``:
         ``own_i + sum_{j ~ i} W_ij (H_j - own_i)``."""
         raise NotImplementedError
+
+    def gossip_into(self, E: torch.Tensor, H: torch.Tensor | SparseRows) -> torch.Tensor:
+        """``E += (W_t - I) H`` in place (E: local rows; H: a halo from ``broadcast``), i.e.
+        ``E_i += sum_{j ~ i} W_ij (H_j - H_i)``. A ``SparseRows`` halo on static links is applied as
+        one scatter of each row's terms (its own row times ``-sum_j W_ij``, then each in-neighbour's
+        times ``W_ij``, in arc order), touching only their k entries; otherwise densely."""
+        if isinstance(H, SparseRows) and self.active is None:
+            return H.add_gathered(E, *self._gossip_terms())
+        H = H.dense() if isinstance(H, SparseRows) else H
+        return E.add_(self.mix(H)).sub_(H[: self.n_local])
+
+    def _gossip_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W - I)'s static terms as a slot table, built once: halo rows ``src`` and weights ``w``,
+        both (n_local, 1 + max in-degree); slot 0 is the row itself with ``-sum_j W_ij`` (of the
+        weights as stored, summed in float64), rows with fewer in-arcs are padded with weight 0."""
+        if self._gossip is None:
+            nl = self.n_local
+            dst = self._in_dst.cpu().numpy()
+            order = np.argsort(dst, kind="stable")
+            deg = np.bincount(dst, minlength=nl)
+            slot = 1 + np.arange(dst.size) - np.repeat(np.cumsum(deg) - deg, deg)
+            src = np.repeat(np.arange(nl)[:, None], 1 + int(deg.max(initial=0)), 1)
+            src[dst[order], slot] = self._in_src.cpu().numpy()[order]
+            w_in = self._in_w.double().cpu().numpy()
+            w = np.zeros(src.shape)
+            w[dst[order], slot] = w_in[order]
+            w[:, 0] = -np.bincount(dst, weights=w_in, minlength=nl)
+            self._gossip = (torch.as_tensor(src, device=self.device),
+                            torch.as_tensor(w, dtype=self.dtype, device=self.device))
+        return self._gossip
 
     def laplacian(self, H: torch.Tensor) -> torch.Tensor:
         """``(L_t H)_i = sum_{j ~ i active} (H_i - H_j)``."""

@@ -20,6 +20,7 @@ class StackedNetwork(Network):
         self._src = torch.as_tensor(src, device=dev)
         self._dst = torch.as_tensor(dst, device=dev)
         self._arc_w = torch.as_tensor(np.repeat(self.edge_w, 2), device=dev, dtype=dt)
+        self._in_src, self._in_dst, self._in_w = self._src, self._dst, self._arc_w     # every arc is local
         self._deg = torch.as_tensor(graph.degree, device=dev, dtype=dt)[:, None]
         # weights as stored in run.dtype, so that 1 - (their sum) makes every row of W sum to exactly 1
         # (float32 1/3 is 1/3 + 1e-8: a W built from exact weights drifts x by 3e-8 x per step)
@@ -52,8 +53,9 @@ class StackedNetwork(Network):
         return act.nonzero().squeeze(1)
 
     # --- messages --------------------------------------------------------------------------
-    def broadcast(self, V, compressor):
-        Vhat, bits = compressor.compress(V, self.next_key(), self.rows)
+    def broadcast(self, V, compressor, sparse=False):
+        compress = compressor.compress_sparse if sparse else compressor.compress
+        Vhat, bits = compress(V, self.next_key(), self.rows)
         if self.active is None and bits is self._round[0]:
             self._round[1] += 1           # the previous static round again: count it, account on read
             return Vhat

@@ -23,6 +23,8 @@ class Compressor:
       the row id it was keyed on, which the receiver always knows) are needed only by codecs
       that derive something from the shared key instead of sending it (shared rand-k masks,
       channel noise and erasures).
+    * ``compress_sparse`` / ``decode_sparse``: the same, as ``SparseRows`` (indices and values)
+      for codecs that keep a few entries per row (top-k, rand-k); the dense result otherwise.
 
     ``rows`` are the global ids (agents or edges) that key the randomness, so every rank and
     both endpoints of an edge draw the same numbers. ``delta(d)`` is the advertised
@@ -92,11 +94,26 @@ class Compressor:
 
     def decode(self, payload: bytes, d: int, dtype: torch.dtype = torch.float64,
                key: Key | None = None, row: int | None = None) -> torch.Tensor:
+        return self.values(self.received(payload, d, key, row), d, dtype, "cpu")[0]
+
+    def received(self, payload: bytes, d: int, key: Key | None, row: int | None) -> dict:
+        """The one-row plan of a payload (checked)."""
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise PayloadError(f"{self.name}: payload must be bytes, got {type(payload).__name__}")
         if self.needs_key and (key is None or row is None):
             raise ValueError(f"{self.name}: decode needs the message key and row")
-        return self.values(self.unpack(bytes(payload), d, key, row), d, dtype, "cpu")[0]
+        return self.unpack(bytes(payload), d, key, row)
+
+    def compress_sparse(self, V: torch.Tensor, key: Key, rows):
+        """``compress`` with the decoded rows as ``SparseRows`` where the codec keeps a few
+        entries per row; this default (dense codecs) is ``compress``."""
+        return self.compress(V, key, rows)
+
+    def decode_sparse(self, payload: bytes, d: int, dtype: torch.dtype = torch.float64,
+                      key: Key | None = None, row: int | None = None):
+        """``decode`` as a one-row ``SparseRows`` where the codec keeps a few entries per row; this
+        default (dense codecs) is ``decode``."""
+        return self.decode(payload, d, dtype, key, row) if self.needs_key else self.decode(payload, d, dtype)
 
 
 def segments_of(segments, d: int) -> list[tuple[int, int]]:

@@ -15,6 +15,7 @@ in the smallest unsigned type holding d_s - 1 (``index_bits=uint``). A tensor ke
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ import torch
 from ..errors import PayloadError
 from . import wire
 from .base import Compressor, check_index_bits, check_kept, check_value_bits, kept_counts, segments_of
+from .sparse import SparseRows
 
 
 @dataclass
@@ -95,27 +97,38 @@ class _Sparsifier(Compressor):
     def bits(self, plan):
         return self.fixed_bits(plan["n"], self.bits_for(sum(ds for _, ds, _ in plan["lay"])))
 
-    def values(self, plan, d, dtype, device):
-        out = torch.zeros(plan["n"], d, dtype=dtype, device=device)
-        for (a, ds, k), ix, v in zip(plan["lay"], plan["idx"], plan["vals"]):
+    def _indices(self, plan, device) -> torch.Tensor:
+        """Column indices of the kept entries per row, the segments side by side."""
+        idx = []
+        for (a, ds, k), ix in zip(plan["lay"], plan["idx"]):
+            if ix is None:
+                idx.append(torch.arange(a, a + ds, device=device).expand(plan["n"], ds))
+            else:
+                idx.append(ix.to(device) + a if a else ix.to(device))
+        return idx[0] if len(idx) == 1 else torch.cat(idx, 1)
+
+    def sparse(self, plan, d, dtype, device) -> SparseRows:
+        """The decoded rows as (index, value) pairs."""
+        vals = []
+        for (a, ds, k), v in zip(plan["lay"], plan["vals"]):
             v = v.to(device=device, dtype=dtype)
             s = self.scale(ds, k)
-            if s != 1.0:
-                v = v * s
-            if ix is None:
-                out[:, a:a + ds] = v
-            else:
-                out[:, a:a + ds].scatter_(1, ix.to(device), v)
-        return out
+            vals.append(v * s if s != 1.0 else v)
+        return SparseRows(self._indices(plan, device), vals[0] if len(vals) == 1 else torch.cat(vals, 1), d)
+
+    def values(self, plan, d, dtype, device):
+        return self.sparse(plan, d, dtype, device).dense()
 
     def support(self, plan, d, device):
         out = torch.zeros(plan["n"], d, dtype=torch.bool, device=device)
-        for (a, ds, k), ix in zip(plan["lay"], plan["idx"]):
-            if ix is None:
-                out[:, a:a + ds] = True
-            else:
-                out[:, a:a + ds].scatter_(1, ix.to(device), True)
-        return out
+        return out.scatter_(1, self._indices(plan, device), True)
+
+    def compress_sparse(self, V, key, rows):
+        p = self.plan(V, key, rows)
+        return self.sparse(p, V.shape[1], V.dtype, V.device), self.bits(p)
+
+    def decode_sparse(self, payload, d, dtype=torch.float64, key=None, row=None):
+        return self.sparse(self.received(payload, d, key, row), d, dtype, "cpu")
 
     def pack(self, plan, i):
         np_dt = wire.float_np(self.value_bits)
@@ -146,6 +159,8 @@ class _Sparsifier(Compressor):
 
 
 BLOCK_BYTES = 1 << 19   # top-k selects over blocks of rows of about this size (cache-sized)
+NAN_KEY = np.uint64(0x7F800001 << 33)   # fp32 keys from here up hold a NaN (magnitude bits above inf)
+LOW = np.uint64(0xFFFFFFFF)
 
 
 def _canonical(a: np.ndarray, thr, k: int) -> np.ndarray:
@@ -158,6 +173,49 @@ def _canonical(a: np.ndarray, thr, k: int) -> np.ndarray:
     return np.concatenate([above, np.flatnonzero(a == thr)[:k - above.size]])
 
 
+@functools.lru_cache(maxsize=16)
+def _complements(ds: int) -> np.ndarray:
+    """2^32 - 1 - j for j < ds: the low half of the fp32 keys (read-only, shared)."""
+    out = LOW - np.arange(ds, dtype=np.uint64)
+    out.flags.writeable = False
+    return out
+
+
+def _top_fp32(v: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest |v| per row of an fp32 block (the canonical set). Each entry becomes a
+    64-bit key: the 31 bits of |v| (a monotone integer, NaN above inf), then 2^32 - 1 - index, so the
+    k largest keys are the k largest magnitudes with ties resolved to the lowest indices; one in-place
+    introselect of the keys (``np.partition``: direct integer compares) finds them. A row whose k-th
+    largest key is a NaN (k or more NaN, whose payloads would order them) takes its lowest-index NaN."""
+    ds = v.shape[1]
+    keys = v.view(np.uint32).astype(np.uint64)
+    keys <<= np.uint64(33)                       # drops the sign bit
+    keys |= _complements(ds)
+    keys.partition(ds - k, axis=1)
+    top = keys[:, ds - k:]
+    ix = (LOW - (top & LOW)).astype(np.int64)
+    nan = top[:, 0] >= NAN_KEY
+    if nan.any():
+        for i in np.flatnonzero(nan):
+            ix[i] = np.flatnonzero(np.isnan(v[i]))[:k]
+    return ix
+
+
+def _top_argpartition(v: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest |v| per row of a block (canonical set): NumPy's introselect
+    (``argpartition``) of |v|; a row with several entries at its k-th magnitude (or a NaN there)
+    is resolved by ``_canonical``."""
+    A = np.abs(v)
+    ds = A.shape[1]
+    ix = np.argpartition(A, ds - k, axis=1)[:, ds - k:]
+    thr = np.take_along_axis(A, ix[:, :1], 1)
+    at = A == thr                                # >= 1 per row, 1 unless a tie; a NaN thr: none
+    if np.count_nonzero(at) != len(A) or np.isnan(thr).any():
+        for i in np.flatnonzero(at.sum(1) != 1):
+            ix[i] = _canonical(A[i], thr[i, 0], k)
+    return ix
+
+
 class TopK(_Sparsifier):
     name = "topk"
     unbiased = False
@@ -166,9 +224,10 @@ class TopK(_Sparsifier):
         """The k_s largest |v| per row and segment, in no particular order, NaN counting as the
         largest; on the CPU in fp32 / fp64, of several entries tied at the k-th largest magnitude
         those of lowest index (other devices and dtypes: ``torch.topk``, whose choice among such
-        ties is unspecified). On the CPU: NumPy's introselect (``argpartition``), 1.4-5x faster
-        than ``torch.topk`` (4-5x at d = 79,510), over blocks of rows of about ``BLOCK_BYTES``,
-        so that |v|, its copy and the index array stay in cache."""
+        ties is unspecified). On the CPU, over blocks of rows of about ``BLOCK_BYTES`` (cache-sized):
+        fp32 by an introselect of 64-bit (magnitude, index) keys (``_top_fp32``: 1.3-1.7x faster
+        than ``argpartition``, 3-6x faster than ``torch.topk``; ``benchmarks/bench_topk.py``), fp64
+        by NumPy's ``argpartition`` (``_top_argpartition``)."""
         if all(k >= ds for _, ds, k in lay):
             return [None] * len(lay)
         V = V.detach()
@@ -178,16 +237,11 @@ class TopK(_Sparsifier):
             if k >= ds:
                 out.append(None)
             elif host is not None:
+                top = _top_fp32 if host.dtype == np.float32 and ds <= 1 << 32 else _top_argpartition
                 ix = np.empty((V.shape[0], k), dtype=np.int64)
                 step = max(1, BLOCK_BYTES // (ds * host.itemsize))
                 for r in range(0, V.shape[0], step):
-                    A = np.abs(host[r:r + step, a:a + ds])
-                    blk = ix[r:r + step]
-                    blk[:] = np.argpartition(A, ds - k, axis=1)[:, ds - k:]
-                    thr = np.take_along_axis(A, blk[:, :1], 1)
-                    ge = ds - (A < thr).sum(1)          # entries >= thr or NaN: k unless a tie crosses the cut
-                    for i in np.flatnonzero(ge != k):
-                        blk[i] = _canonical(A[i], thr[i, 0], k)
+                    ix[r:r + step] = top(host[r:r + step, a:a + ds], k)
                 out.append(torch.from_numpy(ix))
             else:
                 out.append(torch.topk(V[:, a:a + ds].abs(), k, dim=1, sorted=False).indices)
