@@ -39,24 +39,27 @@ class VarCodec(Compressor):
     def _mask(self, key, rows, d):
         return uniform(key, rows, d) < 0.35
 
-    def compress(self, V, key, rows):
-        mask = self._mask(key, rows, V.shape[1])
-        out = V * torch.as_tensor(mask, dtype=V.dtype, device=V.device)
-        return out, 96 * mask.sum(1).astype(np.int64)
+    def plan(self, V, key, rows):
+        return {"mask": self._mask(key, rows, V.shape[1]), "v": V.detach()}
 
-    def encode(self, V, key, rows):
-        mask = self._mask(key, rows, V.shape[1])
-        W = V.detach().cpu().double().numpy()
-        return [np.flatnonzero(m).astype(np.int32).tobytes() + W[i][m].tobytes() for i, m in enumerate(mask)]
+    def bits(self, plan):
+        return 96 * plan["mask"].sum(1).astype(np.int64)
 
-    def decode(self, payload, d, dtype=torch.float64):
+    def values(self, plan, d, dtype, device):
+        return plan["v"].to(device=device, dtype=dtype) * torch.as_tensor(plan["mask"], dtype=dtype, device=device)
+
+    def pack(self, plan, i):
+        m = plan["mask"][i]
+        return np.flatnonzero(m).astype(np.int32).tobytes() + plan["v"][i].cpu().double().numpy()[m].tobytes()
+
+    def unpack(self, payload, d, key, row):
         k = len(payload) // 12
-        raw = bytes(payload)
-        idx = np.frombuffer(raw, dtype=np.int32, count=k)
-        vals = np.frombuffer(raw, dtype=np.float64, count=k, offset=4 * k)
-        out = torch.zeros(d, dtype=torch.float64)
-        out[torch.as_tensor(idx.astype(np.int64))] = torch.as_tensor(vals)
-        return out.to(dtype)
+        idx = np.frombuffer(payload, dtype=np.int32, count=k)
+        vals = np.frombuffer(payload, dtype=np.float64, count=k, offset=4 * k)
+        mask, v = np.zeros((1, d), dtype=bool), torch.zeros(1, d, dtype=torch.float64)
+        mask[0, idx] = True
+        v[0, torch.as_tensor(idx.astype(np.int64))] = torch.as_tensor(vals)
+        return {"mask": mask, "v": v}
 
 
 def trajectory(cfg: dict, comm=None, iters: int = 10, snaps=(), codec: str | None = None,

@@ -87,6 +87,11 @@ def roundtrip(comp, V, key=KEY, rows=None):
         out = comp.decode(p, d, V.dtype, key=key, row=r)
         assert out.shape == (d,) and out.dtype == V.dtype
         assert torch.equal(out, Vhat[i]), (i, out, Vhat[i])
+    which = np.arange(0, n, 2)                       # the MPI round's one plan: the same rows and payloads
+    for sparse in (False, True):
+        Vc, bc, pc = comp.compress_encode(V, key, rows, which, sparse)
+        assert torch.equal(Vc.dense() if hasattr(Vc, "dense") else Vc, Vhat)
+        assert list(bc) == bits.tolist() and pc == [payloads[i] for i in which]
     return Vhat, bits
 
 

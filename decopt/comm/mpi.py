@@ -269,15 +269,14 @@ class MPINetwork(Network):
         t0 = time.perf_counter()
         key = self.next_key()
         d, act, nl = V.shape[1], self.active, self.n_local
-        compress = compressor.compress_sparse if sparse else compressor.compress
-        Vhat, bits = compress(V, key, self.rows)
-        bits = np.array(bits, dtype=np.int64)
         send, recv, enc, at, complete = self._broadcast_plan()
-        payloads = []
-        if enc.size:
-            lo, hi = int(enc[0]), int(enc[-1]) + 1
-            rows = V[lo:hi] if hi - lo == enc.size else V[torch.as_tensor(enc, device=V.device)]
-            payloads = compressor.encode(rows, key, enc + self.rows.start)
+        if enc.size:                                    # rows with remote receivers: one plan for both
+            Vhat, bits, payloads = compressor.compress_encode(V, key, self.rows, enc, sparse)
+        else:
+            compress = compressor.compress_sparse if sparse else compressor.compress
+            (Vhat, bits), payloads = compress(V, key, self.rows), []
+        bits = np.array(bits, dtype=np.int64)
+        if payloads:
             bits[enc] = [8 * len(p) for p in payloads]
         t1 = time.perf_counter()
         got = self._round("b", d, {q: [payloads[j] for j in js] for q, js in at.items()},

@@ -104,6 +104,18 @@ class Compressor:
             raise ValueError(f"{self.name}: decode needs the message key and row")
         return self.unpack(bytes(payload), d, key, row)
 
+    def decoded(self, plan: dict, d: int, dtype: torch.dtype, device, sparse: bool = False):
+        """The rows a plan decodes to (``values``); sparsifiers give ``SparseRows`` when ``sparse``."""
+        return self.values(plan, d, dtype, device)
+
+    def compress_encode(self, V: torch.Tensor, key: Key, rows, which, sparse: bool = False):
+        """A message round with remote receivers from one plan: the decoded rows and their bits
+        (``compress``, or ``compress_sparse`` when ``sparse``) and the payloads of the rows at
+        positions ``which`` (``encode``): the selection or randomness is computed once."""
+        p = self.plan(V, key, rows)
+        return (self.decoded(p, V.shape[1], V.dtype, V.device, sparse), self.bits(p),
+                [self.pack(p, int(i)) for i in which])
+
     def compress_sparse(self, V: torch.Tensor, key: Key, rows):
         """``compress`` with the decoded rows as ``SparseRows`` where the codec keeps a few
         entries per row; this default (dense codecs) is ``compress``."""

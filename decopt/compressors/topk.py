@@ -119,13 +119,16 @@ class _Sparsifier(Compressor):
     def values(self, plan, d, dtype, device):
         return self.sparse(plan, d, dtype, device).dense()
 
+    def decoded(self, plan, d, dtype, device, sparse=False):
+        return self.sparse(plan, d, dtype, device) if sparse else self.values(plan, d, dtype, device)
+
     def support(self, plan, d, device):
         out = torch.zeros(plan["n"], d, dtype=torch.bool, device=device)
         return out.scatter_(1, self._indices(plan, device), True)
 
     def compress_sparse(self, V, key, rows):
         p = self.plan(V, key, rows)
-        return self.sparse(p, V.shape[1], V.dtype, V.device), self.bits(p)
+        return self.decoded(p, V.shape[1], V.dtype, V.device, sparse=True), self.bits(p)
 
     def decode_sparse(self, payload, d, dtype=torch.float64, key=None, row=None):
         return self.sparse(self.received(payload, d, key, row), d, dtype, "cpu")
