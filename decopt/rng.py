@@ -173,11 +173,13 @@ def normal_steps(key: Key, steps: range, rows, width: int, total: int) -> np.nda
 def integers(key: Key, rows, width: int, high, dtype=np.int64) -> np.ndarray:
     """Integers in ``[0, high)`` (``high`` scalar or one value per row), shape ``(len(rows), width)``:
     floor(u * high) of keyed uniforms u. ``dtype`` of the result (int32 needs high <= 2^31)."""
-    u = uniform(key, rows, width)
     high = np.asarray(high, dtype=np.int64)
-    if high.ndim == 1:
-        high = high[:, None]
-    # float -> int32 conversion is vectorised where float -> int64 is not (10x faster): same values
+    return _floor_times(uniform(key, rows, width), high[:, None] if high.ndim == 1 else high, dtype)
+
+
+def _floor_times(u: np.ndarray, high: np.ndarray, dtype) -> np.ndarray:
+    """min(floor(u high), high - 1) as ``dtype``; float -> int32 conversion is vectorised where
+    float -> int64 is not (10x faster), so it goes through int32 when high fits: the same values."""
     narrow = np.int32 if high.size and high.max() <= 2 ** 31 else np.int64
     out = np.minimum((u * high).astype(narrow), (high - 1).astype(narrow))
     return out if out.dtype == dtype else out.astype(dtype)
@@ -186,8 +188,7 @@ def integers(key: Key, rows, width: int, high, dtype=np.int64) -> np.ndarray:
 def integers_steps(key: Key, steps: range, rows, width: int, total: int, high: int) -> np.ndarray:
     """Integers in ``[0, high)`` in the iteration-major layout of ``uniform_steps``, shape
     ``(len(steps), len(rows), width)`` (as ``integers``: floor(u high))."""
-    u = uniform_steps(key, steps, rows, width, total)
-    return np.minimum((u * high).astype(np.int64), high - 1)
+    return _floor_times(uniform_steps(key, steps, rows, width, total), np.asarray(high, dtype=np.int64), np.int64)
 
 
 def sample(key: Key, rows, high: int, k: int) -> np.ndarray:
