@@ -184,4 +184,7 @@ def validate(cfg) -> Settings:
     if need == "random" and links == "static":
         raise ConfigError(f"graph.links=static: algo={settings.algo.name} is built for random links; "
                           f"choose graph.links=bernoulli or one_edge")
+    if algo_cls.no_compressor and settings.compressor.name != "none":
+        raise ConfigError(f"compressor={settings.compressor.name}: algo={settings.algo.name} "
+                          f"{algo_cls.no_compressor}; use compressor=none")
     return settings

@@ -35,6 +35,8 @@ CASES = [
     (["algo=ticopd", "graph.links=bernoulli", "graph.link_p=0.5"],
      "graph.links=bernoulli: algo=ticopd needs a static graph"),
     (["algo=swarm_sgd"], "graph.links=static: algo=swarm_sgd is built for random links"),
+    (["algo=fspda", "compressor=topk"], "compressor=topk: algo=fspda sparsifies with its own shared mask"),
+    (["algo=diging", "compressor=qsgd"], "compressor=qsgd: algo=diging exchanges exact vectors; use compressor=none"),
     (["algo=choco", "algo.variant=pytorch", "graph.links=one_edge"],
      "graph.links=one_edge: algo=choco with algo.variant=pytorch needs a static graph"),
     (["algo=beer", "algo.variant=parallel"], "algo.variant=parallel: choose one of paper, pytorch"),

@@ -91,9 +91,13 @@ ONLY = {"official": {"docom", "beer", "choco"}}          # cases defined for som
 
 
 def _applies(algo: str, case: str) -> bool:
-    """What is known without building: the case's algorithms, and static-only algorithms never
-    get random links (combinations that fail when built are skipped with the ConfigError)."""
-    return algo in ONLY.get(case, {algo}) and not (REGISTRY[algo][1].links == "static" and CASES[case][2] == "random")
+    """What is known without building: the case's algorithms; static-only algorithms never get
+    random links, nor compressor-free ones a compressor (combinations that fail when built are
+    skipped with the ConfigError)."""
+    cls, (extra, _, links, *_) = REGISTRY[algo][1], CASES[case]
+    compressed = any(o.startswith("compressor=") and o != "compressor=none" for o in extra or ())
+    return (algo in ONLY.get(case, {algo}) and not (cls.links == "static" and links == "random")
+            and not (cls.no_compressor and compressed))
 
 
 def _prepare():

@@ -17,11 +17,13 @@ class Algorithm:
     """Holds no iterates itself: ``init`` builds the state dict, ``step`` advances it.
 
     ``links`` says which link models the method is defined for: ``"static"`` (needs every edge
-    every iteration), ``"random"`` (built for random links), or ``"any"``.
+    every iteration), ``"random"`` (built for random links), or ``"any"``. ``no_compressor``, when
+    set, says why the method takes only ``compressor=none``. ``config.validate`` checks both.
     """
 
     name = "base"
     links = "any"
+    no_compressor: str | None = None
     arc_state: tuple = ()       # state keys with one row per local out-arc (net.out_arcs order), not per agent
 
     def __init__(self, cfg, net: Network, problem: Problem, compressor: Compressor):

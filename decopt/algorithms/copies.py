@@ -92,11 +92,6 @@ def large_batch_grad(problem, X: torch.Tensor, b0) -> torch.Tensor:
         return problem.grad(X, INIT_T)
 
 
-def require_uncompressed(name: str, compressor) -> None:
-    if compressor.name != "none":
-        raise ConfigError(f"compressor={compressor.name}: algo={name} exchanges exact vectors; use compressor=none")
-
-
 def check_positive(prefix: str, **values) -> None:
     for key, v in values.items():
         if v is None or not v > 0:

@@ -177,12 +177,10 @@ class FSPDA(_PrimalDual):
 
     name = "fspda"
     links = "any"
+    no_compressor = "sparsifies with its own shared mask (algo.mask_ratio)"
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
-        if compressor.name != "none":
-            raise ConfigError(f"compressor={compressor.name}: algo={cfg.name} sparsifies with its own shared "
-                              f"mask (algo.mask_ratio); use compressor=none")
         self.draw = CoordinateMasks(net.seed, problem.segments, cfg.mask_ratio)
         src, _ = net.graph.arcs
         self._src_np = src[net.out_arcs] - net.rows.start

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import Algorithm
-from .copies import check_positive, require_uncompressed
+from .copies import check_positive
 
 
 @dataclass
@@ -37,10 +37,7 @@ class GNSDConfig(DIGingConfig):
 class DIGing(Algorithm):
     name = "diging"
     links = "any"
-
-    def __init__(self, cfg, net, problem, compressor):
-        super().__init__(cfg, net, problem, compressor)
-        require_uncompressed(cfg.name, compressor)
+    no_compressor = "exchanges exact vectors"
 
     def init(self, x0):
         g0 = self.problem.grad(x0, 0)

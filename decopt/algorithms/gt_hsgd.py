@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .base import Algorithm
-from .copies import batch_samples, check_positive, check_unit, deterministic, large_batch_grad, require_uncompressed
+from .copies import batch_samples, check_positive, check_unit, deterministic, large_batch_grad
 
 
 @dataclass
@@ -36,11 +36,8 @@ class GTHSGDConfig:
 class GTHSGD(Algorithm):
     name = "gt_hsgd"
     links = "any"
+    no_compressor = "exchanges exact vectors"
     grads_per_step = 2
-
-    def __init__(self, cfg, net, problem, compressor):
-        super().__init__(cfg, net, problem, compressor)
-        require_uncompressed(cfg.name, compressor)
 
     def init(self, x0):
         v0 = large_batch_grad(self.problem, x0, self.cfg.b0)
