@@ -171,6 +171,41 @@ def _sparse_equals_dense() -> None:
         print("sparse ok")
 
 
+def _mixing_equals_stacked() -> None:
+    """W (``mix``) on every rank's block equals the stacked backend's rows bit for bit, in fp64 and
+    fp32: mixing the unit vectors (sent exactly) gives the entries of W themselves, whatever the
+    order of summation; ``own`` = 2 V adds the diagonal once more."""
+    from mpi4py import MPI
+
+    from decopt.comm import StackedNetwork
+    from decopt.comm.mpi import MPINetwork
+    from decopt.compressors.identity import Identity
+    from decopt.graphs import SCHEMAS as GRAPHS
+    from decopt.graphs import Links, build_graph
+    from decopt.runner import block
+
+    comm = MPI.COMM_WORLD
+    for gname in ("ring", "star", "erdos_renyi"):
+        graph = build_graph(GRAPHS[gname](name=gname, n=7), seed=1)
+        rows = block(comm.Get_rank(), comm.Get_size(), graph.n)
+        loc = slice(rows.start, rows.stop)
+        for dtype in (torch.float64, torch.float32):
+            V = torch.eye(graph.n, dtype=dtype)
+            mpi = MPINetwork(graph, Links(graph), comm, rows, dtype=dtype, seed=5)
+            ref = StackedNetwork(graph, Links(graph), dtype=dtype, seed=5)
+            comp = Identity(64 if dtype == torch.float64 else 32)
+            for net in (mpi, ref):
+                net.begin(0)
+            H = mpi.broadcast(V[loc], comp)
+            for own in (None, 2 * V):
+                got = mpi.mix(H, None if own is None else own[loc])
+                want = ref.mix(ref.broadcast(V, comp), own)[loc]
+                assert torch.equal(got, want), (gname, dtype, own is None, (got - want).abs().max())
+    comm.Barrier()
+    if comm.Get_rank() == 0:
+        print("mixing ok")
+
+
 def _cli_with_fault(kind: str, rank: int, argv: list[str]) -> int:
     from decopt.algorithms import dsgd
     from decopt.cli import main
@@ -195,6 +230,8 @@ if __name__ == "__main__":
         _run_trajectories(sys.argv[2])
     elif mode == "sparse":
         _sparse_equals_dense()
+    elif mode == "mixing":
+        _mixing_equals_stacked()
     elif mode in ("cli_fail", "cli_kill"):
         sys.exit(_cli_with_fault(mode[4:], int(sys.argv[2]), sys.argv[3:]))
     else:

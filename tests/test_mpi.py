@@ -210,6 +210,13 @@ def test_sparse_messages_apply_as_dense_on_every_rank():
     assert proc.returncode == 0 and "sparse ok" in proc.stdout, proc.stderr[-4000:]
 
 
+def test_mixing_matrix_equals_stacked_bit_for_bit():
+    """The MPI backend's W rows equal the stacked W exactly on 3 ranks, fp32 included (both build
+    the diagonal from the weights as stored in run.dtype)."""
+    proc = mpirun(3, [str(DRIVER), "mixing"])
+    assert proc.returncode == 0 and "mixing ok" in proc.stdout, proc.stderr[-4000:]
+
+
 # --- the CLI under mpirun ------------------------------------------------------------------------
 ACCEPT = ["algo=dsgd", "graph=ring", "graph.n=6", "problem=least_squares", "run.dtype=float64",
           "run.iterations=120", "run.eval_every=20", "run.seed=1", "run.progress=log"]

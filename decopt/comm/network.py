@@ -40,7 +40,11 @@ class Network:
         self.n, self.n_local = graph.n, len(rows)
         self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
         self.bits_convention = bits_convention
-        self.edge_w = edge_weights(graph, mixing, weight, links.max_active_degree)   # W_ij per undirected edge
+        # W_ij per undirected edge, as stored in run.dtype (held as float64): every backend builds the
+        # diagonal 1 - (their sum) from these, so W is the same bit for bit and each row sums to 1
+        # (float32 1/3 is 1/3 + 1e-8: a W built from the exact weights drifts x by 3e-8 x per step)
+        w = edge_weights(graph, mixing, weight, links.max_active_degree)
+        self.edge_w = torch.as_tensor(w, dtype=dtype).double().numpy()
         self.t, self._call, self.active, self._active_out = 0, 0, None, None
         self._gossip = None                                        # (W - I)'s slot table, built on first use
         self.bits = 0                                              # cumulative, per convention

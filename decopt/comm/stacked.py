@@ -22,11 +22,8 @@ class StackedNetwork(Network):
         self._arc_w = torch.as_tensor(np.repeat(self.edge_w, 2), device=dev, dtype=dt)
         self._in_src, self._in_dst, self._in_w = self._src, self._dst, self._arc_w     # every arc is local
         self._deg = torch.as_tensor(graph.degree, device=dev, dtype=dt)[:, None]
-        # weights as stored in run.dtype, so that 1 - (their sum) makes every row of W sum to exactly 1
-        # (float32 1/3 is 1/3 + 1e-8: a W built from exact weights drifts x by 3e-8 x per step)
-        w_dt = torch.as_tensor(self.edge_w, dtype=dt).double().numpy()
-        self._W = self._operator(w_dt, with_self=True)
-        self._W_diag = torch.as_tensor(1.0 - np.bincount(dst, weights=np.repeat(w_dt, 2),
+        self._W = self._operator(self.edge_w, with_self=True)
+        self._W_diag = torch.as_tensor(1.0 - np.bincount(dst, weights=np.repeat(self.edge_w, 2),
                                                          minlength=graph.n), device=dev, dtype=dt)[:, None]
         self._A = self._operator(np.ones(graph.m), with_self=False)
         self._out_deg = graph.degree  # arcs out of agent i
