@@ -106,10 +106,9 @@ class MPINetwork(Network):
         self._in_src = torch.as_tensor(halo[src[ia]], device=self.device)
         self._in_dst = torch.as_tensor(dst[ia] - lo, device=self.device)
         self._in_w = torch.as_tensor(self.edge_w[ia >> 1], dtype=self.dtype, device=self.device)
-        self._W = self._operator(ia, self.edge_w[ia >> 1], with_self=True)
-        self._A = self._operator(ia, np.ones(ia.size), with_self=False)
-        diag = 1.0 - np.bincount(dst[ia] - lo, weights=self.edge_w[ia >> 1], minlength=self.n_local)
-        self._W_diag = torch.as_tensor(diag, dtype=self.dtype, device=self.device)[:, None]
+        self._W = self._operator(ia, self.edge_w[ia >> 1], self.self_w)
+        self._A = self._operator(ia, np.ones(ia.size))
+        self._W_diag = torch.as_tensor(self.self_w, dtype=self.dtype, device=self.device)[:, None]
         self._deg = torch.as_tensor(graph.degree[lo:hi], dtype=self.dtype, device=self.device)[:, None]
 
         # out-arcs (rows of exchange): source row, reverse position for in-memory delivery
@@ -147,13 +146,12 @@ class MPINetwork(Network):
         self._round_max: list[int] = []
 
     # --- set-up helpers ----------------------------------------------------------------------
-    def _operator(self, ia, w, with_self):
-        """n_local x n_halo matrix: weight w on in-arc src -> dst (and the self weight)."""
+    def _operator(self, ia, w, diag=None):
+        """n_local x n_halo matrix: weight w on in-arc src -> dst (and ``diag`` on the local diagonal)."""
         rows = self._dst[ia] - self.rows.start
         cols = self._halo_of[self._src[ia]]
         vals = np.asarray(w, dtype=np.float64)
-        if with_self:
-            diag = 1.0 - np.bincount(rows, weights=vals, minlength=self.n_local)
+        if diag is not None:
             rows = np.concatenate([rows, np.arange(self.n_local)])
             cols = np.concatenate([cols, np.arange(self.n_local)])
             vals = np.concatenate([vals, diag])

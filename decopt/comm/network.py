@@ -45,6 +45,9 @@ class Network:
         # (float32 1/3 is 1/3 + 1e-8: a W built from the exact weights drifts x by 3e-8 x per step)
         w = edge_weights(graph, mixing, weight, links.max_active_degree)
         self.edge_w = torch.as_tensor(w, dtype=dtype).double().numpy()
+        # W_ii = 1 - sum_j W_ij of the local agents (float64), the one diagonal both backends use
+        in_w = np.bincount(graph.arcs[1], weights=np.repeat(self.edge_w, 2), minlength=graph.n)
+        self.self_w = 1.0 - in_w[rows.start:rows.stop]
         self.t, self._call, self.active, self._active_out = 0, 0, None, None
         self._gossip = None                                        # (W - I)'s slot table, built on first use
         self.bits = 0                                              # cumulative, per convention

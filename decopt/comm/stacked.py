@@ -22,21 +22,20 @@ class StackedNetwork(Network):
         self._arc_w = torch.as_tensor(np.repeat(self.edge_w, 2), device=dev, dtype=dt)
         self._in_src, self._in_dst, self._in_w = self._src, self._dst, self._arc_w     # every arc is local
         self._deg = torch.as_tensor(graph.degree, device=dev, dtype=dt)[:, None]
-        self._W = self._operator(self.edge_w, with_self=True)
-        self._W_diag = torch.as_tensor(1.0 - np.bincount(dst, weights=np.repeat(self.edge_w, 2),
-                                                         minlength=graph.n), device=dev, dtype=dt)[:, None]
-        self._A = self._operator(np.ones(graph.m), with_self=False)
+        self._W = self._operator(self.edge_w, self.self_w)
+        self._W_diag = torch.as_tensor(self.self_w, device=dev, dtype=dt)[:, None]
+        self._A = self._operator(np.ones(graph.m))
         self._out_deg = graph.degree  # arcs out of agent i
         # a broadcast round repeated on static links with constant sizes: [bits, times, arc_bits, sent]
         self._round = [None, 0, None, None]
 
-    def _operator(self, w: np.ndarray, with_self: bool) -> torch.Tensor:
-        """Sparse (dense when small) n x n matrix with weight w_e on both arcs of edge e."""
+    def _operator(self, w: np.ndarray, diag: np.ndarray | None = None) -> torch.Tensor:
+        """Sparse (dense when small) n x n matrix with weight w_e on both arcs of edge e (and
+        ``diag`` on the diagonal)."""
         n = self.n
         src, dst = self.graph.arcs
         rows, cols, vals = dst, src, np.repeat(w, 2)
-        if with_self:
-            diag = 1.0 - np.bincount(dst, weights=vals, minlength=n)
+        if diag is not None:
             rows = np.concatenate([rows, np.arange(n)])
             cols = np.concatenate([cols, np.arange(n)])
             vals = np.concatenate([vals, diag])
