@@ -25,6 +25,7 @@ from .supervised import Supervised, check_common
 
 SHAPES = [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 16, 5, 5), (120,), (84, 120), (84,), (62, 84), (62,)]
 FAN_IN = [25, 25, 150, 150, 400, 400, 120, 120, 84, 84]
+FEATURES, CLASSES = 784, 62                 # values per sample (28 x 28), classes
 
 
 @dataclass
@@ -80,18 +81,19 @@ class FemnistLeNet(Supervised):
         if len(train_files) != net.n:
             raise ConfigError(f"graph.n={net.n}: problem.data_dir holds {len(train_files)} FEMNIST training "
                               f"shards (one per agent); set graph.n={len(train_files)}")
+        load = lambda f: datasets.load_leaf_json(f, features=FEATURES, classes=CLASSES)
         xs, ys, parts, at = [], [], [], 0
         for f in train_files:
-            users = datasets.load_leaf_json(f)
-            x = np.concatenate([u[1] for u in users]) if users else np.zeros((0, 784), np.float32)
+            users = load(f)
+            x = np.concatenate([u[1] for u in users]) if users else np.zeros((0, FEATURES), np.float32)
             y = np.concatenate([u[2] for u in users]) if users else np.zeros(0, np.int64)
             xs.append(_pad(x)); ys.append(y)
             parts.append(np.arange(at, at + len(y)))
             at += len(y)
-        test = [u for f in test_files for u in datasets.load_leaf_json(f)]
+        test = [u for f in test_files for u in load(f)]
         xte = _pad(np.concatenate([u[1] for u in test])) if test else np.zeros((0, 1, 32, 32), np.float32)
         yte = np.concatenate([u[2] for u in test]) if test else np.zeros(0, np.int64)
-        self.num_classes = 62
+        self.num_classes = CLASSES
         self.shapes = SHAPES
         self.bounds = [1 / math.sqrt(f) for f in FAN_IN]
         self.setup_data(np.concatenate(xs), np.concatenate(ys), xte, yte, parts)
