@@ -18,6 +18,7 @@ import gzip
 import json
 import os
 import struct
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -144,7 +145,9 @@ def load_spambase(data_dir: str | os.PathLike | None = None, key: str = "problem
     path = check_spambase(data_dir, key)
     try:
         with _open(path, "rt") as fh:
-            data = np.loadtxt(fh, delimiter=",", dtype=np.float64, comments=None, ndmin=2)
+            with warnings.catch_warnings():           # an empty file: the error below says so
+                warnings.simplefilter("ignore", UserWarning)
+                data = np.loadtxt(fh, delimiter=",", dtype=np.float64, comments=None, ndmin=2)
     except ValueError as exc:
         raise _bad(key, path, _spambase_fault(path) or str(exc)) from None
     except _READ_ERRORS as exc:
@@ -214,24 +217,23 @@ def load_mnist(data_dir: str | os.PathLike | None = None, key: str = "problem.da
     ident = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files.values())
     if ident in _MNIST_CACHE:
         return _MNIST_CACHE[ident]
-    x_tr = _read_idx(files["train_images"], 2051, "images", key)
-    x_te = _read_idx(files["test_images"], 2051, "images", key)
+    data = {}
+    for split in ("test", "train"):                   # the small files first: their faults show at once
+        images, labels = files[f"{split}_images"], files[f"{split}_labels"]
+        x, y = _read_idx(images, 2051, "images", key), _read_idx(labels, 2049, "labels", key)
+        if len(y) != len(x):
+            raise _bad(key, labels, f"{len(y)} labels, but {images.name} holds {len(x)} images; "
+                       "expected one label per image")
+        if len(y) and y.max() >= MNIST_CLASSES:
+            at = int(np.argmax(y >= MNIST_CLASSES))
+            raise _bad(key, labels, f"label {y[at]} at index {at}; expected 0..{MNIST_CLASSES - 1}")
+        data[split] = x, y.astype(np.int64)
+    (x_tr, y_tr), (x_te, y_te) = data["train"], data["test"]
     if x_te.shape[1:] != x_tr.shape[1:]:
         raise _bad(key, files["test_images"], f"images of {x_te.shape[1]}x{x_te.shape[2]}, but "
                    f"{files['train_images'].name} holds {x_tr.shape[1]}x{x_tr.shape[2]}; expected the same size")
-    out = [x_tr, None, x_te, None]
-    for i, split in ((1, "train"), (3, "test")):
-        path = files[f"{split}_labels"]
-        y = _read_idx(path, 2049, "labels", key)
-        if len(y) != len(out[i - 1]):
-            raise _bad(key, path, f"{len(y)} labels, but {files[f'{split}_images'].name} holds "
-                       f"{len(out[i - 1])} images; expected one label per image")
-        if len(y) and y.max() >= MNIST_CLASSES:
-            at = int(np.argmax(y >= MNIST_CLASSES))
-            raise _bad(key, path, f"label {y[at]} at index {at}; expected 0..{MNIST_CLASSES - 1}")
-        out[i] = y.astype(np.int64)
-    _MNIST_CACHE[ident] = tuple(out)
-    return _MNIST_CACHE[ident]
+    _MNIST_CACHE[ident] = (x_tr, y_tr, x_te, y_te)
+    return x_tr, y_tr, x_te, y_te
 
 
 # ----------------------------------------------------------------------------- scikit-learn digits
