@@ -170,7 +170,7 @@ SPAMBASE_FAULTS = [
     ("header", header, "spambase.data", "row 1, column 1: 'col_0' is not a number"),
     ("label_7", edit_row(2, lambda f: f[:-1] + ["7"]), "spambase.data", "row 3: label 7; expected 0 (non-spam) or 1"),
     ("nan", edit_row(4, lambda f: f[:3] + ["nan"] + f[4:]), "spambase.data", "row 5, column 4: nan is not finite"),
-    ("empty", spam_empty, "spambase.data", "0 rows"),
+    ("empty", spam_empty, "spambase.data", "no data rows; expected 58 comma-separated numbers"),
     ("cut_gz", cut_spam_gz, "spambase.data.gz", "unreadable (Compressed file ended"),
 ]
 

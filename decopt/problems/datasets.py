@@ -4,7 +4,11 @@ Every loader takes a directory and returns numpy arrays. A directory is found as
 problem's ``data_dir`` key when set, otherwise ``$DECOPT_DATA/<dataset>`` (``DECOPT_DATA`` is a
 root folder holding ``mnist/``, ``spambase/``, ``leaf_synthetic/``, ...). When the files are not
 there, the loaders raise :class:`~decopt.errors.ConfigError` with one line naming the config
-key and the expected file names, before any work starts.
+key and the expected file names, before any work starts. A corrupt file (truncated or bad
+compressed data, a header its data does not match, malformed rows, non-finite values, labels out
+of range) is the same one-line error naming the file: ``<key>: <file>: <what is wrong>``. Headers
+are checked against the data while reading in chunks, so a lying header allocates nothing, and
+nothing is ever unpickled.
 
 Public helpers (import them from here): ``resolve_data_dir``; ``load_spambase`` /
 ``check_spambase``, ``load_mnist`` / ``check_mnist``, ``load_leaf_synthetic`` /
@@ -36,6 +40,7 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+MNIST_CLASSES = 10
 LEAF_SYNTHETIC_FILE = "leaf_synthetic_25x5x1000.npz"
 
 
@@ -152,8 +157,10 @@ def load_spambase(data_dir: str | os.PathLike | None = None, key: str = "problem
         raise _bad(key, path, _spambase_fault(path) or str(exc)) from None
     except _READ_ERRORS as exc:
         raise _bad(key, path, f"unreadable ({exc})") from None
-    if data.shape[0] == 0 or data.shape[1] != 58:
-        raise _bad(key, path, f"{data.shape[0]} rows of {data.shape[1]} columns; expected {SPAMBASE_FORMAT}")
+    if data.shape[0] == 0:
+        raise _bad(key, path, f"no data rows; expected {SPAMBASE_FORMAT}")
+    if data.shape[1] != 58:
+        raise _bad(key, path, f"rows of {data.shape[1]} columns; expected {SPAMBASE_FORMAT}")
     bad = np.argwhere(~np.isfinite(data))
     if len(bad):
         row, col = bad[0]
@@ -203,9 +210,6 @@ def check_mnist(data_dir: str | os.PathLike | None = None, key: str = "problem.d
 
 
 _MNIST_CACHE: dict = {}
-
-
-MNIST_CLASSES = 10
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None, key: str = "problem.data_dir"):
