@@ -227,10 +227,7 @@ def pickled(path):
 
 
 def set_at(name, index, value):
-    def change(a):
-        a[name] = a[name].astype(np.float64) if isinstance(value, float) else a[name].copy()
-        a[name][index] = value
-    return change
+    return lambda arrays: arrays[name].__setitem__(index, value)
 
 
 LEAF_FAULTS = [
