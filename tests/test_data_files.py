@@ -233,13 +233,15 @@ def set_at(name, index, value):
 LEAF_FAULTS = [
     ("truncated", cut_npz, "unreadable npz (File is not a zip file)"),
     ("missing_key", resave(lambda a: a.pop("y_test")), "no array y_test"),
-    ("ragged_labels", resave(lambda a: a.update(y_train=a["y_train"][:-1])), "x_train (1443, 1000) and y_train (1442,)"),
+    ("ragged_labels", resave(lambda a: a.update(y_train=a["y_train"][:-1])),
+     "x_train (1443, 1000) and y_train (1442,)"),
     ("ragged_columns", resave(lambda a: a.update(x_test=a["x_test"][:, :999])), "x_test (981, 999)"),
     ("counts", resave(set_at("counts_train", 3, 50)), "counts_train of shape (25,) sums to 1442"),
     ("non_finite", resave(set_at("x_train", (7, 3), np.inf)), "x_train row 7: non-finite value"),
     ("label_200", resave(set_at("y_test", 4, 200)), "y_test[4] = 200: expected a class 0..4"),
     ("label_negative", resave(set_at("y_train", 0, -1)), "y_train[0] = -1"),
-    ("huge_header", huge_header, "x_train.npy (shape (1000000000, 1000), float64): truncated: header says 8000000000000"),
+    ("huge_header", huge_header,
+     "x_train.npy (shape (1000000000, 1000), float64): truncated: header says 8000000000000 bytes, file holds 80"),
     ("pickled", pickled, "users.npy: dtype object, expected numbers or text"),
 ]
 
@@ -301,7 +303,8 @@ FEMNIST_FAULTS = [
     ("text", lambda b: user()(b)["x"][0].__setitem__(5, "abc"), "user 'f1_0': 'x' and 'y' must be"),
     ("labels_vs_rows", lambda b: user()(b)["y"].pop(), "x of shape (3, 784) and y of shape (2,)"),
     ("non_finite", lambda b: user()(b)["x"][2].__setitem__(0, float("nan")), "user 'f1_0': x row 2 has a non-finite"),
-    ("label_62", lambda b: user(1, 1)(b)["y"].__setitem__(3, 62), "user 'f1_1': label 62 at index 3; expected an integer 0..61"),
+    ("label_62", lambda b: user(1, 1)(b)["y"].__setitem__(3, 62),
+     "user 'f1_1': label 62 at index 3; expected an integer 0..61"),
     ("label_fraction", lambda b: user()(b)["y"].__setitem__(0, 1.5), "label 1.5 at index 0"),
 ]
 

@@ -135,7 +135,8 @@ def _spambase_fault(path: Path) -> str:
                 try:
                     float(field)
                 except ValueError:
-                    return f"row {row}, column {col}: {field.strip()[:40]!r} is not a number; expected {SPAMBASE_FORMAT}"
+                    return (f"row {row}, column {col}: {field.strip()[:40]!r} is not a number; "
+                            f"expected {SPAMBASE_FORMAT}")
     return ""
 
 
@@ -273,7 +274,8 @@ def _npz_array(zf: zipfile.ZipFile, name: str, path: Path, key: str, kinds: str)
             raise _bad(key, path, f"{name}: npy format version {version}, expected 1.0 or 2.0")
         shape, fortran, dtype = readers[version](fh)
         if dtype.kind not in kinds:
-            raise _bad(key, path, f"{name}: dtype {dtype}, expected {'numbers' if kinds == 'iuf' else 'numbers or text'}")
+            allowed = "numbers" if kinds == "iuf" else "numbers or text"
+            raise _bad(key, path, f"{name}: dtype {dtype}, expected {allowed}")
         size = int(np.prod(shape)) * dtype.itemsize
         data, whole = _read_upto(fh, size + 1)
     wrong = _holds(size, "bytes", data, size, 1, whole)
@@ -295,8 +297,9 @@ def _check_leaf_split(d: dict, path: Path, key: str) -> None:
             raise bad(f"x_{split} {x.shape} and y_{split} {y.shape}: expected (m, {cols}) features and (m,) labels")
         if counts.ndim != 1 or len(counts) != len(d["counts_train"]) or (counts < 0).any() \
                 or (counts != np.round(counts)).any() or counts.sum() != len(y):
-            raise bad(f"counts_{split} of shape {counts.shape} sums to {counts.sum()}; expected {len(d['counts_train'])} "
-                      f"per-user counts (integers >= 0) summing to {len(y)}, the rows of y_{split}")
+            raise bad(f"counts_{split} of shape {counts.shape} sums to {counts.sum()}; expected "
+                      f"{len(d['counts_train'])} per-user counts (integers >= 0) summing to {len(y)}, "
+                      f"the rows of y_{split}")
         if not np.isfinite(x).all():
             raise bad(f"x_{split} row {np.argwhere(~np.isfinite(x))[0][0]}: non-finite value")
     if len(d["y_train"]) == 0:
