@@ -33,7 +33,6 @@ from ..errors import ConfigError
 
 ENV_VAR = "DECOPT_DATA"
 
-SPAMBASE_FILES = ("spambase.data",)
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
