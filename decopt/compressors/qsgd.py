@@ -8,8 +8,13 @@ omega = min(d/s^2, sqrt(d)/s) (delta = 1 - omega). ``unbiased=false`` (default, 
 quantizes each parameter tensor with its own norm (the papers' code): omega and tau per
 tensor, delta the worst tensor's.
 
+Numerics: a norm beyond the wire float's range saturates at its largest finite value (+-65504
+for ``value_bits=16``; the levels then clamp at s), and a decoded entry whose product
+norm * level would overflow is formed as norm * (level / (s tau)) instead, so finite input
+always decodes to finite values (the same bits as before wherever the product is finite).
+
 Wire: the norm(s) (``value_bits`` each, rounded *up* to the wire float so every
-|x_j| / ||x|| <= 1), then per entry b level bits and 1 sign bit, bit-packed and padded once
+|x_j| / ||x|| <= 1, unless saturated), then per entry b level bits and 1 sign bit, bit-packed and padded once
 to a byte: bits = T * value_bits + 8 * ceil(d (b + 1) / 8), T = number of tensors (1 unless
 per_tensor). No header.
 """
@@ -46,6 +51,7 @@ class QSGDConfig:
 
 class QSGD(Compressor):
     name = "qsgd"
+    float_fields = {"norm": "norm"}
 
     def __init__(self, cfg, segments=None):
         self.b = int(cfg.bits)
@@ -94,6 +100,7 @@ class QSGD(Compressor):
         w = norm.to(self.wire_torch)
         up = w.to(torch.float64) < norm                       # round the wire norm up
         w = torch.where(up, torch.nextafter(w, torch.full_like(w, math.inf)), w)
+        w = w.clamp_(max=torch.finfo(self.wire_torch).max)   # saturate a norm beyond the wire's range
         wn = w.to(torch.float64)
         if len(lay) > 1:                                      # one norm per tensor: spread over its entries
             wn = wn[:, self._map(d, X.device)[0]]
@@ -111,6 +118,9 @@ class QSGD(Compressor):
         return np.full(n, self.bits_for(d), dtype=np.int64)
 
     def values(self, plan, d, dtype, device):
+        """``norm * level / (s tau)``, signed; where the product ``norm * level`` overflows
+        ``dtype`` (a finite norm, an inf result), ``norm * (level / (s tau))`` instead: at most
+        the norm in magnitude, so finite. Every other entry keeps the product's bits."""
         seg, div = self._map(d, device)
         norm = plan["norm"].to(device=device, dtype=dtype)
         if norm.shape[1] > 1:                                 # per tensor: each entry's own norm and divisor
@@ -119,7 +129,11 @@ class QSGD(Compressor):
             div = div[:1]
         lev = plan["level"].to(device=device, dtype=dtype)
         signed = torch.where(plan["neg"].to(device), -lev, lev)   # = lev * (1 - 2 neg), exactly
-        return norm * signed / div.to(dtype)
+        div = div.to(dtype)
+        out = norm * signed / div
+        if bool((plan["norm"] > torch.finfo(dtype).max / (2 * self.s)).any()):   # an overflow is possible
+            out = torch.where(torch.isinf(out) & torch.isfinite(norm), norm * (signed / div), out)
+        return out
 
     def pack(self, plan, i):
         norm = plan["norm"][i].cpu().numpy().astype(wire.float_np(self.value_bits)).tobytes()
