@@ -10,8 +10,9 @@ tensor, delta the worst tensor's.
 
 Numerics: a norm beyond the wire float's range saturates at its largest finite value (+-65504
 for ``value_bits=16``; the levels then clamp at s), and a decoded entry whose product
-norm * level would overflow is formed as norm * (level / (s tau)) instead, so finite input
-always decodes to finite values (the same bits as before wherever the product is finite).
+norm * level would overflow is formed as norm * (level / (s tau)) instead (saturated at the run
+dtype's range), so finite input always decodes to finite values, with the same bits as the
+product wherever that is finite.
 
 Wire: the norm(s) (``value_bits`` each, rounded *up* to the wire float so every
 |x_j| / ||x|| <= 1, unless saturated), then per entry b level bits and 1 sign bit, bit-packed and padded once
@@ -118,21 +119,23 @@ class QSGD(Compressor):
         return np.full(n, self.bits_for(d), dtype=np.int64)
 
     def values(self, plan, d, dtype, device):
-        """``norm * level / (s tau)``, signed; where the product ``norm * level`` overflows
-        ``dtype`` (a finite norm, an inf result), ``norm * (level / (s tau))`` instead: at most
-        the norm in magnitude, so finite. Every other entry keeps the product's bits."""
+        """``norm * level / (s tau)``, signed. Where that overflows ``dtype`` from a finite norm
+        (an fp32 norm above ~1e36, or a wider wire norm), ``norm * (level / (s tau))`` in float64
+        instead, at most the norm in magnitude, saturated at ``dtype``'s largest finite value.
+        Every other entry keeps the product's bits."""
         seg, div = self._map(d, device)
-        norm = plan["norm"].to(device=device, dtype=dtype)
-        if norm.shape[1] > 1:                                 # per tensor: each entry's own norm and divisor
-            norm = norm[:, seg]
+        wn = plan["norm"].to(device)
+        if wn.shape[1] > 1:                                   # per tensor: each entry's own norm and divisor
+            wn = wn[:, seg]
         else:                                                 # one norm, one divisor: broadcast
             div = div[:1]
         lev = plan["level"].to(device=device, dtype=dtype)
         signed = torch.where(plan["neg"].to(device), -lev, lev)   # = lev * (1 - 2 neg), exactly
-        div = div.to(dtype)
-        out = norm * signed / div
-        if bool((plan["norm"] > torch.finfo(dtype).max / (2 * self.s)).any()):   # an overflow is possible
-            out = torch.where(torch.isinf(out) & torch.isfinite(norm), norm * (signed / div), out)
+        out = wn.to(dtype) * signed / div.to(dtype)
+        top = torch.finfo(dtype).max
+        if bool((plan["norm"] > top / (2 * self.s)).any()):  # an overflow is possible
+            safe = (wn.double() * (signed.double() / div)).clamp_(-top, top).to(dtype)
+            out = torch.where(torch.isfinite(out) | ~torch.isfinite(wn), out, safe)
         return out
 
     def pack(self, plan, i):
@@ -149,5 +152,5 @@ class QSGD(Compressor):
         r.done()
         level = torch.from_numpy(code & self.s)[None]
         if bool((norm < 0).any()):
-            raise PayloadError("qsgd: negative norm")
+            raise PayloadError(f"qsgd: payload norm {float(norm.min())} is negative (a finite norm >= 0 is allowed)")
         return {"norm": norm, "level": level, "neg": torch.from_numpy((code >> self.b) & 1 == 1)[None]}
