@@ -2,6 +2,7 @@
 16-bit values saturate at +-65504, payloads with a NaN/inf field are malformed, and a run whose
 numbers overflow ends ``diverged`` with finite final metrics, on both backends."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,18 @@ def test_fp32_overflow_ends_diverged_with_finite_final(tmp_path, over):
     assert saved["status"] == res.summary["status"] == "diverged"
     assert _finite(saved["final"]) and _finite(res.summary["final"]), saved["final"]
     assert all(_finite({k: v for k, v in zip(res.metrics, row)}) for row in zip(*res.metrics.values()))
+
+
+@pytest.mark.mpi
+def test_mpi_run_whose_messages_turn_nan_ends_diverged(tmp_path):
+    """On 2 ranks, top-k sends the NaN of a diverging fp32 iterate between ranks: the receiver
+    passes it on (as the stacked backend does) and the job ends diverged, not with a PayloadError."""
+    from test_mpi import HAVE_MPI4PY, MPIRUN, mpirun
+    if not HAVE_MPI4PY or not Path(MPIRUN).exists():
+        pytest.skip("needs mpi4py and mpirun")
+    proc = mpirun(2, ["-m", "decopt", "run", "algo=choco", "algo.eta=2", "compressor=topk", "graph.n=4",
+                      "run.dtype=float32", "run.diverge_threshold=null", "run.iterations=300", "run.eval_every=100",
+                      "run.progress=none", f"hydra.run.dir={tmp_path}"])
+    assert "Traceback" not in proc.stderr and "PayloadError" not in proc.stderr, proc.stderr[-2000:]
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["status"] == "diverged" and saved["world_size"] == 2 and _finite(saved["final"])
