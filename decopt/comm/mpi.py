@@ -52,11 +52,12 @@ def _mpi():
 
 def _decode(compressor, payload, d, dtype, key, row, sparse=False):
     """The received row (``decode_sparse`` with ``sparse``); the message key and keyed row id go
-    only to codecs that need them."""
+    only to codecs that need them. A NaN or inf from a diverging rank of this job is passed on as
+    the stacked backend would (``check_finite=False``): the run then ends ``diverged``, not failed."""
     decode = compressor.decode_sparse if sparse else compressor.decode
     if getattr(compressor, "needs_key", False):
-        return decode(payload, d, dtype, key, row)
-    return decode(payload, d, dtype)
+        return decode(payload, d, dtype, key, row, check_finite=False)
+    return decode(payload, d, dtype, check_finite=False)
 
 
 def _private(comm):

@@ -6,6 +6,7 @@ import torch
 
 from ..errors import ConfigError, PayloadError
 from ..rng import Key
+from . import wire
 
 
 class Compressor:
@@ -22,7 +23,12 @@ class Compressor:
       ``decode(encode(v)) == compress(v)`` bit for bit. ``key``/``row`` (the message's key and
       the row id it was keyed on, which the receiver always knows) are needed only by codecs
       that derive something from the shared key instead of sending it (shared rand-k masks,
-      channel noise and erasures).
+      channel noise and erasures). A payload whose float fields (``float_fields``: norms,
+      scales, values) hold a NaN or inf is a PayloadError naming the field; ``check_finite=False``
+      skips that check (a transport passing on what a diverging sender of the same job sent).
+
+    Finite input never gives a non-finite message: floats that do not fit the wire width
+    saturate at its largest finite value (``wire.to_wire``).
     * ``compress_sparse`` / ``decode_sparse``: the same, as ``SparseRows`` (indices and values)
       for codecs that keep a few entries per row (top-k, rand-k); the dense result otherwise.
 
@@ -38,6 +44,7 @@ class Compressor:
     name = "base"
     unbiased = False
     needs_key = False          # decode needs (key, row)
+    float_fields: dict = {}    # plan entry -> its name: the floats a payload carries (checked finite)
 
     # --- advertised properties -----------------------------------------------------------
     def delta(self, d: int) -> float:
@@ -93,16 +100,27 @@ class Compressor:
         return [self.pack(p, i) for i in range(V.shape[0])]
 
     def decode(self, payload: bytes, d: int, dtype: torch.dtype = torch.float64,
-               key: Key | None = None, row: int | None = None) -> torch.Tensor:
-        return self.values(self.received(payload, d, key, row), d, dtype, "cpu")[0]
+               key: Key | None = None, row: int | None = None, check_finite: bool = True) -> torch.Tensor:
+        return self.values(self.received(payload, d, key, row, check_finite), d, dtype, "cpu")[0]
 
-    def received(self, payload: bytes, d: int, key: Key | None, row: int | None) -> dict:
-        """The one-row plan of a payload (checked)."""
+    def received(self, payload: bytes, d: int, key: Key | None, row: int | None,
+                 check_finite: bool = True) -> dict:
+        """The one-row plan of a payload (checked; its floats finite unless ``check_finite=False``)."""
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise PayloadError(f"{self.name}: payload must be bytes, got {type(payload).__name__}")
         if self.needs_key and (key is None or row is None):
             raise ValueError(f"{self.name}: decode needs the message key and row")
-        return self.unpack(bytes(payload), d, key, row)
+        plan = self.unpack(bytes(payload), d, key, row)
+        if check_finite:
+            self.check_finite(plan)
+        return plan
+
+    def check_finite(self, plan: dict) -> None:
+        """PayloadError naming the field when a float of a received plan is NaN or infinite."""
+        for entry, field in self.float_fields.items():
+            values = plan[entry]
+            for v in values if isinstance(values, list) else [values]:
+                wire.check_finite(self.name, field, v)
 
     def decoded(self, plan: dict, d: int, dtype: torch.dtype, device, sparse: bool = False):
         """The rows a plan decodes to (``values``); sparsifiers give ``SparseRows`` when ``sparse``."""
@@ -122,10 +140,10 @@ class Compressor:
         return self.compress(V, key, rows)
 
     def decode_sparse(self, payload: bytes, d: int, dtype: torch.dtype = torch.float64,
-                      key: Key | None = None, row: int | None = None):
+                      key: Key | None = None, row: int | None = None, check_finite: bool = True):
         """``decode`` as a one-row ``SparseRows`` where the codec keeps a few entries per row; this
         default (dense codecs) is ``decode``."""
-        return self.decode(payload, d, dtype, key, row) if self.needs_key else self.decode(payload, d, dtype)
+        return self.decode(payload, d, dtype, key, row, check_finite)
 
 
 def segments_of(segments, d: int) -> list[tuple[int, int]]:

@@ -2,7 +2,8 @@
 
 Biased, contractive with delta = p. The coin is keyed (key, row). Wire: the whole vector
 (``value_bits`` per entry) or an empty payload: bits = d * value_bits or 0; an empty message
-is not counted as a message in the traffic ledger.
+is not counted as a message in the traffic ledger. A value beyond the wire float's range
+saturates at its largest finite value (+-65504 for ``value_bits=16``).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class GossipConfig:
 class Gossip(Compressor):
     name = "gossip"
     unbiased = False
+    float_fields = {"v": "value"}
 
     def __init__(self, cfg):
         self.p = float(cfg.p)
@@ -45,7 +47,7 @@ class Gossip(Compressor):
 
     def plan(self, V, key, rows):
         send = torch.from_numpy(rng.uniform(key, rows, 1)[:, 0] < self.p).to(V.device)
-        return {"send": send, "v": V.detach().to(self.wire_torch)}
+        return {"send": send, "v": wire.to_wire(V.detach(), self.value_bits)}
 
     def bits(self, plan):
         d = plan["v"].shape[1]

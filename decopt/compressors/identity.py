@@ -1,4 +1,5 @@
-"""``none``: the exact vector, sent as fp32 or fp64 values (d * precision bits)."""
+"""``none``: the exact vector, sent as fp32 or fp64 values (d * precision bits); with fp32 values
+in a float64 run, a value beyond fp32's range saturates at its largest finite value."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ class IdentityConfig:
 class Identity(Compressor):
     name = "none"
     unbiased = True
+    float_fields = {"v": "value"}
 
     def __init__(self, precision: int = 64):
         self.precision = precision
@@ -38,11 +40,11 @@ class Identity(Compressor):
         bits = self.fixed_bits(V.shape[0], V.shape[1] * self.precision)
         if V.dtype == self.wire_torch:
             return V, bits
-        return V.to(self.wire_torch).to(V.dtype), bits
+        return wire.to_wire(V, self.precision).to(V.dtype), bits
 
     # plan API (used by encode/decode and by channels wrapped around it)
     def plan(self, V, key, rows):
-        return {"v": V.detach().to(self.wire_torch)}
+        return {"v": wire.to_wire(V.detach(), self.precision)}
 
     def bits(self, plan):
         n, d = plan["v"].shape

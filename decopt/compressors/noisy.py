@@ -17,7 +17,9 @@ Noise and losses are keyed ``(seed, NOISE, t, call)`` at the message's row, so t
 re-derives them from the key instead of receiving them: the payload and its bits are the
 inner codec's. Advertised: ``delta = (1 - q) * delta_inner`` for the noise-free part, plus an
 additive ``noise_var(d) = sigma^2 / 3 (uniform) or sigma^2 (gaussian)`` per sent entry:
-E||Q(x) - x||^2 <= (1 - delta) ||x||^2 + noise_var(d).
+E||Q(x) - x||^2 <= (1 - delta) ||x||^2 + noise_var(d). The inner codec's numerics hold
+(saturation, finite decoding); the noise is added to its finite values, and a payload is checked
+as the inner codec checks it.
 """
 from __future__ import annotations
 
@@ -166,6 +168,9 @@ class Noisy(Compressor):
 
     def pack(self, plan, i):
         return self.inner.pack(plan["inner"], i)
+
+    def check_finite(self, plan):
+        self.inner.check_finite(plan["inner"])
 
     def unpack(self, payload, d, key, row):
         ip = self.inner.unpack(payload, d, key, row)

@@ -8,8 +8,14 @@ omega = min(d/s^2, sqrt(d)/s) (delta = 1 - omega). ``unbiased=false`` (default, 
 quantizes each parameter tensor with its own norm (the papers' code): omega and tau per
 tensor, delta the worst tensor's.
 
+Numerics: a norm beyond the wire float's range saturates at its largest finite value (+-65504
+for ``value_bits=16``; the levels then clamp at s), and a decoded entry whose product
+norm * level would overflow is formed as norm * (level / (s tau)) instead (saturated at the run
+dtype's range), so finite input always decodes to finite values, with the same bits as the
+product wherever that is finite.
+
 Wire: the norm(s) (``value_bits`` each, rounded *up* to the wire float so every
-|x_j| / ||x|| <= 1), then per entry b level bits and 1 sign bit, bit-packed and padded once
+|x_j| / ||x|| <= 1, unless saturated), then per entry b level bits and 1 sign bit, bit-packed and padded once
 to a byte: bits = T * value_bits + 8 * ceil(d (b + 1) / 8), T = number of tensors (1 unless
 per_tensor). No header.
 """
@@ -46,6 +52,7 @@ class QSGDConfig:
 
 class QSGD(Compressor):
     name = "qsgd"
+    float_fields = {"norm": "norm"}
 
     def __init__(self, cfg, segments=None):
         self.b = int(cfg.bits)
@@ -94,6 +101,7 @@ class QSGD(Compressor):
         w = norm.to(self.wire_torch)
         up = w.to(torch.float64) < norm                       # round the wire norm up
         w = torch.where(up, torch.nextafter(w, torch.full_like(w, math.inf)), w)
+        w = w.clamp_(max=torch.finfo(self.wire_torch).max)   # saturate a norm beyond the wire's range
         wn = w.to(torch.float64)
         if len(lay) > 1:                                      # one norm per tensor: spread over its entries
             wn = wn[:, self._map(d, X.device)[0]]
@@ -111,15 +119,24 @@ class QSGD(Compressor):
         return np.full(n, self.bits_for(d), dtype=np.int64)
 
     def values(self, plan, d, dtype, device):
+        """``norm * level / (s tau)``, signed. Where that overflows ``dtype`` from a finite norm
+        (an fp32 norm above ~1e36, or a wider wire norm), ``norm * (level / (s tau))`` in float64
+        instead, at most the norm in magnitude, saturated at ``dtype``'s largest finite value.
+        Every other entry keeps the product's bits."""
         seg, div = self._map(d, device)
-        norm = plan["norm"].to(device=device, dtype=dtype)
-        if norm.shape[1] > 1:                                 # per tensor: each entry's own norm and divisor
-            norm = norm[:, seg]
+        wn = plan["norm"].to(device)
+        if wn.shape[1] > 1:                                   # per tensor: each entry's own norm and divisor
+            wn = wn[:, seg]
         else:                                                 # one norm, one divisor: broadcast
             div = div[:1]
         lev = plan["level"].to(device=device, dtype=dtype)
         signed = torch.where(plan["neg"].to(device), -lev, lev)   # = lev * (1 - 2 neg), exactly
-        return norm * signed / div.to(dtype)
+        out = wn.to(dtype) * signed / div.to(dtype)
+        top = torch.finfo(dtype).max
+        if bool((plan["norm"] > top / (2 * self.s)).any()):  # an overflow is possible
+            safe = (wn.double() * (signed.double() / div)).clamp_(-top, top).to(dtype)
+            out = torch.where(torch.isfinite(out) | ~torch.isfinite(wn), out, safe)
+        return out
 
     def pack(self, plan, i):
         norm = plan["norm"][i].cpu().numpy().astype(wire.float_np(self.value_bits)).tobytes()
@@ -135,5 +152,5 @@ class QSGD(Compressor):
         r.done()
         level = torch.from_numpy(code & self.s)[None]
         if bool((norm < 0).any()):
-            raise PayloadError("qsgd: negative norm")
+            raise PayloadError(f"qsgd: payload norm {float(norm.min())} is negative (a finite norm >= 0 is allowed)")
         return {"norm": norm, "level": level, "neg": torch.from_numpy((code >> self.b) & 1 == 1)[None]}

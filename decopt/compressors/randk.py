@@ -8,7 +8,9 @@ variance omega = d/k - 1, so delta = 1 - omega = 2 - d/k (<= 0 unless k > d/2: n
 The mask is drawn from the message key at the row id (agent for ``broadcast``, arc or, with
 ``exchange(shared=True)``, undirected edge), so both ends can derive it.
 ``shared_mask=true`` uses that: no indices go on the wire (bits = K * value_bits) and the
-receiver rebuilds the mask from ``(key, row)``. Otherwise the wire is top-k's.
+receiver rebuilds the mask from ``(key, row)``. Otherwise the wire is top-k's (values beyond
+the wire float's range saturate at its largest finite value); with ``unbiased=true`` a
+rescaled value beyond the run dtype's range saturates there too.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Deterministic and biased. ``||Q(x) - x||^2 = ||x||^2 - ||x||_1^2 / d``, so it co
 delta(x) = ||x||_1^2 / (d ||x||^2) >= 1/d; the advertised (worst-case) delta is 1/d.
 ``per_tensor=true``: one scale per parameter tensor (the authors' class), delta = 1/max d_s.
 Wire: the scale(s) (``value_bits`` each) then one bit per entry (1 = negative; zeros go as
-+), padded to a byte: bits = T * value_bits + 8 * ceil(d / 8), T = number of tensors.
++), padded to a byte: bits = T * value_bits + 8 * ceil(d / 8), T = number of tensors. A scale
+beyond the wire float's range saturates at its largest finite value (+-65504 for 16 bits).
 """
 from __future__ import annotations
 
@@ -34,12 +35,12 @@ class SignConfig:
 class Sign(Compressor):
     name = "sign"
     unbiased = False
+    float_fields = {"scale": "scale"}
 
     def __init__(self, cfg, segments=None):
         self.per_tensor = bool(cfg.per_tensor)
         self.segments = list(segments) if segments else None
         self.value_bits = cfg.value_bits
-        self.wire_torch = wire.float_torch(cfg.value_bits)
 
     def layout(self, d: int) -> list[tuple[int, int]]:
         return segments_of(self.segments, d) if self.per_tensor else [(0, d)]
@@ -57,7 +58,7 @@ class Sign(Compressor):
     def plan(self, V, key, rows):
         X = V.detach().to(torch.float64)
         scale = torch.stack([X[:, a:a + ds].abs().sum(1) / ds for a, ds in self.layout(X.shape[1])], 1)
-        return {"scale": scale.to(self.wire_torch), "neg": X < 0}
+        return {"scale": wire.to_wire(scale, self.value_bits), "neg": X < 0}
 
     def bits(self, plan):
         n, d = plan["neg"].shape

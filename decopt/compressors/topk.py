@@ -11,7 +11,8 @@ ceil(log2 d_s) bits each in one stream padded once to a byte (``index_bits=packe
 in the smallest unsigned type holding d_s - 1 (``index_bits=uint``). A tensor kept whole
 (k_s = d_s) is sent dense, without indices. Bits = 8 x payload bytes, no header:
 ``K * value_bits + 8 * ceil(sum_s k_s * ceil(log2 d_s) / 8)`` (packed) or
-``K * value_bits + sum_s k_s * 8 * sizeof(uint_s)`` (uint).
+``K * value_bits + sum_s k_s * 8 * sizeof(uint_s)`` (uint). A kept value beyond the wire float's
+range saturates at its largest finite value (+-65504 for ``value_bits=16``).
 """
 from __future__ import annotations
 
@@ -51,12 +52,12 @@ class _Sparsifier(Compressor):
     shared key) their indices."""
 
     send_indices = True
+    float_fields = {"vals": "value"}
 
     def __init__(self, cfg, segments=None):
         self.ratio, self.k = cfg.ratio, cfg.k
         self.per_tensor, self.index_mode = cfg.per_tensor, cfg.index_bits
         self.value_bits = cfg.value_bits
-        self.wire_torch = wire.float_torch(cfg.value_bits)
         self.segments = list(segments) if segments else None
 
     # --- layout ---------------------------------------------------------------------------
@@ -91,7 +92,7 @@ class _Sparsifier(Compressor):
         vals = []
         for (a, ds, k), ix in zip(lay, idx):
             seg = V[:, a:a + ds]
-            vals.append((seg if ix is None else torch.gather(seg, 1, ix)).detach().to(self.wire_torch))
+            vals.append(wire.to_wire((seg if ix is None else torch.gather(seg, 1, ix)).detach(), self.value_bits))
         return {"n": V.shape[0], "lay": lay, "idx": idx, "vals": vals}
 
     def bits(self, plan):
@@ -108,12 +109,13 @@ class _Sparsifier(Compressor):
         return idx[0] if len(idx) == 1 else torch.cat(idx, 1)
 
     def sparse(self, plan, d, dtype, device) -> SparseRows:
-        """The decoded rows as (index, value) pairs."""
-        vals = []
+        """The decoded rows as (index, value) pairs; a rescaled value beyond ``dtype``'s range
+        saturates at its largest finite value."""
+        vals, top = [], torch.finfo(dtype).max
         for (a, ds, k), v in zip(plan["lay"], plan["vals"]):
             v = v.to(device=device, dtype=dtype)
             s = self.scale(ds, k)
-            vals.append(v * s if s != 1.0 else v)
+            vals.append((v * s).clamp_(-top, top) if s != 1.0 else v)
         return SparseRows(self._indices(plan, device), vals[0] if len(vals) == 1 else torch.cat(vals, 1), d)
 
     def values(self, plan, d, dtype, device):
@@ -130,8 +132,8 @@ class _Sparsifier(Compressor):
         p = self.plan(V, key, rows)
         return self.decoded(p, V.shape[1], V.dtype, V.device, sparse=True), self.bits(p)
 
-    def decode_sparse(self, payload, d, dtype=torch.float64, key=None, row=None):
-        return self.sparse(self.received(payload, d, key, row), d, dtype, "cpu")
+    def decode_sparse(self, payload, d, dtype=torch.float64, key=None, row=None, check_finite=True):
+        return self.sparse(self.received(payload, d, key, row, check_finite), d, dtype, "cpu")
 
     def pack(self, plan, i):
         np_dt = wire.float_np(self.value_bits)

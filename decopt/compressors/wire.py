@@ -2,7 +2,9 @@
 
 Conventions (no header: the receiver knows ``d``, the segments and the compressor's config):
 
-* values are IEEE floats of ``value_bits`` (16, 32 or 64), little-endian;
+* values are IEEE floats of ``value_bits`` (16, 32 or 64), little-endian; a value beyond the
+  largest finite one of its width saturates there (``to_wire``: +-65504 for 16 bits) instead of
+  becoming inf, and a received value that is not finite is malformed (``check_finite``);
 * indices are either bit-packed to ``ceil(log2 d)`` bits each (``index_bits=packed``) or
   stored in the smallest unsigned integer type that holds ``d - 1`` (``index_bits=uint``);
 * bit-packed fields are little-endian in bit order and padded with zero bits to a whole
@@ -31,6 +33,24 @@ def float_np(bits: int) -> np.dtype:
 
 def float_torch(bits: int) -> torch.dtype:
     return _FLOAT_TORCH[bits]
+
+
+def to_wire(t: torch.Tensor, bits: int) -> torch.Tensor:
+    """``t`` cast to the wire float of ``bits``, saturating: a magnitude beyond its largest finite
+    value becomes that value (where the plain cast gives inf), every finite cast stays bit for bit
+    the same, NaN stays NaN."""
+    dt = _FLOAT_TORCH[bits]
+    top = torch.finfo(dt).max
+    if torch.finfo(t.dtype).max > top:
+        t = t.clamp(-top, top)
+    return t.to(dt)
+
+
+def check_finite(what: str, field: str, values: torch.Tensor) -> None:
+    """PayloadError naming the field when a received float is NaN or infinite."""
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        raise PayloadError(f"{what}: payload {field} {float(values[bad][0])} is not finite (a finite float is allowed)")
 
 
 def packed_width(d: int) -> int:
