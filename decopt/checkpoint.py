@@ -86,6 +86,8 @@ def check(manifest: dict, tensors: dict, config: dict, state_keys, where) -> dic
     old = manifest["config"]
     if manifest["fingerprint"] != fingerprint(config):
         keys = sorted(k for k in set(old) | set(config) if k not in RESUMABLE and old.get(k) != config.get(k))
+        swapped = {k.split(".")[0] for k in keys if k.endswith(".name")}        # another algorithm, ...:
+        keys = [k for k in keys if k.endswith(".name") or k.split(".")[0] not in swapped]    # its name says it
         diff = ", ".join(f"{k} (checkpoint {old.get(k)}, now {config.get(k)})" for k in keys) or "its fingerprint"
         raise ConfigError(f"run.resume: the checkpoint {where} is from another job: {diff}; only "
                           f"{', '.join(RESUMABLE)} may change")

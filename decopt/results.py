@@ -103,6 +103,8 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OSError(f"cannot create the run directory {self.path}: {exc.strerror}") from None
+        for name in RUN_FILES + ("config.yaml",):
+            _no_link(self.path / name)            # fail before any work, not at the end
         self.metrics_path = self.path / METRICS
         self.columns: list[str] | None = None
         self._fd = self._lock = None
