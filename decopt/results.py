@@ -98,6 +98,7 @@ class RunDir:
     (ConfigError if another run holds it); ``close`` releases it."""
 
     def __init__(self, path):
+        self._fd = self._lock = None
         self.path = Path(path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,6 @@ class RunDir:
             _no_link(self.path / name)            # fail before any work, not at the end
         self.metrics_path = self.path / METRICS
         self.columns: list[str] | None = None
-        self._fd = self._lock = None
         self._lock = _open(self.path / LOCK, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
