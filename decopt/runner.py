@@ -4,14 +4,14 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from . import provenance
+from . import checkpoint, provenance
 from .algorithms import build_algorithm
 from .comm import StackedNetwork
 from .compressors import build_compressor
@@ -21,21 +21,29 @@ from .graphs import Links, build_graph, mixing_matrix, spectral_gap
 from .metrics import evaluate, finite, state_finite
 from .problems import build_problem
 from .progress import Progress
-from .results import RunDir, read_metrics
+from .results import CHECKPOINT, RunDir, read_metrics
 
 log = logging.getLogger("decopt")
-
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
 class Result:
-    """What a run returns: its directory, summary, metrics columns and final (local) state."""
+    """What a run returns: its directory, summary, final (local) state and metrics columns.
+
+    ``metrics`` is read from the run directory's metrics.csv on first use: the loop streams rows
+    to disk and keeps none, so memory stays flat however many rows a run writes. Without a run
+    directory (``run_dir=False``) the rows are kept in memory during the run and returned here."""
 
     run_dir: Path | None
     summary: dict
-    metrics: dict = field(default_factory=dict)
     state: dict = field(default_factory=dict)
+    _metrics: dict | None = field(default=None, repr=False)
+
+    @property
+    def metrics(self) -> dict:
+        if self._metrics is None:
+            self._metrics = read_metrics(self.run_dir) if self.run_dir is not None else {}
+        return self._metrics
 
     def frame(self):
         """The metrics as a pandas DataFrame (pandas is optional)."""
@@ -116,31 +124,30 @@ def _exploded(X, threshold) -> bool:
 
 def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
     """Run one job. ``cfg`` is a composed config (dict or DictConfig); ``run_dir`` is written by
-    the root process only; ``comm`` is an MPI communicator for the ``mpi`` backend."""
+    the root process only, which holds its lock until the job ends; ``comm`` is an MPI
+    communicator for the ``mpi`` backend."""
     settings = validate(cfg)
+    root = comm is None or comm.Get_rank() == 0
+    out = RunDir(run_dir) if (root and run_dir is not None) else None
+    try:
+        return _job(cfg, settings, run_dir, out, comm)
+    finally:
+        if out is not None:
+            out.close()
+
+
+def _job(cfg, settings, run_dir, out, comm) -> Result:
     run = settings.run
     torch.set_num_threads(run.threads)
     root = comm is None or comm.Get_rank() == 0
     world = comm.Get_size() if comm is not None else 1
     graph, net, problem, algo = build(settings, comm)
-    out = RunDir(run_dir, resume=run.resume) if (root and run_dir is not None) else None
     ckpt_path = Path(run_dir) / CHECKPOINT if run_dir is not None else None
+    config = checkpoint.job_config(settings)
 
     state = algo.init(problem.x0())
-    t0, elapsed, rows = 0, 0.0, []
-    resume = run.resume and ckpt_path is not None and ckpt_path.exists()
-    if comm is not None:
-        resume = comm.bcast(resume, root=0)          # every rank resumes, or none
-    if resume:
-        t0, elapsed = _load_checkpoint(ckpt_path, state, net)
-        if out is not None:
-            rows = [{k: int(float(v)) if k in ("iteration", "bits", "samples") else float(v)
-                     for k, v in r.items() if v != ""} for r in out.truncate_metrics(t0)]
-    if out is not None:
-        from omegaconf import OmegaConf
-
-        plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-        out.write_config(plain)
+    rows = [] if run_dir is None else None          # kept in memory only without a run directory
+    t0, elapsed, last_row = _start(cfg, config, out, state, net, comm)
 
     W = mixing_matrix(graph, settings.graph.mixing, settings.graph.weight, net.links)    # E[W_t] on random links
     info = {
@@ -150,7 +157,7 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
         "compressor": settings.compressor.name, "problem": settings.problem.name,
     }
     progress = Progress(run.iterations, t0, enabled=root, mode=run.progress, every_s=run.log_every_s)
-    status, last_finite, done = "completed", (rows[-1] if rows else None), t0
+    status, last_finite, done = "completed", last_row, t0
     comp_time = 0.0
 
     due, next_due = _schedule(run, problem)
@@ -171,15 +178,26 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
         row.update(row_metrics)
         if out is not None:
             out.append_metrics(row)
-        rows.append(row)
+        if rows is not None:
+            rows.append(row)
         return row
+
+    def healthy(metrics) -> bool:
+        """Finite metrics and state on every rank (every rank stops together)."""
+        bad = 0 if finite(metrics) and state_finite(state) else 1
+        return not int(net.allreduce(torch.tensor(bad)))
 
     start = time.perf_counter()
     with _StopOnSignal(enabled=world == 1) as stop:
         try:
             if t0 == 0:
-                last_finite = record(0, evaluate(problem, algo, net, state))
-            while done < run.iterations:
+                metrics = evaluate(problem, algo, net, state)
+                if healthy(metrics):
+                    last_finite = record(0, metrics)
+                else:
+                    status = "diverged"
+                    log.warning("iteration 0: non-finite iterate or metrics; stopping (status diverged)")
+            while done < run.iterations and status == "completed":
                 t = done
                 if fused is None:
                     net.begin(t)
@@ -191,8 +209,7 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
                 comp_time += time.perf_counter() - s0 - (net.comm_time - c0)
                 if due(done):
                     metrics = evaluate(problem, algo, net, state)
-                    bad = 0 if finite(metrics) and state_finite(state) else 1
-                    if int(net.allreduce(torch.tensor(bad))):    # every rank stops together
+                    if not healthy(metrics):
                         status = "diverged"
                         log.warning("iteration %d: non-finite iterate or metrics; stopping (status diverged)", done)
                         break
@@ -205,22 +222,22 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
                 progress.update(done, last_finite)
                 checkpoint_due = run.checkpoint_every and done % run.checkpoint_every == 0
                 if ckpt_path is not None and (checkpoint_due or stop.requested):
-                    _save_checkpoint(ckpt_path, done, elapsed + time.perf_counter() - start, state, net, comm)
+                    _save_checkpoint(out, done, elapsed + time.perf_counter() - start, state, net, config)
                 if stop.requested:
                     status = "interrupted"
                     log.warning("iteration %d: %s received; checkpoint written, stopping", done, stop.requested)
                     break
         finally:
             progress.close()
-    wall = elapsed + time.perf_counter() - start
+    session = time.perf_counter() - start
     iters = max(1, done - t0)
     summary = {
         "status": status,
         "iterations": done,
-        "final": last_finite or {},
+        "final": last_finite or {},        # the last finite row; {} if the first evaluation was not finite
         **info,
-        "wall_time": wall,
-        "time_per_iteration": {"total": wall / iters, "compute": comp_time / iters,
+        "wall_time": elapsed + session,    # every session of the run
+        "time_per_iteration": {"total": session / iters, "compute": comp_time / iters,    # this session
                                "communication": net.comm_time / iters},
         "provenance": provenance.collect() if root else {},
     }
@@ -228,11 +245,13 @@ def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
         summary["diverged_at"] = done
     ledger = net.ledger()                              # collective on the mpi backend
     if out is not None:
+        resumes = out.resumes()
+        if resumes:
+            summary["resumes"] = resumes
         out.write_summary(summary)
         out.write_ledger(ledger)
-        out.close()
-    metrics = read_metrics(out.path) if out is not None else _columns(rows)
-    return Result(Path(run_dir) if run_dir is not None else None, summary, metrics, state)
+    return Result(Path(run_dir) if run_dir is not None else None, summary, state,
+                  _columns(rows) if rows is not None else None)
 
 
 class _StopOnSignal:
@@ -270,18 +289,62 @@ def _columns(rows: list[dict]) -> dict:
     return {k: [r.get(k, math.nan) for r in rows] for k in keys}
 
 
-def _save_checkpoint(path: Path, t: int, elapsed: float, state: dict, net, comm) -> None:
+def _start(cfg, config: dict, out: RunDir | None, state: dict, net, comm) -> tuple[int, float, dict | None]:
+    """Prepare the run directory and load the checkpoint to resume from: ``(t0, elapsed, last
+    metrics row)``. The root reads and checks the files; every rank gets the checkpoint (or the
+    same ConfigError)."""
+    found = error = None
+    if out is not None:
+        try:
+            found = _open_run(cfg, config, out, state)
+        except ConfigError as exc:
+            error = str(exc)
+    if comm is not None:
+        found, error = comm.bcast((found, error), root=0)
+    if error is not None:
+        raise ConfigError(error)
+    if found is None:
+        return 0, 0.0, None
+    manifest, tensors, last_row = found
+    for k, v in state.items():                          # exactly the state's keys (checked)
+        saved = net.local(tensors[f"state.{k}"].to(v.device))
+        if saved.shape != v.shape or saved.dtype != v.dtype:
+            raise ConfigError(f"run.resume: the checkpoint's state.{k} is {saved.dtype} {tuple(saved.shape)}, "
+                              f"this job's {v.dtype} {tuple(v.shape)}")
+        v.copy_(saved)
+    traffic = {**manifest["network"], "arc_bits": tensors["net.arc_bits"].numpy(),
+               "arc_msgs": tensors["net.arc_msgs"].numpy()}
+    net.load_state_dict(traffic)
+    return manifest["t"], manifest["elapsed"], last_row
+
+
+def _open_run(cfg, config: dict, out: RunDir, state: dict):
+    """Root: a fresh run directory (None), or the checked checkpoint ``(manifest, tensors, last row)``."""
+    resume = config["run.resume"]
+    data = out.read_checkpoint() if resume else None
+    if data is None:
+        if resume:
+            log.warning("run.resume: no checkpoint in %s; starting from iteration 0", out.path)
+        from omegaconf import OmegaConf
+
+        out.start_fresh(OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg))
+        return None
+    where = out.path / CHECKPOINT
+    manifest, tensors = checkpoint.decode(data, where)
+    changed = checkpoint.check(manifest, tensors, config, state, where)
+    from . import __version__
+
+    if manifest["decopt_version"] != __version__:
+        log.warning("%s: written by decopt %s, resumed by %s", where, manifest["decopt_version"], __version__)
+    last_row = out.keep_metrics_to(manifest["t"])
+    out.append_resume({"from": manifest["t"], "to": config["run.iterations"],
+                       "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "changed": changed})
+    return manifest, tensors, last_row
+
+
+def _save_checkpoint(out: RunDir | None, t: int, elapsed: float, state: dict, net, config: dict) -> None:
+    """Gather the state on the root (collective) and write it there as one file, atomically."""
     full = {k: net.gather(v) for k, v in state.items()}
     traffic = net.state_dict()
-    if comm is None or comm.Get_rank() == 0:
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"t": t, "elapsed": elapsed, "state": full, "traffic": traffic}, tmp)
-        os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path, state: dict, net) -> tuple[int, float]:
-    ck = torch.load(path, map_location=net.device, weights_only=False)
-    for k, v in ck["state"].items():
-        state[k].copy_(net.local(v))
-    net.load_state_dict(ck["traffic"])
-    return int(ck["t"]), float(ck["elapsed"])
+    if out is not None:
+        out.write_checkpoint(checkpoint.encode(t, elapsed, full, traffic, config))

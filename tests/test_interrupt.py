@@ -26,7 +26,7 @@ def test_signal_writes_checkpoint_and_summary(tmp_path, sig):
     assert summary["status"] == "interrupted"
     done = summary["iterations"]
     assert 0 < done < 100000000
-    assert (out / "checkpoint.pt").exists()
+    assert (out / "checkpoint.safetensors").exists()
 
     # resuming continues from the checkpoint, not from scratch
     more = subprocess.run([sys.executable, "-m", "decopt", "run", f"run.iterations={done + 50}", "run.eval_every=100",
