@@ -1,6 +1,7 @@
 """``python -m decopt run ...``: the Hydra application.
 
-Config errors are caught before any work and printed as one line (exit code 2). Under
+Config errors are caught before any work (every point of a sweep) and printed as one line (exit
+code 2); the exit code is the run's status (``decopt.exit_codes``), a sweep's the worst of its points'. Under
 ``mpirun`` only rank 0 runs Hydra; it broadcasts each job to the other ranks (see
 ``decopt.comm.mpi`` and the shared notes on Hydra + MPI).
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from . import exit_codes
 from .errors import ConfigError
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -30,6 +32,7 @@ def register_stamp(stamp: datetime | None = None) -> None:
     if stamp is not None:
         _STAMP = stamp
     OmegaConf.register_new_resolver("decopt_stamp", lambda fmt: _STAMP.strftime(fmt), replace=True)
+    OmegaConf.register_new_resolver("decopt_subdir", subdir_name, replace=True)
 
 
 def choices(group: str) -> list[str]:
@@ -80,8 +83,8 @@ def _is_multirun(argv: list[str]) -> bool:
     return any(a in ("-m", "--multirun") for a in argv)
 
 
-def run_task(cfg, comm=None) -> None:
-    """One job inside Hydra (a single run, or one point of a sweep)."""
+def run_task(cfg, comm=None) -> int:
+    """One job inside Hydra (a single run, or one point of a sweep); its exit code."""
     from hydra.core.hydra_config import HydraConfig
 
     from .runner import run_job
@@ -100,12 +103,12 @@ def run_task(cfg, comm=None) -> None:
         else:
             result = run_job(job, out, comm)
     except ConfigError as exc:
-        log.error("%s", exc)
         _failed(out, str(exc))
         raise
     print_summary(result)
     if result.summary["status"] != "completed":
         log.warning("run ended with status %s", result.summary["status"])
+    return exit_codes.for_status(result.summary["status"])
 
 
 def _failed(out: str, message: str) -> None:
@@ -115,30 +118,89 @@ def _failed(out: str, message: str) -> None:
 
 
 def hydra_main(argv: list[str], comm=None) -> int:
-    """Run Hydra on ``argv`` (the overrides) with ``run_task`` as its task."""
+    """Run Hydra on ``argv`` (the overrides) with ``run_task`` as its task; the exit code (a
+    sweep: the worst of its points', ``exit_codes.worst``). A point that fails is recorded in its
+    own directory and the sweep goes on."""
     import hydra
+    from hydra.core.hydra_config import HydraConfig
 
     from .config import register
 
     register()
     register_stamp()
-    failures = []
+    codes = []
+    sweep = _is_multirun(argv)
 
     @hydra.main(version_base="1.3", config_path="conf", config_name="config")
     def task(cfg):
+        if sweep and not codes:
+            print(f"decopt: sweep {HydraConfig.get().sweep.dir}", flush=True)
         try:
-            run_task(cfg, comm)
+            codes.append(run_task(cfg, comm))
         except ConfigError as exc:
-            failures.append(str(exc))
+            print(f"decopt: error: {exc}", file=sys.stderr, flush=True)
+            codes.append(exit_codes.BAD_INPUT)
         except Exception:
-            failures.append(traceback.format_exc())
             if comm is not None and comm.Get_size() > 1:
                 raise
-            log.error("job failed:\n%s", failures[-1])
+            log.error("job failed:\n%s", traceback.format_exc())
+            _failed(HydraConfig.get().runtime.output_dir, traceback.format_exc().strip().splitlines()[-1])
+            codes.append(exit_codes.FAILED)
+        if sweep:
+            sweep_dir[:] = [HydraConfig.get().sweep.dir]
 
+    sweep_dir: list[str] = []
     sys.argv = [sys.argv[0]] + argv
     task()
-    return 1 if failures else 0
+    code = exit_codes.worst(codes)
+    if sweep_dir:
+        print(f"decopt: sweep {sweep_dir[0]}: {len(codes)} points, exit code {code}", flush=True)
+    return code
+
+
+def sweep_points(argv: list[str]) -> list[list[str]]:
+    """The overrides of every point of a sweep, in Hydra's basic sweeper's order."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+    except HydraException as exc:
+        raise ConfigError(_hydra_message(exc)) from None
+    return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch]
+
+
+def check_points(argv: list[str], world: int) -> None:
+    """Compose and validate every run (every point of a sweep) before any runs: a one-line
+    ConfigError naming the failing point's overrides."""
+    from .config import validate
+    from .runner import make_graph
+
+    if not _is_multirun(argv):
+        make_graph(validate(compose(argv)), world)
+        return
+    for point in sweep_points(argv):
+        for o in point:
+            if o.startswith("hydra.sweep.subdir=") and (".." in o.split("=", 1)[1].split("/")
+                                                        or o.split("=", 1)[1].startswith("/")):
+                raise ConfigError(f"{o}: a sweep subdirectory must stay inside hydra.sweep.dir (no '..', "
+                                  f"not absolute)")
+        try:
+            make_graph(validate(compose(point)), world)
+        except ConfigError as exc:
+            shown = " ".join(o for o in point if not o.startswith("hydra."))
+            raise ConfigError(f"sweep point [{shown}]: {exc}") from None
+
+
+def subdir_name(text: str) -> str:
+    """``${decopt_subdir:...}``: one path component (no separator, so never '..' or absolute)."""
+    name = text.replace("/", "_").replace("\\", "_")
+    if len(name.encode()) > 200:                     # a file name has at most 255 bytes
+        import hashlib
+
+        name = name[:150] + "-" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    return name
 
 
 def _check_writable(argv: list[str]) -> None:
@@ -164,11 +226,7 @@ def main(argv: list[str]) -> int:
             os.environ.setdefault(var, "1")
     if not _is_query(argv):
         try:
-            if not _is_multirun(argv):
-                from .config import validate
-                from .runner import make_graph
-
-                make_graph(validate(compose(argv)), world_size())
+            check_points(argv, world_size())
             _check_writable(argv)
         except ConfigError as exc:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":

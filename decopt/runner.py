@@ -141,7 +141,12 @@ def _job(cfg, settings, run_dir, out, comm) -> Result:
     torch.set_num_threads(run.threads)
     root = comm is None or comm.Get_rank() == 0
     world = comm.Get_size() if comm is not None else 1
-    graph, net, problem, algo = build(settings, comm)
+    try:
+        graph, net, problem, algo = build(settings, comm)
+    except ConfigError as exc:
+        _built_together(comm, exc)                 # every rank raised it alike (else the world aborts)
+        raise
+    _built_together(comm, None)
     ckpt_path = Path(run_dir) / CHECKPOINT if run_dir is not None else None
     config = checkpoint.job_config(settings)
 
@@ -188,7 +193,7 @@ def _job(cfg, settings, run_dir, out, comm) -> Result:
         return not int(net.allreduce(torch.tensor(bad)))
 
     start = time.perf_counter()
-    with _StopOnSignal(enabled=world == 1) as stop:
+    with _StopOnSignal(net, on_stuck=_killed_while_waiting(out, comm)) as stop:
         try:
             if t0 == 0:
                 metrics = evaluate(problem, algo, net, state)
@@ -220,10 +225,11 @@ def _job(cfg, settings, run_dir, out, comm) -> Result:
                                     done, run.diverge_threshold)
                         break
                 progress.update(done, last_finite)
+                stopping = stop.agreed(done)
                 checkpoint_due = run.checkpoint_every and done % run.checkpoint_every == 0
-                if ckpt_path is not None and (checkpoint_due or stop.requested):
+                if ckpt_path is not None and (checkpoint_due or stopping):
                     _save_checkpoint(out, done, elapsed + time.perf_counter() - start, state, net, config)
-                if stop.requested:
+                if stopping:
                     status = "interrupted"
                     log.warning("iteration %d: %s received; checkpoint written, stopping", done, stop.requested)
                     break
@@ -254,19 +260,44 @@ def _job(cfg, settings, run_dir, out, comm) -> Result:
                   _columns(rows) if rows is not None else None)
 
 
-class _StopOnSignal:
-    """Turn SIGINT/SIGTERM into a request to stop after the current iteration."""
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1")
+STOP_CHECK_S = 0.02    # MPI: the ranks agree on a stop about this often (prterun kills 0.25 s after SIGTERM)
+STUCK_S = 0.1          # MPI: a signal not acted on this long finds rank 0 blocked on a dead or killed peer
 
-    def __init__(self, enabled: bool):
-        self.enabled, self.requested, self._old = enabled, None, {}
+
+class _StopOnSignal:
+    """Turn SIGINT/SIGTERM/SIGUSR1 into a request to stop at an iteration boundary.
+
+    On one process a signal stops the run after the current iteration. On several ranks every
+    rank calls ``agreed(t)`` at the same t; one in about every STOP_CHECK_S seconds is a small
+    allreduce (the stop flag, and rank 0's choice of the next checking t), so all ranks stop at
+    the same iteration. Signal handlers run only when the main thread is in Python, so on MPI a
+    watcher thread (woken through ``signal.set_wakeup_fd``) calls ``on_stuck`` when a signal is
+    not acted on within STUCK_S: the main thread is blocked on a peer that died, and the launcher
+    is ending the job."""
+
+    def __init__(self, net, on_stuck=None):
+        self.net, self.on_stuck = net, on_stuck
+        self.requested, self.acting, self._old, self._wake = None, False, {}, None
+        self.world = getattr(net, "size", 1)
+        self._next, self._last = 0, None
 
     def __enter__(self):
         import signal
         import threading
 
-        if self.enabled and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in STOP_SIGNALS:
+            sig = getattr(signal, name)
+            self._old[sig] = signal.signal(sig, self._handle)
+        if self.world > 1 and self.on_stuck is not None:
+            import socket
+
+            self._wake = socket.socketpair()
+            self._wake[1].setblocking(False)
+            self._old_fd = signal.set_wakeup_fd(self._wake[1].fileno(), warn_on_full_buffer=False)
+            threading.Thread(target=self._watch, daemon=True).start()
         return self
 
     def _handle(self, signum, frame):
@@ -276,12 +307,82 @@ class _StopOnSignal:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
 
+    def _watch(self):
+        import signal
+
+        try:
+            got = self._wake[0].recv(1)
+        except OSError:
+            return
+        if got and not self.acting and not _sleep_unless(lambda: self.acting or self._wake is None, STUCK_S):
+            self.on_stuck(signal.Signals(got[0]).name)
+
+    def agreed(self, t: int) -> bool:
+        """Whether every rank stops after iteration t (collective on several ranks)."""
+        if self.world == 1:
+            self.acting = bool(self.requested)
+            return self.acting
+        if t < self._next:
+            return False
+        now = time.perf_counter()
+        gap = 0
+        if self.net.rank == 0:               # iterations in about STOP_CHECK_S, from the last interval
+            rate = (t - self._last[0]) / max(now - self._last[1], 1e-6) if self._last else 1.0
+            gap = max(1, min(10_000, int(rate * STOP_CHECK_S)))
+        flag, gap = self.net.allreduce(torch.tensor([int(self.requested is not None), gap])).tolist()
+        self._next, self._last = t + gap, (t, now)
+        self.acting = bool(flag)
+        if self.acting and self.requested is None:
+            self.requested = "a signal on another rank"
+        return self.acting
+
     def __exit__(self, *exc):
         import signal
 
+        self.acting = True                      # finished, failed or stopping: the watcher stands down
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+        if self._wake is not None:
+            signal.set_wakeup_fd(self._old_fd)
+            for s in self._wake:
+                s.close()
+            self._wake = None
         return False
+
+
+def _sleep_unless(done, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``done()``; whether it became true."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if done():
+            return True
+        time.sleep(0.005)
+    return done()
+
+
+def _killed_while_waiting(out, comm):
+    """What rank 0 records when a stop signal finds it blocked in communication (None elsewhere)."""
+    if out is None or comm is None or comm.Get_size() == 1:
+        return None
+    started = time.time()
+
+    def record(signame):
+        done = out.path / "summary.json"
+        if done.exists() and done.stat().st_mtime >= started:
+            return                              # a failing rank recorded its own error
+        out.write_summary({"status": "failed", "iterations": None, "final": {}, "backend": "mpi",
+                           "world_size": comm.Get_size(),
+                           "error": f"{signame} from the MPI launcher while rank 0 waited for other ranks: a rank "
+                                    f"died or the job was killed (mpirun's stderr names the rank)"})
+    return record
+
+
+def _built_together(comm, exc) -> None:
+    """On several ranks: whether every rank built the job (collective, see ``comm.mpi.agree_built``)."""
+    if comm is not None and comm.Get_size() > 1:
+        from .comm.mpi import agree_built
+
+        agree_built(comm, exc)
 
 
 def _columns(rows: list[dict]) -> dict:

@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from decopt.exit_codes import BAD_INPUT, INTERRUPTED
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 
@@ -90,8 +92,14 @@ def need_data(args, *folders: str) -> None:
     """Stop with one clear line when a data folder is missing."""
     for f in folders:
         if not (args.data / f).is_dir():
-            sys.exit(f"{f}/ not found under {args.data}: pass --data <root> or set DECOPT_DATA "
-                     f"(the root holding mnist/, spambase/, leaf_synthetic/)")
+            stop(BAD_INPUT, f"{f}/ not found under {args.data}: pass --data <root> or set DECOPT_DATA "
+                            f"(the root holding mnist/, spambase/, leaf_synthetic/)")
+
+
+def stop(code: int, message: str) -> None:
+    """Exit with ``code`` (decopt.exit_codes) and ``message`` as one line on stderr."""
+    print(f"{Path(sys.argv[0]).name}: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
 
 
 def run_points(points: list[Point], args, common: list[str] = ()) -> list[dict]:
@@ -137,7 +145,7 @@ def run_points(points: list[Point], args, common: list[str] = ()) -> list[dict]:
             xbar_path = d / "xbar.npy"
             if summary.get("status") == "interrupted":               # Ctrl-C / SIGTERM: stop the sweep too
                 write_csvs(records, args.out)
-                sys.exit(f"interrupted during {p.label} seed={seed}; finished runs are kept (--reuse resumes)")
+                stop(INTERRUPTED, f"interrupted during {p.label} seed={seed}; finished runs are kept (--reuse resumes)")
             records.append({"xbar_path": xbar_path if xbar_path.exists() else None, "point": p, "label": p.label, "slug": p.slug, "group": p.group, "seed": seed,
                             "dir": d, "summary": summary, "run_time_s": dt if how == "ran" else
                             summary.get("wall_time", math.nan)})
@@ -233,7 +241,7 @@ def run_replicated(points: list[Point], args, common: list[str] = ()) -> list[di
                   f"status={summary.get('status')} it={summary.get('iterations')}", flush=True)
             if summary.get("status") == "interrupted":               # Ctrl-C / SIGTERM: stop the sweep too
                 write_csvs(records, args.out)
-                sys.exit(f"interrupted during {p.label}; finished batches are kept (--reuse reuses them)")
+                stop(INTERRUPTED, f"interrupted during {p.label}; finished batches are kept (--reuse reuses them)")
             for seed, d in zip(seeds, dirs):
                 records.append({"xbar_path": d / "xbar.npy" if (d / "xbar.npy").exists() else None, "point": p,
                                 "label": p.label, "slug": p.slug, "group": p.group, "seed": seed, "dir": d,

@@ -1,4 +1,5 @@
-"""SIGINT/SIGTERM stop a run after the current iteration with a checkpoint and status interrupted."""
+"""SIGINT/SIGTERM stop a run after the current iteration with a checkpoint, status interrupted and
+exit code 130 (decopt.exit_codes.INTERRUPTED)."""
 import json
 import signal
 import subprocess
@@ -6,6 +7,8 @@ import sys
 import time
 
 import pytest
+
+from decopt import exit_codes
 
 from conftest import REPO
 
@@ -22,6 +25,7 @@ def test_signal_writes_checkpoint_and_summary(tmp_path, sig):
         time.sleep(0.1)
     proc.send_signal(sig)
     proc.communicate(timeout=60)
+    assert proc.returncode == exit_codes.INTERRUPTED == 130
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     done = summary["iterations"]

@@ -12,7 +12,6 @@ import csv
 import importlib.util
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import pytest
 from decopt.algorithms import REGISTRY
 from decopt.compressors import SCHEMAS as COMPRESSORS
 from decopt.errors import ConfigError
+
+from conftest import mpi_env
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -45,11 +46,7 @@ BASE = ["graph=ring", "graph.n=6", "problem=least_squares", "problem.dim=5", "pr
 
 
 def _mpi_env() -> dict:
-    env = dict(os.environ)
-    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               PRTE_MCA_rmaps_default_mapping_policy=":oversubscribe", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    return env
+    return mpi_env()
 
 
 def mpirun(P: int, args: list[str], timeout: float = 120, cwd=None) -> subprocess.CompletedProcess:

@@ -60,9 +60,10 @@ def _decode(compressor, payload, d, dtype, key, row, sparse=False):
     return decode(payload, d, dtype, check_finite=False)
 
 
-def _private(comm):
-    """A duplicate of ``comm`` for point-to-point traffic (one per parent, reused by every job)."""
-    key = comm.py2f() if hasattr(comm, "py2f") else id(comm)
+def _private(comm, purpose: str = "p2p"):
+    """A duplicate of ``comm`` for point-to-point traffic (one per parent and purpose, reused by
+    every job)."""
+    key = (comm.py2f() if hasattr(comm, "py2f") else id(comm), purpose)
     if key not in _DUPS:
         _DUPS[key] = comm.Dup()
     return _DUPS[key]
@@ -490,32 +491,66 @@ def abort(comm, exc: BaseException | None = None, out=None) -> None:
         text = f"[decopt rank {rank}] interrupted; aborting all {size} ranks\n"
     else:
         text = f"[decopt rank {rank}] job failed; aborting all {size} ranks:\n{traceback.format_exc()}"
-    if rank != 0:
-        time.sleep(ABORT_GRACE_S)
-    elif out is not None:                        # best effort: the run directory says what happened
+    if out is not None:                          # best effort: the run directory says what happened
         try:
             from ..results import RunDir
 
-            RunDir(out).write_summary({"status": "failed", "error": text.strip().splitlines()[-1],
-                                       "iterations": 0, "final": {}, "backend": "mpi", "world_size": size})
+            RunDir(out).write_summary({"status": "failed", "error": f"rank {rank}: {text.strip().splitlines()[-1]}",
+                                       "iterations": None, "final": {}, "backend": "mpi", "world_size": size})
         except Exception:
             pass
+    if rank != 0:
+        time.sleep(ABORT_GRACE_S)
     sys.stdout.flush()
     sys.stderr.write(text)
     sys.stderr.flush()
     comm.Abort(1)
 
 
+AGREE_S = 10.0         # a rank that failed to build waits this long for the others to say so too
+
+
+def agree_built(comm, exc) -> None:
+    """After building a job (collective): return when every rank built it, raise ``exc`` marked
+    ``all_ranks`` when every rank failed alike (a bad config or data file: the world goes on to
+    the next job), else raise RuntimeError so that this rank aborts the world. A rank that failed
+    while the others wait inside a collective of the build aborts after AGREE_S."""
+    MPI = _mpi()
+    agree = _private(comm, "agree")
+    failed = np.array([int(exc is not None)], dtype=np.int64)
+    count = np.zeros(1, dtype=np.int64)
+    req = agree.Iallreduce(failed, count, op=MPI.SUM)
+    if exc is None:
+        req.Wait()
+    else:
+        end = time.monotonic() + AGREE_S
+        while not req.Test():
+            if time.monotonic() > end:
+                raise RuntimeError(f"only this rank failed to build the job: {exc}") from exc
+            time.sleep(0.01)
+    if count[0] == comm.Get_size():
+        exc.all_ranks = True
+        return
+    if count[0]:
+        raise RuntimeError(f"{count[0]} of {comm.Get_size()} ranks failed to build the job"
+                           + (f": {exc}" if exc is not None else "")) from exc
+
+
 def run_guarded(cfg, out, comm):
-    """Run one job on this rank; any exception after validation aborts the world. A config that
-    fails validation raises ConfigError on every rank alike (nothing has been sent yet), so the
-    caller may skip the job; later errors (even ConfigError from building the graph) abort."""
+    """Run one job on this rank. A ConfigError that every rank raised alike (validation, or
+    building the job: ``agree_built``) is re-raised, so that the driver records it and goes on;
+    any other exception aborts the world (rank 0 records ``failed`` first)."""
     from ..config import validate
+    from ..errors import ConfigError
     from ..runner import run_job
 
     validate(cfg)
     try:
         return run_job(cfg, out, comm)
+    except ConfigError as exc:
+        if getattr(exc, "all_ranks", False):
+            raise
+        abort(comm, exc, out)
     except BaseException as exc:
         abort(comm, exc, out)
 
@@ -544,6 +579,7 @@ def mpi_main(argv: list[str]) -> int:
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
     register_stamp(comm.bcast(datetime.now() if rank == 0 else None, root=0))
+    _private(comm), _private(comm, "agree")               # collective: made here, where every rank is
     if rank == 0:
         try:
             return hydra_main(argv, comm)
