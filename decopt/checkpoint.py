@@ -15,7 +15,7 @@ import json
 
 import torch
 
-from .errors import ConfigError
+from .errors import RunDirError
 
 FORMAT = 1
 RESUMABLE = ("run.iterations", "run.resume", "run.checkpoint_every", "run.eval_every", "run.eval_grid",
@@ -61,7 +61,7 @@ def encode(t: int, elapsed: float, state: dict, traffic: dict, config: dict) -> 
 
 
 def decode(data: bytes, where) -> tuple[dict, dict]:
-    """``(manifest, tensors)`` of a checkpoint file, or a one-line ConfigError naming ``where``."""
+    """``(manifest, tensors)`` of a checkpoint file, or a one-line RunDirError naming ``where``."""
     from safetensors.torch import load
 
     try:
@@ -76,12 +76,12 @@ def decode(data: bytes, where) -> tuple[dict, dict]:
             raise ValueError(f"its manifest lacks {', '.join(missing)}")
     except Exception as exc:          # any malformed file: bad header, JSON, tensors or manifest
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"run.resume: {where} is not a decopt checkpoint ({reason[:200]})") from None
+        raise RunDirError(f"run.resume: {where} is not a decopt checkpoint ({reason[:200]})") from None
     return manifest, tensors
 
 
 def check(manifest: dict, tensors: dict, config: dict, state_keys, where) -> dict:
-    """Refuse (ConfigError, one line) a checkpoint of another job, past ``run.iterations``, or whose
+    """Refuse (RunDirError, one line) a checkpoint of another job, past ``run.iterations``, or whose
     state keys differ from this algorithm's; return the resumable keys that changed, ``{key: [old, new]}``."""
     old = manifest["config"]
     if manifest["fingerprint"] != fingerprint(config):
@@ -89,16 +89,16 @@ def check(manifest: dict, tensors: dict, config: dict, state_keys, where) -> dic
         swapped = {k.split(".")[0] for k in keys if k.endswith(".name")}        # another algorithm, ...:
         keys = [k for k in keys if k.endswith(".name") or k.split(".")[0] not in swapped]    # its name says it
         diff = ", ".join(f"{k} (checkpoint {old.get(k)}, now {config.get(k)})" for k in keys) or "its fingerprint"
-        raise ConfigError(f"run.resume: the checkpoint {where} is from another job: {diff}; only "
+        raise RunDirError(f"run.resume: the checkpoint {where} is from another job: {diff}; only "
                           f"{', '.join(RESUMABLE)} may change")
     iterations = config["run.iterations"]
     if manifest["t"] > iterations:
-        raise ConfigError(f"run.iterations={iterations}: the checkpoint {where} is at iteration {manifest['t']}; "
+        raise RunDirError(f"run.iterations={iterations}: the checkpoint {where} is at iteration {manifest['t']}; "
                           f"resume needs run.iterations >= {manifest['t']}")
     want = sorted(state_keys)
     have = sorted(k[len("state."):] for k in tensors if k.startswith("state."))
     expected = {f"state.{k}" for k in want} | {"net.arc_bits", "net.arc_msgs"}
     if manifest["state_keys"] != want or have != want or set(tensors) != expected:
-        raise ConfigError(f"run.resume: the checkpoint {where} holds the state {', '.join(have)}; this job's "
+        raise RunDirError(f"run.resume: the checkpoint {where} holds the state {', '.join(have)}; this job's "
                           f"state is {', '.join(want)}")
     return {k: [old.get(k), config.get(k)] for k in RESUMABLE if old.get(k) != config.get(k)}

@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from . import exit_codes
-from .errors import ConfigError
+from .errors import ConfigError, RunDirError
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 GROUPS = ("algo", "graph", "compressor", "problem", "backend")
@@ -102,6 +102,8 @@ def run_task(cfg, comm=None) -> int:
             result = run_guarded(job, out, comm)
         else:
             result = run_job(job, out, comm)
+    except RunDirError:
+        raise                                     # the directory is another run's: leave it as it is
     except ConfigError as exc:
         _failed(out, str(exc))
         raise

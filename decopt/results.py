@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from .errors import RunDirError
 
 FIRST_COLUMNS = ("iteration", "bits", "wall_time", "loss", "grad_norm_sq", "consensus_error")
 METRICS, RESUMES, LOCK = "metrics.csv", "resumes.jsonl", "run.lock"
@@ -32,7 +32,7 @@ log = logging.getLogger("decopt")
 
 
 def _open(path: Path, flags: int, mode: int = 0o644) -> int:
-    """``os.open`` that never follows a symbolic link (one-line ConfigError if ``path`` is one)."""
+    """``os.open`` that never follows a symbolic link (one-line RunDirError if ``path`` is one)."""
     try:
         return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     except OSError as exc:
@@ -41,8 +41,8 @@ def _open(path: Path, flags: int, mode: int = 0o644) -> int:
         raise
 
 
-def _link_error(path: Path) -> ConfigError:
-    return ConfigError(f"{path}: is a symbolic link; decopt never follows links in a run directory (remove it)")
+def _link_error(path: Path) -> RunDirError:
+    return RunDirError(f"{path}: is a symbolic link; decopt never follows links in a run directory (remove it)")
 
 
 def _no_link(path: Path) -> None:
@@ -95,7 +95,7 @@ def _jsonable(value):
 
 class RunDir:
     """One run's files, written by the root process only. Creating one takes the directory's lock
-    (ConfigError if another run holds it); ``close`` releases it."""
+    (RunDirError if another run holds it); ``close`` releases it."""
 
     def __init__(self, path):
         self._fd = self._lock = None
@@ -115,7 +115,7 @@ class RunDir:
             holder = os.read(self._lock, 32).decode(errors="replace").strip() or "?"
             os.close(self._lock)
             self._lock = None
-            raise ConfigError(f"hydra.run.dir={self.path}: in use by another run (pid {holder}); wait for it "
+            raise RunDirError(f"hydra.run.dir={self.path}: in use by another run (pid {holder}); wait for it "
                               f"to finish or choose another directory") from None
         os.ftruncate(self._lock, 0)
         os.write(self._lock, f"{os.getpid()}\n".encode())
@@ -148,7 +148,7 @@ class RunDir:
                     dst.write(line)
                     continue
                 if len(fields) != len(self.columns):
-                    raise ConfigError(f"{self.metrics_path}: line {number} has {len(fields)} fields, the header "
+                    raise RunDirError(f"{self.metrics_path}: line {number} has {len(fields)} fields, the header "
                                       f"{len(self.columns)}; the file is corrupt (start a fresh run)")
                 row = dict(zip(self.columns, fields))
                 if int(row["iteration"]) <= last_iteration:
@@ -197,7 +197,7 @@ class RunDir:
         """The checkpoint's bytes, None if there is none; an old pickle checkpoint is refused unread."""
         data, legacy = read_bytes(self.path / CHECKPOINT), self.path / LEGACY_CHECKPOINT
         if data is None and (legacy.exists() or legacy.is_symlink()):
-            raise ConfigError(f"run.resume: {legacy} is a pickle checkpoint of an older decopt; it is never "
+            raise RunDirError(f"run.resume: {legacy} is a pickle checkpoint of an older decopt; it is never "
                               f"loaded (a pickle can run code): start a fresh run (run.resume=false)")
         return data
 

@@ -16,7 +16,7 @@ from .algorithms import build_algorithm
 from .comm import StackedNetwork
 from .compressors import build_compressor
 from .config import Settings, validate
-from .errors import ConfigError
+from .errors import ConfigError, RunDirError
 from .graphs import Links, build_graph, mixing_matrix, spectral_gap
 from .metrics import evaluate, finite, state_finite
 from .problems import build_problem
@@ -398,19 +398,21 @@ def _start(cfg, config: dict, out: RunDir | None, state: dict, net, comm) -> tup
     if out is not None:
         try:
             found = _open_run(cfg, config, out, state)
-        except ConfigError as exc:
-            error = str(exc)
+        except RunDirError as exc:
+            error = exc
     if comm is not None:
         found, error = comm.bcast((found, error), root=0)
+        if error is not None:
+            error.all_ranks = True                      # every rank raises it: the MPI driver goes on
     if error is not None:
-        raise ConfigError(error)
+        raise error
     if found is None:
         return 0, 0.0, None
     manifest, tensors, last_row = found
     for k, v in state.items():                          # exactly the state's keys (checked)
         saved = net.local(tensors[f"state.{k}"].to(v.device))
         if saved.shape != v.shape or saved.dtype != v.dtype:
-            raise ConfigError(f"run.resume: the checkpoint's state.{k} is {saved.dtype} {tuple(saved.shape)}, "
+            raise RunDirError(f"run.resume: the checkpoint's state.{k} is {saved.dtype} {tuple(saved.shape)}, "
                               f"this job's {v.dtype} {tuple(v.shape)}")
         v.copy_(saved)
     traffic = {**manifest["network"], "arc_bits": tensors["net.arc_bits"].numpy(),

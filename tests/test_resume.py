@@ -119,10 +119,13 @@ def test_resume_refuses_another_jobs_checkpoint(tmp_path, change):
 def test_cli_resume_of_another_job_fails_naming_the_key(tmp_path):
     out = tmp_path / "r"
     assert run_cli("run", *SMALL, f"run.iterations={EVERY}", f"hydra.run.dir={out}").returncode == 0
+    files = lambda: {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "run.lock"}
+    before = files()
     proc = run_cli("run", *SMALL, "run.seed=5", f"run.iterations={T}", "run.resume=true", f"hydra.run.dir={out}")
-    assert proc.returncode != 0
-    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "another job" in ln]
-    assert len(lines) >= 1 and "run.seed (checkpoint 2, now 5)" in lines[0], proc.stderr
+    assert proc.returncode == 2
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("decopt: error:")]
+    assert len(errors) == 1 and "run.seed (checkpoint 2, now 5)" in errors[0], proc.stderr
+    assert files() == before, "a refused resume changed the run directory (summary.json says what really ran)"
 
 
 def test_resume_past_the_checkpoint_only(tmp_path):
