@@ -267,3 +267,15 @@ def check_memory(settings: Settings, n: int, m: int | None = None) -> None:
         raise ConfigError(f"graph.n={n} with problem={problem.name} (d={d}): needs at least "
                           f"{gib(sum(parts.values()))} ({detail}), {gib(avail)} available; "
                           f"choose a smaller graph.n or problem size")
+
+
+def check_kept(settings: Settings, d: int) -> None:
+    """``compressor.k`` (or ``compressor.inner.k``) keeps at most d entries, d being known once the
+    problem is built: a larger k is refused (it used to be capped at d without a word)."""
+    comp, prob = settings.compressor, settings.problem
+    for key, cfg in (("compressor", comp), ("compressor.inner", getattr(comp, "inner", None))):
+        k = getattr(cfg, "k", None)
+        if k is not None and k > d:
+            dim = f", problem.dim={prob.dim}" if hasattr(prob, "dim") else ""
+            raise ConfigError(f"{key}.k={k}: more than the d={d} entries of a message (problem={prob.name}{dim}); "
+                              f"choose {key}.k <= {d} or set {key}.ratio")

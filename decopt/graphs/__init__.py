@@ -66,6 +66,10 @@ class EdgeListConfig(GraphConfig):
     name: str = "edge_list"
     file: str = "???"
 
+    def check(self) -> None:
+        super().check()
+        topologies.check_edge_file(self.file)
+
 
 _PLAIN = ("ring", "path", "star", "complete", "grid", "torus", "hypercube", "exponential")
 SCHEMAS = {**{name: GraphConfig for name in _PLAIN}, "erdos_renyi": ErdosRenyiConfig,
