@@ -117,7 +117,8 @@ def check_edge_file(file: str) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError(f"graph.file={file}: not a regular file; give a text file of 'i j' lines")
     if st.st_size > MAX_EDGE_FILE_BYTES:
-        raise ConfigError(f"graph.file={file}: {st.st_size} bytes; an edge list may hold at most 1 GiB")
+        raise ConfigError(f"graph.file={file}: {st.st_size} bytes; an edge list may hold at most "
+                          f"{MAX_EDGE_FILE_BYTES} bytes")
 
 
 def edge_list(file: str, n: int | None = None) -> Graph:

@@ -79,8 +79,9 @@ class DigitsMLPConfig:
         check_common(self)
         if self.hidden < 1:
             raise ConfigError(f"problem.hidden={self.hidden}: must be >= 1")
-        if not 0 <= self.test_fraction < 1:
-            raise ConfigError(f"problem.test_fraction={self.test_fraction}: must be in [0, 1)")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"problem.test_fraction={self.test_fraction}: must be in (0, 1) (the accuracy "
+                              f"needs a test set)")
 
     def footprint(self, n: int, batch: int) -> tuple[int, int]:
         """``(d, floats)`` for n agents and a minibatch of ``batch``: a lower bound for ``config.check_memory``."""
