@@ -7,8 +7,10 @@ also catches keys smuggled in with ``+key=`` and values out of range, and return
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import math
+from dataclasses import dataclass, fields, is_dataclass
 
+import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -19,6 +21,8 @@ from .errors import ConfigError
 DTYPES = ("float32", "float64")
 PROGRESS = ("auto", "bar", "log", "none")
 EVAL_GRIDS = ("auto", "linear", "geometric")
+INT_LIMIT = 2 ** 63            # every integer key is below it in magnitude (numpy/torch int64); seeds in [0, 2^63)
+MAX_ITERATIONS = 10 ** 12      # run.iterations above this is a typo, not a plan (years of steps)
 
 
 @dataclass
@@ -42,8 +46,10 @@ class RunConfig:
     threads: int = 1                       # torch intra-op threads per process
 
     def check(self) -> None:
-        if self.iterations < 0:
-            raise ConfigError(f"run.iterations={self.iterations}: must be >= 0")
+        if not 0 <= self.iterations <= MAX_ITERATIONS:
+            raise ConfigError(f"run.iterations={self.iterations}: must be in [0, 10^12]")
+        if not 0 <= self.seed < INT_LIMIT:
+            raise ConfigError(f"run.seed={self.seed}: must be in [0, 2^63)")
         if self.threads < 1:
             raise ConfigError(f"run.threads={self.threads}: must be >= 1")
         if self.eval_every < 1:
@@ -129,6 +135,9 @@ def register() -> None:
                                                       "template": _help_text()})
 
 
+GROUPS_AND_RUN = (*GROUPS, "run")
+
+
 @dataclass
 class Settings:
     """A validated job: one typed object per group."""
@@ -158,8 +167,44 @@ def _typed(group: str, node, schema) -> object:
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
         raise ConfigError(f"{group}.{key}: {_one_line(exc)}") from None
+    for key, value in _numbers(group, obj):
+        check_number(key, value)
     obj.check()
     return obj
+
+
+def _numbers(prefix: str, obj):
+    """``(key, value)`` of every number in a config dataclass: its fields, list entries
+    (``key[i]``) and nested configs (``compressor.inner``); bools are not numbers here."""
+    for f in fields(obj):
+        key, value = f"{prefix}.{f.name}", getattr(obj, f.name)
+        if is_dataclass(value):
+            yield from _numbers(key, value)
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if isinstance(item, bool) or not isinstance(item, (int, float)):
+                    raise ConfigError(f"{key}[{i}]={item}: must be a number")
+                yield f"{key}[{i}]", item
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield key, value
+
+
+def check_number(key: str, value) -> None:
+    """Every numeric key is finite (NaN and inf pass no ``x < 0`` check) and fits int64."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={value}: must be a finite number")
+    if isinstance(value, int) and not -INT_LIMIT < value < INT_LIMIT:
+        raise ConfigError(f"{key}={value}: must be within (-2^63, 2^63)")
+
+
+def check_representable(settings: "Settings") -> None:
+    """Every float key fits ``run.dtype`` (``algo.lr=1e39`` overflows float32 to inf)."""
+    top = float(np.finfo(settings.run.dtype).max)
+    for group in GROUPS_AND_RUN:
+        for key, value in _numbers(group, getattr(settings, group)):
+            if isinstance(value, float) and abs(value) > top:
+                raise ConfigError(f"{key}={value}: beyond run.dtype={settings.run.dtype} (largest {top:.4g}); "
+                                  f"use a smaller value or run.dtype=float64")
 
 
 def validate(cfg) -> Settings:
@@ -175,6 +220,8 @@ def validate(cfg) -> Settings:
         parts[group] = _typed(group, node, schemas[name])
     parts["run"] = _typed("run", cfg.get("run", {}), RunConfig)
     settings = Settings(**parts)
+    check_representable(settings)
+    check_memory(settings, settings.graph.n or graphs.DEFAULT_N)
     algo_cls = algorithms.algorithm_class(settings.algo.name)
     links, need = settings.graph.links, algo_cls.link_model(settings.algo)
     if need == "static" and links != "static":
@@ -188,3 +235,47 @@ def validate(cfg) -> Settings:
         raise ConfigError(f"compressor={settings.compressor.name}: algo={settings.algo.name} "
                           f"{algo_cls.no_compressor}; use compressor=none")
     return settings
+
+
+def mem_available() -> int | None:
+    """Bytes the kernel reports available for new allocations (MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(settings: Settings, n: int, m: int | None = None) -> None:
+    """Refuse, before allocating, a job that cannot fit in memory. The estimate is a lower
+    bound (two n x d copies of the iterate, the problem's data and one minibatch, the
+    graph's edges or the pairs its generator enumerates), so a job that fits is never refused."""
+    avail = mem_available()
+    if avail is None:
+        return
+    problem, item = settings.problem, np.dtype(settings.run.dtype).itemsize
+    batch = max(getattr(problem, "batch_size", None) or 0, getattr(settings.algo, "b0", None) or 0)
+    d, data = problem.footprint(n, batch) if hasattr(problem, "footprint") else (1, 0)
+    m = graphs.edge_count(settings.graph, n) if m is None else m
+    parts = {"iterate": item * 2 * n * d, "problem data": item * data, "graph": 16 * (n + m)}
+    if sum(parts.values()) > avail:
+        gib = lambda b: f"{b / 2**30:.3g} GiB"
+        detail = ", ".join(f"{k} {gib(v)}" for k, v in parts.items())
+        raise ConfigError(f"graph.n={n} with problem={problem.name} (d={d}): needs at least "
+                          f"{gib(sum(parts.values()))} ({detail}), {gib(avail)} available; "
+                          f"choose a smaller graph.n or problem size")
+
+
+def check_kept(settings: Settings, d: int) -> None:
+    """``compressor.k`` (or ``compressor.inner.k``) keeps at most d entries, d being known once the
+    problem is built: a larger k is refused (it used to be capped at d without a word)."""
+    comp, prob = settings.compressor, settings.problem
+    for key, cfg in (("compressor", comp), ("compressor.inner", getattr(comp, "inner", None))):
+        k = getattr(cfg, "k", None)
+        if k is not None and k > d:
+            dim = f", problem.dim={prob.dim}" if hasattr(prob, "dim") else ""
+            raise ConfigError(f"{key}.k={k}: more than the d={d} entries of a message (problem={prob.name}{dim}); "
+                              f"choose {key}.k <= {d} or set {key}.ratio")

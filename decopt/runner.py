@@ -15,7 +15,7 @@ from . import checkpoint, provenance
 from .algorithms import build_algorithm
 from .comm import StackedNetwork
 from .compressors import build_compressor
-from .config import Settings, validate
+from .config import Settings, check_kept, check_memory, validate
 from .errors import ConfigError, RunDirError
 from .graphs import Links, build_graph, mixing_matrix, spectral_gap
 from .metrics import evaluate, finite, state_finite
@@ -66,6 +66,7 @@ def make_graph(settings: Settings, world: int = 1):
     if graph.n < world:
         raise ConfigError(f"graph.n={graph.n}: smaller than the {world} MPI ranks; every rank needs at least "
                           f"one agent (mpirun -n <= {graph.n}, or a larger graph.n)")
+    check_memory(settings, graph.n, graph.m)              # the edge list's size is known only now
     return graph
 
 
@@ -87,6 +88,7 @@ def build(settings: Settings, comm=None):
     else:
         net = StackedNetwork(graph, links, **kw)
     problem = build_problem(settings.problem, net, run.seed)
+    check_kept(settings, problem.d)
     compressor = build_compressor(settings.compressor, 64 if run.dtype == "float64" else 32, problem.segments)
     algorithm = build_algorithm(settings.algo, net, problem, compressor)
     return graph, net, problem, algorithm

@@ -102,3 +102,58 @@ def test_more_ranks_than_agents_is_a_config_error(tmp_path):
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if "decopt: error" in ln]
     assert len(lines) == 1 and "graph.n=2: smaller than the 3 MPI ranks" in lines[0]
+
+
+# --- one validation layer: every item found on main, each a one-line ConfigError naming the key ---
+
+FOUND = [
+    (["algo=fspda", "algo.eta=nan"], "algo.eta=nan: must be a finite number"),
+    (["algo.lr=inf"], "algo.lr=inf: must be a finite number"),
+    (["problem.noise=nan"], "problem.noise=nan: must be a finite number"),
+    (["compressor=noisy", "compressor.sigma=inf"], "compressor.sigma=inf: must be a finite number"),
+    (["run.link_latency=nan"], "run.link_latency=nan: must be a finite number"),
+    (["run.seed=18446744073709551616"], "run.seed=18446744073709551616: must be within (-2^63, 2^63)"),
+    (["run.seed=-1", "graph=erdos_renyi"], "run.seed=-1: must be in [0, 2^63)"),
+    (["run.iterations=9223372036854775808"], "run.iterations=9223372036854775808: must be within"),
+    (["run.iterations=1000000000001"], "run.iterations=1000000000001: must be in [0, 10^12]"),
+    (["algo.lr=1e39"], "algo.lr=1e+39: beyond run.dtype=float32"),
+    (["compressor=topk", "compressor.k=21"], "compressor.k=21: more than the d=20 entries of a message "
+                                             "(problem=least_squares, problem.dim=20)"),
+    (["graph.n=1000000000"], "graph.n=1000000000 with problem=least_squares (d=20): needs at least"),
+    (["problem.samples=10000000000"], "graph.n=10 with problem=least_squares (d=20): needs at least"),
+    (["problem=digits_mlp", "problem.hidden=100000000000"], "problem=digits_mlp (d=7500000000010): needs"),
+    (["graph.file=/dev/zero", "graph=edge_list"], "graph.file=/dev/zero: not a regular file"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", FOUND, ids=[" ".join(o) for o, _ in FOUND])
+def test_found_on_main_is_a_one_line_error(overrides, message):
+    text = _error(overrides)
+    assert message in text and "\n" not in text
+
+
+def test_float64_takes_what_float32_cannot_hold():
+    settings = validate(compose(["algo.lr=1e39", "run.dtype=float64"]))
+    assert settings.algo.lr == 1e39
+
+
+def test_k_equal_to_d_still_runs():
+    import decopt
+
+    res = decopt.run("compressor=topk", "compressor.k=20", "run.iterations=2", "run.progress=none", run_dir=False)
+    assert res.summary["status"] == "completed"
+
+
+def test_memory_estimate_reads_mem_available(monkeypatch):
+    from decopt import config
+
+    monkeypatch.setattr(config, "mem_available", lambda: 10 ** 6)       # 1 MB: the default job needs more
+    with pytest.raises(ConfigError, match=r"graph.n=200 with problem=least_squares .* 0.000931 GiB available"):
+        validate(compose(["graph.n=200", "problem.samples=100"]))
+    monkeypatch.setattr(config, "mem_available", lambda: None)          # no /proc/meminfo: no estimate
+    validate(compose(["graph.n=200", "problem.samples=100"]))
+
+
+def test_seed_bounds_are_inclusive_exclusive():
+    assert validate(compose([f"run.seed={2 ** 63 - 1}"])).run.seed == 2 ** 63 - 1
+    assert "run.seed=9223372036854775808" in _error([f"run.seed={2 ** 63}"])

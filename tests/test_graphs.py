@@ -132,3 +132,59 @@ def test_one_edge_links():
     # picks the hub; every edge gets 1/6 * 1/5 + 1/6 = 0.2
     np.testing.assert_allclose(counts / 3000, 0.2, atol=0.03)
     np.testing.assert_array_equal(Links(g, "one_edge", seed=5).active(42), links.active(42))
+
+
+EDGE_ERRORS = [
+    ("0 0\n", "line 1: self-loop '0 0'"),                       # a self-loop alone used to run a 1-agent job
+    ("0 1\n1 1\n", "line 2: self-loop '1 1'"),
+    ("# only a comment\n\n", "yields 0 agents"),
+    ("0 1\n2\n", "line 2: '2'; each line holds two integer node ids"),
+    ("0 1 2\n", "line 1: '0 1 2'; each line holds two integer node ids"),
+    ("0 x\n", "line 1: '0 x'"),
+    ("0 1\n1 99999999999\n", "line 2: node id out of range in '1 99999999999'; ids must be in [0, 10000000)"),
+    ("0 -1\n", "line 1: node id out of range in '0 -1'"),
+]
+
+
+@pytest.mark.parametrize("text,message", EDGE_ERRORS)
+def test_edge_list_errors_name_the_file_and_line(tmp_path, text, message):
+    f = tmp_path / "g.txt"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        topologies.edge_list(str(f))
+    assert f"graph.file={f}" in str(info.value) and message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_edge_list_ids_bounded_by_graph_n(tmp_path):
+    f = tmp_path / "g.txt"
+    f.write_text("0 1\n1 2\n2 3\n")
+    with pytest.raises(ConfigError, match=r"line 3: node id out of range in '2 3'; ids must be in \[0, 3\)"):
+        topologies.edge_list(str(f), 3)
+
+
+def test_edge_list_refuses_what_is_not_a_regular_file(tmp_path):
+    for path in ("/dev/zero", str(tmp_path)):                 # /dev/zero used to be read forever
+        with pytest.raises(ConfigError, match="not a regular file"):
+            topologies.edge_list(path)
+
+
+def test_edge_list_size_limit(tmp_path, monkeypatch):
+    f = tmp_path / "g.txt"
+    f.write_text("0 1\n" * 10)
+    monkeypatch.setattr(topologies, "MAX_EDGE_FILE_BYTES", 8)
+    with pytest.raises(ConfigError, match="40 bytes; an edge list may hold at most 8 bytes"):
+        topologies.edge_list(str(f))
+
+
+def test_edge_list_binary_file(tmp_path):
+    f = tmp_path / "g.bin"
+    f.write_bytes(b"\xff\xfe\x00\x01")
+    with pytest.raises(ConfigError, match="not a text file"):
+        topologies.edge_list(str(f))
+
+
+def test_edge_list_comments_blank_lines_duplicates(tmp_path):
+    f = tmp_path / "g.txt"
+    f.write_text("# ring\n\n0 1  # first\n1,2\n2 0\n1 0\n")
+    g = topologies.edge_list(str(f))
+    assert g.n == 3 and g.m == 3

@@ -13,7 +13,7 @@ from .graph import Graph
 from .links import MODELS as LINK_MODELS, Links
 from .mixing import RULES as MIXING_RULES, edge_weights, mixing_matrix, spectral_gap
 
-__all__ = ["Graph", "Links", "build_graph", "mixing_matrix", "edge_weights", "spectral_gap",
+__all__ = ["Graph", "Links", "build_graph", "edge_count", "mixing_matrix", "edge_weights", "spectral_gap",
            "SCHEMAS", "topologies"]
 
 
@@ -66,6 +66,10 @@ class EdgeListConfig(GraphConfig):
     name: str = "edge_list"
     file: str = "???"
 
+    def check(self) -> None:
+        super().check()
+        topologies.check_edge_file(self.file)
+
 
 _PLAIN = ("ring", "path", "star", "complete", "grid", "torus", "hypercube", "exponential")
 SCHEMAS = {**{name: GraphConfig for name in _PLAIN}, "erdos_renyi": ErdosRenyiConfig,
@@ -73,6 +77,15 @@ SCHEMAS = {**{name: GraphConfig for name in _PLAIN}, "erdos_renyi": ErdosRenyiCo
 
 
 DEFAULT_N = 10
+
+
+def edge_count(cfg, n: int) -> int:
+    """Edges (or candidate pairs) the generator of ``cfg`` holds for n nodes, for the memory
+    check; an edge list is counted by the runner once read."""
+    pairs = n * (n - 1) // 2
+    counts = {"complete": pairs, "random_geometric": pairs, "erdos_renyi": int(getattr(cfg, "p", 1.0) * pairs),
+              "hypercube": n * max(1, n.bit_length() - 1) // 2, "exponential": n * max(1, (n - 1).bit_length())}
+    return counts.get(cfg.name, 2 * n)
 
 
 def build_graph(cfg, seed: int = 0, n: int | None = None) -> Graph:

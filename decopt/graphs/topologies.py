@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import os
+import stat
 
 import networkx as nx
 import numpy as np
@@ -102,15 +104,54 @@ def random_geometric(n: int, radius: float, seed: int = 0) -> Graph:
     return _resample(n, seed, draw, "random_geometric", f"graph.radius={radius}", radius=radius)
 
 
-def edge_list(file: str, n: int | None = None) -> Graph:
-    """Read ``i j`` pairs (whitespace or comma separated, ``#`` comments) from a text file."""
+MAX_EDGE_FILE_BYTES = 1 << 30     # an edge-list file larger than 1 GiB is refused before reading
+MAX_NODES = 10 ** 7               # node ids in an edge-list file are in [0, MAX_NODES) (or [0, graph.n))
+
+
+def check_edge_file(file: str) -> None:
+    """``graph.file`` names a regular file of at most MAX_EDGE_FILE_BYTES (``/dev/zero`` is refused at once)."""
     try:
-        with open(file) as fh:
-            pairs = [tuple(int(v) for v in line.replace(",", " ").split()[:2])
-                     for line in fh if line.strip() and not line.lstrip().startswith("#")]
+        st = os.stat(file)
     except OSError as exc:
         raise ConfigError(f"graph.file={file}: cannot read ({exc.strerror})") from None
-    except ValueError:
-        raise ConfigError(f"graph.file={file}: each line must hold two integer node ids") from None
-    size = n if n else (max(max(p) for p in pairs) + 1 if pairs else 0)
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"graph.file={file}: not a regular file; give a text file of 'i j' lines")
+    if st.st_size > MAX_EDGE_FILE_BYTES:
+        raise ConfigError(f"graph.file={file}: {st.st_size} bytes; an edge list may hold at most "
+                          f"{MAX_EDGE_FILE_BYTES} bytes")
+
+
+def edge_list(file: str, n: int | None = None) -> Graph:
+    """Read links from a text file: one ``i j`` pair of integer node ids per line (whitespace or
+    comma separated); blank lines and ``#`` comments are skipped; a link listed twice (``i j``
+    and ``j i``) counts once. Refused, naming the line: anything but two ids, an id outside
+    ``[0, graph.n)`` (``[0, 10^7)`` when graph.n is null), a self-loop ``i i`` (an agent always
+    keeps its own value); and a file that yields fewer than 2 agents."""
+    check_edge_file(file)
+    limit = n or MAX_NODES
+    pairs = []
+    try:
+        with open(file, encoding="utf-8") as fh:
+            for no, line in enumerate(fh, 1):
+                text = line.split("#", 1)[0].replace(",", " ").split()
+                if not text:
+                    continue
+                where = f"graph.file={file} line {no}"
+                try:
+                    i, j = (int(v) for v in text)
+                except ValueError:
+                    raise ConfigError(f"{where}: {' '.join(text)[:40]!r}; each line holds two integer node ids "
+                                      f"'i j'") from None
+                if not (0 <= i < limit and 0 <= j < limit):
+                    raise ConfigError(f"{where}: node id out of range in '{i} {j}'; ids must be in [0, {limit})")
+                if i == j:
+                    raise ConfigError(f"{where}: self-loop '{i} {j}'; list links between two different agents")
+                pairs.append((i, j))
+    except OSError as exc:
+        raise ConfigError(f"graph.file={file}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"graph.file={file}: not a text file; give 'i j' lines") from None
+    size = n or (max(max(p) for p in pairs) + 1 if pairs else 0)
+    if size < 2:
+        raise ConfigError(f"graph.file={file}: yields {size} agents; a decentralized problem needs at least 2")
     return Graph.from_edges(size, pairs, name="edge_list", meta={"file": file})

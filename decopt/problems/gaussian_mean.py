@@ -61,6 +61,11 @@ class GaussianMeanConfig:
         if self.zbar_high < self.zbar_low:
             raise ConfigError("problem.zbar_high must be >= problem.zbar_low")
 
+    def footprint(self, n: int, batch: int) -> tuple[int, int]:
+        """``(d, floats)`` for n agents and a minibatch of ``batch``: a lower bound for ``config.check_memory``."""
+        d = self.dim * self.replicas
+        return d, n * max(batch, 1) * d                               # one iteration's noise
+
 
 class GaussianMean(Performative):
     NOISE_VALUES = 1 << 16

@@ -32,6 +32,11 @@ class LeastSquaresConfig:
         if self.heterogeneity < 0 or self.noise < 0:
             raise ConfigError("problem.heterogeneity and problem.noise must be >= 0")
 
+    def footprint(self, n: int, batch: int) -> tuple[int, int]:
+        """``(d, floats)`` for n agents and a minibatch of ``batch``: a lower bound for ``config.check_memory``."""
+        d = self.dim
+        return d, n * (self.samples + batch) * (d + 1) + d * d       # A, b, a batch, the d x d normal matrix
+
 
 class LeastSquares(Problem):
     def __init__(self, cfg: LeastSquaresConfig, net, seed):

@@ -32,6 +32,11 @@ class LogisticConfig:
         if self.reg < 0:
             raise ConfigError(f"problem.reg={self.reg}: must be >= 0")
 
+    def footprint(self, n: int, batch: int) -> tuple[int, int]:
+        """``(d, floats)`` for n agents and a minibatch of ``batch``: a lower bound for ``config.check_memory``."""
+        d = self.dim
+        return d, n * (self.samples + batch) * (d + 1) + d * d       # A, y, a batch, Newton's d x d Hessian
+
 
 class Logistic(Problem):
     def __init__(self, cfg: LogisticConfig, net, seed):

@@ -27,6 +27,11 @@ from .supervised import Supervised, check_common
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
+def mlp_size(inputs: int, hidden: int, classes: int = 10) -> int:
+    """Parameters of the one-hidden-layer MLP: W1, b1, W2, b2."""
+    return (inputs + 1) * hidden + (hidden + 1) * classes
+
+
 @dataclass
 class MnistMLPConfig:
     """784-hidden-10 sigmoid MLP on MNIST. ``data_dir``: folder with the four IDX files
@@ -52,6 +57,10 @@ class MnistMLPConfig:
             raise ConfigError(f"problem.train_size={self.train_size}: must be >= 1 or null (all)")
         datasets.check_mnist(self.data_dir)
 
+    def footprint(self, n: int, batch: int) -> tuple[int, int]:
+        """``(d, floats)`` for n agents and a minibatch of ``batch``: a lower bound for ``config.check_memory``."""
+        return mlp_size(784, self.hidden), n * batch * (784 + self.hidden)      # one minibatch and its hidden layer
+
 
 @dataclass
 class DigitsMLPConfig:
@@ -70,8 +79,13 @@ class DigitsMLPConfig:
         check_common(self)
         if self.hidden < 1:
             raise ConfigError(f"problem.hidden={self.hidden}: must be >= 1")
-        if not 0 <= self.test_fraction < 1:
-            raise ConfigError(f"problem.test_fraction={self.test_fraction}: must be in [0, 1)")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"problem.test_fraction={self.test_fraction}: must be in (0, 1) (the accuracy "
+                              f"needs a test set)")
+
+    def footprint(self, n: int, batch: int) -> tuple[int, int]:
+        """``(d, floats)`` for n agents and a minibatch of ``batch``: a lower bound for ``config.check_memory``."""
+        return mlp_size(64, self.hidden), n * batch * (64 + self.hidden)      # one minibatch and its hidden layer
 
 
 class MLP(Supervised):

@@ -41,8 +41,9 @@ class SpambaseLogisticConfig:
         check_common(self)
         if self.features not in (48, 57):
             raise ConfigError(f"problem.features={self.features}: choose 48 (word frequencies) or 57 (all)")
-        if not 0 <= self.test_fraction < 1:
-            raise ConfigError(f"problem.test_fraction={self.test_fraction}: must be in [0, 1)")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"problem.test_fraction={self.test_fraction}: must be in (0, 1) (the accuracy "
+                              f"needs a test set)")
         datasets.check_spambase(self.data_dir)
 
 

@@ -74,6 +74,11 @@ class StrategicSpamConfig:
             raise ConfigError(f"problem.replicas={self.replicas}: must be >= 1")
         datasets.check_spambase(self.data_dir)
 
+    def footprint(self, n: int, batch: int) -> tuple[int, int]:
+        """``(d, floats)`` for n agents and a minibatch of ``batch``: a lower bound for ``config.check_memory``."""
+        d = (self.features + self.bias) * self.replicas
+        return d, n * max(batch, 1) * d                               # one iteration's samples
+
 
 class StrategicSpam(Performative):
     SAMPLE_VALUES = 1 << 16         # sample indices drawn per block (iterations x agents x replicas x batch)
