@@ -50,9 +50,9 @@ from .spambase import spambase_split
 class StrategicSpamConfig:
     """eps_mean: eps_avg; eps_spread: eps_i = eps_mean (1 + spread u_i), u_i evenly in [-1, 1]
     ({0.4, ..., 1.6} eps_avg for 25 agents); eps: explicit per-agent list eps_i (overrides both);
-    reg: ridge weight (beta in the paper); batch_size: base samples per agent per iteration; test_fraction: held-out share (3:1 in the
-    paper: 138 training e-mails per agent for 25 agents); replicas: independent copies run as one
-    (replica r = seed run.seed + r, see the module docstring)."""
+    reg: ridge weight (beta in the paper); batch_size: base samples per agent per iteration;
+    test_fraction: held-out share (3:1 in the paper: 138 training e-mails per agent for 25 agents);
+    replicas: independent copies run as one (replica r = seed run.seed + r, see the module docstring)."""
 
     name: str = "strategic_spam"
     data_dir: str | None = None
