@@ -13,14 +13,16 @@ from decopt.cli import compose
 from decopt.comm import StackedNetwork
 from decopt.compressors.identity import Identity
 from decopt.config import validate
+from decopt.errors import ConfigError
 from decopt.graphs import Graph, Links
 from decopt.problems.gaussian_mean import GaussianMean, GaussianMeanConfig
 from decopt.problems.partition import partition
+from decopt.problems.performative import per_agent
 from decopt.problems.spambase import spambase_split
 from decopt.rng import Key, Stream, integers_steps, normal_steps
 from decopt.runner import build
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, run_cli
 
 GM = ("algo=dsgd_gd", "problem=gaussian_mean", "graph=ring", "graph.n=25", "run.dtype=float64")
 
@@ -160,3 +162,90 @@ def test_strategic_spam_runs_towards_its_stable_point():
     assert m["ps_error"][-1] < 0.1 * m["ps_error"][0]
     assert m["grad_norm_sq"][-1] < 0.05 * m["grad_norm_sq"][0]   # gradient on data shifted by xbar itself
     assert m["accuracy"][-1] > 0.8
+
+
+# ----------------------------------------------------------------------------- a given instance
+GIVEN = ("algo=dsgd_gd", "problem=gaussian_mean", "graph=ring", "graph.n=5", "run.dtype=float64",
+         "problem.eps=[0.2,1.3,0.5,0.9,0.6]", "problem.zbar=[1,-2,3.5,0.25,4]")
+
+
+def test_gaussian_mean_takes_the_given_eps_and_zbar_and_their_closed_form_theta_ps():
+    _, p, _ = setup(*GIVEN)
+    np.testing.assert_array_equal(p.eps[:, 0], [0.2, 1.3, 0.5, 0.9, 0.6])
+    np.testing.assert_array_equal(p.zbar[:, 0], [1.0, -2.0, 3.5, 0.25, 4.0])
+    # by hand: eps_avg = 3.5 / 5 = 0.7, sum zbar = 6.75, theta_PS = 6.75 / (5 (1 - 0.7)) = 4.5
+    assert p.eps_avg == pytest.approx(0.7, abs=1e-15)
+    assert float(p.theta_ps[0]) == pytest.approx(4.5, abs=1e-14)
+    # dim 2, two replicas: a number is every coordinate's, a list one per coordinate; every replica the same
+    _, p2, _ = setup(*GIVEN[:-1], "problem.zbar=[[1,2],-2,3.5,0.25,[4,-1]]", "problem.dim=2", "problem.replicas=2")
+    np.testing.assert_array_equal(p2.zbar, [[1, 2, 1, 2], [-2, -2, -2, -2], [3.5, 3.5, 3.5, 3.5],
+                                            [0.25, 0.25, 0.25, 0.25], [4, -1, 4, -1]])
+    # coordinate 2: sum zbar = 2 - 2 + 3.5 + 0.25 - 1 = 2.75, theta_PS = 2.75 / 1.5
+    np.testing.assert_allclose(p2.theta_ps, [4.5, 2.75 / 1.5, 4.5, 2.75 / 1.5], rtol=1e-14)
+    # an MPI rank holding agents 3 and 4 takes their entries (global agent ids)
+    np.testing.assert_array_equal(per_agent("problem.zbar", [[1, 2], -2, 3.5, 0.25, [4, -1]], 5, [3, 4], (2,)),
+                                  [[0.25, 0.25], [4, -1]])
+
+
+def test_gaussian_mean_run_on_a_given_instance_reaches_its_theta_ps():
+    """With the exact expected gradient (batch_size=null, no noise) the only error left in Theorem 1
+    is the gamma_t^2 term (the consensus bias of heterogeneous agents): the PS error falls like 1/t^2
+    to theta_PS = 4.5, and it would level off at |theta - 4.5|^2 > 0 for any other limit."""
+    r = decopt.run(*GIVEN, "problem.batch_size=null", "algo.a0=20", "algo.a1=100", "run.iterations=20000",
+                   run_dir=False)
+    assert r.summary["status"] == "completed"
+    it, ps = np.array(r.metrics["iteration"]), np.array(r.metrics["ps_error"])
+    assert ps[0] == pytest.approx(4.5 ** 2)                        # theta^0 = 0
+    assert ps[-1] < 1e-6                                           # 20.25 -> ~1e-7 (gamma_T = 1e-3)
+    tail = it >= 1000
+    slope = np.polyfit(np.log(it[tail]), np.log(ps[tail]), 1)[0]
+    assert -2.3 < slope < -1.7, slope                              # gamma_t^2 ~ 1/t^2: still falling, no floor
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (("graph.n=4", "problem.zbar=[1,2,3]"), "problem.zbar: 3 values for graph.n=4 agents; give one per agent or null"),
+    (("graph.n=4", "problem.eps=[0.1,0.2,0.3,0.4,0.5]"),
+     "problem.eps: 5 values for graph.n=4 agents; give one per agent or null"),
+    (("problem.zbar=[1,2,nan,4]",), "problem.zbar[2]=nan: must be a finite number or a list of problem.dim=1 such"),
+    (("problem.zbar=[1,abc,3,4]",), "problem.zbar[1]=abc: must be a finite number"),
+    (("problem.zbar=[1,[2,3],3,4]",), "problem.zbar[1]=[2, 3]: must be a finite number or a list of problem.dim=1"),
+    (("problem.eps=[0.5,-0.1,1,1]",), "problem.eps[1]=-0.1: must be a finite number >= 0"),
+    (("problem.eps=[0.5,inf,1,1]",), "problem.eps[1]=inf: must be a finite number >= 0"),
+])
+def test_per_agent_lists_are_checked_in_one_line(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        setup("algo=dsgd_gd", "problem=gaussian_mean", "graph=ring", "graph.n=4", *overrides)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_per_agent_length_error_from_the_cli_is_one_line_and_exit_2(tmp_path):
+    proc = run_cli("run", "algo=dsgd_gd", "problem=gaussian_mean", "graph=ring", "graph.n=4", "problem.zbar=[1,2,3]",
+                   f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "decopt: error: problem.zbar: 3 values for graph.n=4 agents; give one per agent or null"]
+    assert not (tmp_path / "metrics.csv").exists()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "spambase" / "spambase.data").exists(), reason="no Spambase copy")
+def test_strategic_spam_takes_the_given_eps_and_one_agent_s_value_moves_only_that_agent():
+    spam = ("algo=dsgd_gd", "problem=strategic_spam", f"problem.data_dir={SHARED_DATA / 'spambase'}",
+            "problem.batch_size=4", "graph.n=5", "run.dtype=float64")
+    _, p, algo = setup(*spam, "problem.eps=[0.02,0.05,0.1,0.15,0.2]")
+    _, q, algo_q = setup(*spam, "problem.eps=[0.02,0.05,0.3,0.15,0.2]")
+    np.testing.assert_array_equal(p.eps[:, 0], [0.02, 0.05, 0.1, 0.15, 0.2])
+    assert p.eps_avg == pytest.approx(0.104, abs=1e-15)
+    x = torch.as_tensor(np.random.default_rng(3).normal(scale=0.3, size=(5, p.d)))
+    (A, y), (B, z) = p.sample(x, 4), q.sample(x, 4)
+    torch.testing.assert_close(y, z, rtol=0, atol=0)
+    moved = [not torch.equal(A[i], B[i]) for i in range(5)]
+    assert moved == [False, False, True, False, False]
+    np.testing.assert_allclose(B[2] - A[2], 0.2 * x[2].expand_as(A[2]), atol=1e-12)   # (0.3 - 0.1) x_2
+    g, h = algo.gradient(x, 4), algo_q.gradient(x, 4)
+    assert [not torch.equal(g[i], h[i]) for i in range(5)] == [False, False, True, False, False]
+    # theta_PS is the given instance's: grad f(theta; theta) = 0 there, not at the other instance's
+    for prob, other in ((p, q), (q, p)):
+        _, G = prob.loss_grad(prob.theta_ps.expand(5, p.d))
+        assert float(G.mean(0).norm()) < 1e-9
+        _, G = prob.loss_grad(other.theta_ps.expand(5, p.d))
+        assert float(G.mean(0).norm()) > 1e-4

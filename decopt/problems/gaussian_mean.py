@@ -6,12 +6,21 @@ Z = zbar_i + eps_i theta_i + sigma w. The sample gradient is theta_i - Z = (1 - 
 exists iff eps_avg < 1 (individual eps_i may exceed 1). f_i(theta; theta) =
 ||(1 - eps_i) theta - zbar_i||^2 / 2 + d sigma^2 / 2.
 
+The instance: by default eps_i = eps_mean (1 + eps_spread u_i), u_i evenly spaced in [-1, 1], and
+zbar_i ~ U(zbar_low, zbar_high) drawn once (keyed by the seed); the paper leaves both unstated
+(specs/dsgd_gd.md §6, Exp. A: these are the spec's suggested defaults). A given heterogeneous
+instance is posed with ``problem.eps=[eps_1, ..., eps_n]`` (finite, >= 0) and
+``problem.zbar=[zbar_1, ..., zbar_n]`` (finite; with ``dim`` > 1 an entry is a number, the same in
+every coordinate, or a list of ``dim`` numbers), one entry per agent of ``graph.n``; either
+replaces its default, and theta_PS above (the ``ps_error`` column) is that of the given instance.
+
 ``replicas=R`` runs R independent copies side by side as the columns of one iterate (d = R dim,
 replica r in columns r dim .. (r + 1) dim - 1): replica r draws its zbar and its samples with the
-keys of ``run.seed + r``, so it is the ``replicas=1`` run with that seed (up to rounding), i.e. R
-seeds for about the price of one. Per-replica metrics are ``ps_error_r<k>``, ``risk_r<k>`` and
-the runner's ``loss_r<k>``, ``grad_norm_sq_r<k>``, ``consensus_error_r<k>`` (``Problem.replicas``);
-the unsuffixed columns are those of the whole R dim-dimensional problem (sums over the replicas).
+keys of ``run.seed + r`` (a given ``problem.zbar`` is every replica's), so it is the ``replicas=1``
+run with that seed (up to rounding), i.e. R seeds for about the price of one. Per-replica metrics
+are ``ps_error_r<k>``, ``risk_r<k>`` and the runner's ``loss_r<k>``, ``grad_norm_sq_r<k>``,
+``consensus_error_r<k>`` (``Problem.replicas``); the unsuffixed columns are those of the whole
+R dim-dimensional problem (sums over the replicas).
 What the network draws (random links, compressor randomness) is keyed by ``run.seed`` alone and
 shared by the replicas.
 """
@@ -24,15 +33,16 @@ import torch
 
 from ..errors import ConfigError
 from ..rng import Key, Stream, normal_steps, uniform
-from .performative import Performative, sensitivities
+from .performative import Performative, check_per_agent, per_agent, sensitivities
 
 
 @dataclass
 class GaussianMeanConfig:
     """eps_mean: eps_avg (the average sensitivity); eps_spread: eps_i = eps_mean (1 + spread u_i),
-    u_i evenly spaced in [-1, 1]; eps: explicit per-agent list (overrides both); zbar_i ~
-    U(zbar_low, zbar_high) fixed per agent; sigma: noise std; batch_size: samples Z per agent per
-    iteration; dim: dimension of theta (1 in the paper); replicas: independent copies run as one
+    u_i evenly spaced in [-1, 1]; eps: explicit per-agent list eps_i (overrides both); zbar_i ~
+    U(zbar_low, zbar_high) fixed per agent; zbar: explicit per-agent list zbar_i (overrides the
+    range; an entry may be a list of dim numbers); sigma: noise std; batch_size: samples Z per
+    agent per iteration; dim: dimension of theta (1 in the paper); replicas: independent copies run as one
     (replica r = seed run.seed + r, see the module docstring)."""
 
     name: str = "gaussian_mean"
@@ -41,6 +51,7 @@ class GaussianMeanConfig:
     eps: list | None = None
     zbar_low: float = 0.0
     zbar_high: float = 10.0
+    zbar: list | None = None
     sigma: float = 1.0
     batch_size: int | None = 1
     dim: int = 1
@@ -60,6 +71,8 @@ class GaussianMeanConfig:
             raise ConfigError(f"problem.replicas={self.replicas}: must be >= 1")
         if self.zbar_high < self.zbar_low:
             raise ConfigError("problem.zbar_high must be >= problem.zbar_low")
+        check_per_agent("problem.eps", self.eps, low=0.0)
+        check_per_agent("problem.zbar", self.zbar, width=self.dim)
 
     def footprint(self, n: int, batch: int) -> tuple[int, int]:
         """``(d, floats)`` for n agents and a minibatch of ``batch``: a lower bound for ``config.check_memory``."""
@@ -76,8 +89,11 @@ class GaussianMean(Performative):
         self.batch_size, self.sigma, self.m = cfg.batch_size, cfg.sigma, 1
         rows = net.rows
         eps = sensitivities(net.n, rows, cfg.eps_mean, cfg.eps_spread, cfg.eps)
-        zbar = cfg.zbar_low + (cfg.zbar_high - cfg.zbar_low) * np.concatenate(
-            [uniform(Key(seed + r, Stream.DATA, 0, 0), rows, cfg.dim) for r in range(cfg.replicas)], axis=1)
+        if cfg.zbar is None:
+            zbar = cfg.zbar_low + (cfg.zbar_high - cfg.zbar_low) * np.concatenate(
+                [uniform(Key(seed + r, Stream.DATA, 0, 0), rows, cfg.dim) for r in range(cfg.replicas)], axis=1)
+        else:                                  # the given instance, the same in every replica
+            zbar = np.tile(per_agent("problem.zbar", cfg.zbar, net.n, rows, (cfg.dim,)), cfg.replicas)
         as_t = lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device)
         self.eps, self.zbar = as_t(eps)[:, None], as_t(zbar)
         self._one_minus_eps = 1.0 - self.eps

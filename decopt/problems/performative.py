@@ -15,6 +15,8 @@ per-agent f_i(x_i; x_i) at each agent's own iterate (the ``risk`` column, via ``
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -22,15 +24,40 @@ from ..errors import ConfigError
 from .base import Problem
 
 
+def check_per_agent(key: str, values, low: float | None = None, width: int | None = None) -> None:
+    """A one-line ConfigError unless ``values`` (an explicit per-agent list such as ``problem.eps``)
+    is null or a list of finite numbers (>= ``low`` when given); with ``width``, an entry may also
+    be a list of ``width`` such numbers (one per coordinate). Its length against graph.n is checked
+    where the problem is built (``per_agent``)."""
+    if values is None:
+        return
+    allowed = "a finite number" + (f" >= {low:g}" if low is not None else "")
+    if width:
+        allowed += f" or a list of problem.dim={width} such numbers"
+    number = lambda e: (isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e)
+                        and (low is None or e >= low))
+    for i, v in enumerate(values):
+        entry = v if width and isinstance(v, (list, tuple)) and len(v) == width else [v]
+        if not all(number(e) for e in entry):
+            raise ConfigError(f"{key}[{i}]={v}: must be {allowed}")
+
+
+def per_agent(key: str, values, n: int, rows, shape: tuple = ()) -> np.ndarray:
+    """The entries of the explicit per-agent list ``values`` (checked by ``check_per_agent``) for
+    global agent ids ``rows``, broadcast to ``shape`` each: float64 of shape (len(rows), *shape).
+    A one-line ConfigError unless there is one entry per agent."""
+    if len(values) != n:
+        raise ConfigError(f"{key}: {len(values)} values for graph.n={n} agents; give one per agent or null")
+    return np.asarray([np.broadcast_to(np.asarray(values[i], dtype=np.float64), shape) for i in rows]
+                      ).reshape(len(rows), *shape)
+
+
 def sensitivities(n: int, rows, eps_mean: float, eps_spread: float, eps=None) -> np.ndarray:
     """Per-agent epsilon_i for global agent ids ``rows``: eps_mean * (1 + eps_spread * u_i), u_i
     evenly spaced in [-1, 1] (the paper's {0.4, 0.45, ..., 1.6} x eps_mean for n = 25, spread 0.6),
-    so the mean is exactly eps_mean; or the explicit list ``eps`` (one per agent)."""
+    so the mean is exactly eps_mean; or the explicit list ``eps`` (``problem.eps``, one per agent)."""
     if eps is not None:
-        eps = np.asarray(list(eps), dtype=np.float64)
-        if eps.size != n:
-            raise ConfigError(f"problem.eps: {eps.size} values for {n} agents")
-        return eps[np.asarray(rows)]
+        return per_agent("problem.eps", eps, n, rows)
     u = np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1)
     return (eps_mean * (1.0 + eps_spread * u))[np.asarray(rows)]
 

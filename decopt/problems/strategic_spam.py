@@ -9,6 +9,15 @@ used, is not shifted. DSGD-GD draws ``batch_size`` base samples uniformly from a
 shard (keyed (seed, BATCH, t, agent) in the iteration-major layout, drawn for a block of
 iterations at once) and shifts them by eps_i theta_i.
 
+Per-agent parameters. In the paper's model (specs/dsgd_gd.md §4.2) population i differs from the
+others only by its base data D_i^o (here agent i's shard of the seed's iid split) and its
+sensitivity eps_i, which sets its users' cost of moving, ||x' - x||^2 / (2 eps_i); the loss,
+beta and the strategic features (all but a constant bias, when used) are shared. By default
+eps_i = eps_mean (1 + eps_spread u_i), u_i evenly spaced in [-1, 1] (the paper's {0.4, ..., 1.6}
+eps_avg, [S]); a given instance is posed with ``problem.eps=[eps_1, ..., eps_n]`` (finite, >= 0:
+eps_i = 0 is a population that does not respond), one per agent of ``graph.n``, and theta_PS
+(``ps_error``) is that instance's.
+
 Metrics: ``loss`` / ``grad_norm_sq`` are f(xbar; xbar) and ||grad f(xbar; xbar)||^2 on the training
 data shifted by xbar itself; ``accuracy`` on the held-out set shifted by eps_avg xbar;
 ``ps_error`` = ||xbar - theta_PS||^2 when repeated risk minimisation (Newton, at set-up) converges.
@@ -33,17 +42,17 @@ from ..errors import ConfigError
 from ..rng import Key, Stream, integers_steps
 from . import datasets
 from .partition import partition
-from .performative import Performative, sensitivities
+from .performative import Performative, check_per_agent, sensitivities
 from .spambase import spambase_split
 
 
 @dataclass
 class StrategicSpamConfig:
     """eps_mean: eps_avg; eps_spread: eps_i = eps_mean (1 + spread u_i), u_i evenly in [-1, 1]
-    ({0.4, ..., 1.6} eps_avg for 25 agents); reg: ridge weight (beta in the paper);
-    batch_size: base samples per agent per iteration; test_fraction: held-out share (3:1 in the
-    paper: 138 training e-mails per agent for 25 agents); replicas: independent copies run as one
-    (replica r = seed run.seed + r, see the module docstring)."""
+    ({0.4, ..., 1.6} eps_avg for 25 agents); eps: explicit per-agent list eps_i (overrides both);
+    reg: ridge weight (beta in the paper); batch_size: base samples per agent per iteration;
+    test_fraction: held-out share (3:1 in the paper: 138 training e-mails per agent for 25 agents);
+    replicas: independent copies run as one (replica r = seed run.seed + r, see the module docstring)."""
 
     name: str = "strategic_spam"
     data_dir: str | None = None
@@ -72,6 +81,7 @@ class StrategicSpamConfig:
             raise ConfigError(f"problem.test_fraction={self.test_fraction}: must be in [0, 1)")
         if self.replicas < 1:
             raise ConfigError(f"problem.replicas={self.replicas}: must be >= 1")
+        check_per_agent("problem.eps", self.eps, low=0.0)
         datasets.check_spambase(self.data_dir)
 
     def footprint(self, n: int, batch: int) -> tuple[int, int]:
