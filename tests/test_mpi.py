@@ -77,8 +77,12 @@ CASES = {
     # the authors' code order with heavy ball (the algorithms in ONLY have these keys)
     "official": (["algo.variant=pytorch", "algo.momentum=0.9", "compressor=topk", "compressor.ratio=0.4"], None,
                  "static", None, None),
+    # the FSPDA code's count: mask indices once per active edge, on the higher agent's arc (any rank's)
+    "paper_bits": (["run.bits_convention=paper", "graph.links=bernoulli", "graph.link_p=0.5"], None, "random",
+                   None, None),
 }
-ONLY = {"official": {"docom", "beer", "choco"}}          # cases defined for some algorithms only
+ONLY = {"official": {"docom", "beer", "choco"},          # cases defined for some algorithms only
+        "paper_bits": {"fspda", "fspda_storm"}}
 
 
 def _applies(algo: str, case: str) -> bool:

@@ -15,10 +15,17 @@ Two registry names:
   (``bits`` counts k x value-bits per direction per active edge; values travel in
   ``compressor=none``'s precision, fp64 in float64 runs). Only those values are gathered,
   exchanged and scattered back: beyond the gradient, a step costs O(active edges x k).
+  ``run.bits_convention=paper`` adds the int64 indices the official code sends once per active
+  edge, 64 k bits (specs/fspda.md P12, decopt.comm.network; on every arc with
+  ``shared_mask=false``).
   ``algo.mask_ratio`` is the kept fraction 1 - r of the code's ``--compress_ratio r`` (per
-  parameter tensor, k_l = max(1, floor(d_l ratio)), no rescaling); ``mask_ratio=1`` exchanges
-  every coordinate. The mask is part of the algorithm (the random selection I(xi) of the
-  extended graph), so ``compressor`` must stay ``none``.
+  parameter tensor, no rescaling); ``mask_ratio=1`` exchanges every coordinate. The mask is part
+  of the algorithm (the random selection I(xi) of the extended graph), so ``compressor`` must
+  stay ``none``. ``algo.k_rule`` sets k_l: ``exact`` (default; specs/fspda.md §2.1's
+  k_l = max(1, floor(d_l (1 - r))) in exact arithmetic) or ``code`` (the official
+  ``pcode/utils/sparsification.py``: ``max(1, int(d_l * (1 - r)))`` in floating point, with
+  r = 1 - mask_ratio; specs/fspda.md P4). They differ where d_l (1 - r) is an integer that float
+  rounding puts just below it: on the MNIST MLP at r = 0.9, 7,951 (exact) vs 7,948 (code).
 
   Official-code options ([C2] ``pcode/optim/fspda.py``), all off by default:
   ``momentum`` (heavy ball, code 0.9), ``weight_decay`` (code 1e-4), ``eta_follows_lr``
@@ -60,11 +67,19 @@ from .ticopd import _PrimalDual
 MASK_CALL = 0x6D61736B          # "mask": call id of the shared-mask draw (seed, COMPRESS, t, MASK_CALL)
 ASYNC_CALL = 0x6173796E         # "asyn": call id of the gradient-availability draw (LINKS stream)
 DUAL_UPDATES = ("paper", "official")
+K_RULES = ("exact", "code")
 
 
-def keep_counts(segments, ratio: float) -> list[int]:
-    """Coordinates kept per parameter tensor: k_l = max(1, floor(d_l * ratio)) (d_l when ratio = 1)."""
-    return [d if ratio >= 1 else max(1, int(d * ratio + 1e-9)) for d in segments]
+def keep_counts(segments, ratio: float, rule: str = "exact") -> list[int]:
+    """Coordinates kept per parameter tensor (d_l when ratio = 1). ``exact``: k_l =
+    max(1, floor(d_l * ratio)), float error of the product forgiven; ``code``: the official code's
+    ``max(1, int(d_l * (1 - r)))`` in floating point with r = 1 - ratio (its --compress_ratio)."""
+    if ratio >= 1:
+        return list(segments)
+    if rule == "code":
+        r = 1.0 - ratio
+        return [max(1, int(d * (1.0 - r))) for d in segments]
+    return [max(1, int(d * ratio + 1e-9)) for d in segments]
 
 
 class CoordinateMasks:
@@ -73,10 +88,10 @@ class CoordinateMasks:
     mask, so a message is just the k kept values (``k * precision`` bits, no indices). Held as
     sorted index rows ``(len(ids), k)`` (``indices``)."""
 
-    def __init__(self, seed: int, segments, ratio: float):
+    def __init__(self, seed: int, segments, ratio: float, rule: str = "exact"):
         self.seed, self.segments = seed, list(segments)
         self.d = sum(self.segments)
-        self.kept = keep_counts(self.segments, ratio)
+        self.kept = keep_counts(self.segments, ratio, rule)
         self.k = sum(self.kept)
 
     def _draw(self, t: int, ids: np.ndarray) -> np.ndarray:
@@ -106,13 +121,15 @@ class CoordinateMasks:
 class _FSPDACommon(StepSize):
     """``lr`` = alpha (gradient step), ``eta`` (dual weight in the primal step), ``gamma``
     (penalty / consensus step on masked coordinates; 0.5 = exact pairwise average), ``beta``
-    (dual ascent step; effective dual gain eta * beta), ``mask_ratio`` (kept fraction 1 - r)."""
+    (dual ascent step; effective dual gain eta * beta), ``mask_ratio`` (kept fraction 1 - r),
+    ``k_rule`` (exact | code: how k_l is rounded, see the module docstring)."""
 
     lr: float = 0.05
     eta: float = 0.01
     gamma: float = 0.5
     beta: float = 1.0
     mask_ratio: float = 0.1
+    k_rule: str = "exact"
     shared_mask: bool = True
     weight_decay: float = 0.0
 
@@ -126,6 +143,8 @@ class _FSPDACommon(StepSize):
             raise ConfigError(f"algo.beta={self.beta}: must be >= 0")
         if not 0 < self.mask_ratio <= 1:
             raise ConfigError(f"algo.mask_ratio={self.mask_ratio}: the kept fraction must be in (0, 1]")
+        if self.k_rule not in K_RULES:
+            raise ConfigError(f"algo.k_rule={self.k_rule}: choose one of {', '.join(K_RULES)}")
         if self.weight_decay < 0:
             raise ConfigError(f"algo.weight_decay={self.weight_decay}: must be >= 0")
 
@@ -181,7 +200,7 @@ class FSPDA(_PrimalDual):
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
-        self.draw = CoordinateMasks(net.seed, problem.segments, cfg.mask_ratio)
+        self.draw = CoordinateMasks(net.seed, problem.segments, cfg.mask_ratio, cfg.k_rule)
         src, _ = net.graph.arcs
         self._src_np = src[net.out_arcs] - net.rows.start
         self._src = torch.as_tensor(self._src_np, device=net.device)
@@ -223,7 +242,8 @@ class FSPDA(_PrimalDual):
             flat_out, flat_in = src + idx[:len(arcs)], src + idx[len(arcs):]
         take = lambda V: V.view(-1).index_select(0, flat_out.view(-1)).view(flat_out.shape)
         M = take(Vs[0]) if len(Vs) == 1 else torch.cat([take(V) for V in Vs], 1)
-        got = net.exchange(M, self.compressor, shared=self.cfg.shared_mask, compact=True)   # M <- as sent
+        got = net.exchange(M, self.compressor, shared=self.cfg.shared_mask, compact=True,   # M <- as sent
+                           mask_entries=k)
         pairs = [(M[:, b * k:(b + 1) * k], got[:, b * k:(b + 1) * k]) for b in range(len(Vs))]
         return flat_out, flat_in, pairs
 

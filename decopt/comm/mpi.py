@@ -299,7 +299,7 @@ class MPINetwork(Network):
         self.codec_time += (t1 - t0) + (t3 - t2)
         return H
 
-    def exchange(self, M, compressor, shared=False, compact=False):
+    def exchange(self, M, compressor, shared=False, compact=False, mask_entries=0):
         t0 = time.perf_counter()
         key = self.next_key()
         d, act = M.shape[1], self.active
@@ -351,6 +351,7 @@ class MPINetwork(Network):
             for a, arc, p in zip(row_of[recv_pos[q]].tolist(), arcs.tolist(), payloads):
                 R[a] = _decode(compressor, p, d, M.dtype, key, arc >> 1 if shared else arc)
         t4 = time.perf_counter()
+        arc_bits = self._mask_index_bits(arc_bits, mask_entries, shared)
         self._account(arc_bits, arc_bits, arc_bits > 0)
         M.copy_(Msent)
         self.comm_time += t3 - t2

@@ -11,6 +11,26 @@ A sparsifying codec's messages can travel as ``SparseRows`` (``broadcast(..., sp
 Each iteration starts with ``begin(t)``, which draws the active links and resets the call
 counter that keys compressor randomness, so the k-th message round of iteration t is keyed
 ``(seed, COMPRESS, t, k)`` on every backend.
+
+Bit conventions (``run.bits_convention``; the ``bits`` column and the ledger, traffic.csv, both
+follow it, on every backend). Bits are those of the payloads on decopt's wire:
+
+* ``broadcast`` (default): a message broadcast to all (active) neighbours counts once; a per-arc
+  message (``exchange``) once per arc. This is the count of TiCoPD P1 (one broadcast per agent per
+  iteration, specs/ticopd.md §5); on one-edge links (one active neighbour per sender) it equals
+  ``edge``.
+* ``edge``: a broadcast counts once per directed link it crosses. This is how the DoCoM notebook
+  counts (every message on each of the 2|E| directed links, specs/docom.md "Bit accounting"; it
+  also charges 32 bits per top-k index and 64 per value, which are the codec's business:
+  ``compressor.index_bits`` / ``value_bits``).
+* ``paper``: the FSPDA paper's count. It equals ``broadcast`` except where the FSPDA code sends
+  what decopt derives from a shared key: the coordinate mask, keyed on (seed, t, edge) at both
+  ends here, which the official code sends once per active edge as int64 indices from the
+  higher-numbered endpoint (specs/fspda.md §2.1, P2, P12). ``exchange(..., mask_entries=k)``
+  then adds ``PAPER_INDEX_BITS * k`` on that arc: 2 b k + 64 k per active edge for FSPDA-SA
+  (b value bits), 4 b k + 64 k for FSPDA-STORM, the table of specs/fspda.md §3.4 (101,888 bits
+  at r = 0.99 on the MNIST MLP with fp32 values, against 50,944 under ``broadcast``). For every
+  other algorithm ``paper`` is ``broadcast`` (TiCoPD's count; DoCoM's is ``edge``).
 """
 from __future__ import annotations
 
@@ -22,7 +42,8 @@ from ..compressors.sparse import SparseRows
 from ..graphs import Graph, Links, edge_weights
 from ..rng import Key, Stream
 
-CONVENTIONS = ("broadcast", "edge")
+CONVENTIONS = ("broadcast", "edge", "paper")
+PAPER_INDEX_BITS = 64            # int64 indices of a mask the paper's code sends (``paper`` convention)
 
 
 class Network:
@@ -98,6 +119,18 @@ class Network:
             self.bits += times * int(arc_bits.sum())
         else:
             self.bits += times * int(sender_bits[sender_sent].sum())
+
+    def _mask_index_bits(self, arc_bits: np.ndarray, mask_entries: int, shared: bool) -> np.ndarray:
+        """``arc_bits`` (per local out-arc) plus, under ``paper``, the int64 indices of a keyed mask
+        of ``mask_entries`` entries that the paper's code sends: once per active edge, on the arc
+        from the higher-numbered agent, for a ``shared`` mask; on every carrying arc otherwise."""
+        if self.bits_convention != "paper" or not mask_entries:
+            return arc_bits
+        src, dst = self.graph.arcs
+        sends = arc_bits > 0
+        if shared:
+            sends &= src[self.out_arcs] > dst[self.out_arcs]
+        return arc_bits + sends * (PAPER_INDEX_BITS * mask_entries)
 
     def count_broadcasts(self, bits: np.ndarray, times: int) -> None:
         """Account ``times`` broadcast rounds on static links, local sender i sending ``bits[i]``
@@ -191,14 +224,16 @@ class Network:
         raise NotImplementedError
 
     def exchange(self, M: torch.Tensor, compressor: Compressor, shared: bool = False,
-                 compact: bool = False) -> torch.Tensor:
+                 compact: bool = False, mask_entries: int = 0) -> torch.Tensor:
         """Per-arc messages: row a of ``M`` travels on local out-arc ``out_arcs[a]`` (active edges
         only); returns, for each out-arc i -> j, the message on its reverse j -> i (zero when
         the edge is inactive) and replaces ``M`` rows by what was actually sent, in place.
         ``compact=True``: ``M`` holds rows for the active out-arcs only (``active_out()``), and so
         does the result: the cost follows the active edges, not the graph.
         ``shared=True`` keys compressor randomness on the undirected edge, so both directions
-        use the same draw (e.g. a shared coordinate mask)."""
+        use the same draw (e.g. a shared coordinate mask). ``mask_entries``: the size of a keyed
+        coordinate mask that decopt does not send but the paper's code does (counted under
+        ``bits_convention=paper`` only, see the module docstring)."""
         raise NotImplementedError
 
     def allreduce(self, x: torch.Tensor) -> torch.Tensor:

@@ -75,7 +75,7 @@ class StackedNetwork(Network):
             self._account(arc_bits, bits, sent, times)
             self._round[1] = 0
 
-    def exchange(self, M, compressor, shared=False, compact=False):
+    def exchange(self, M, compressor, shared=False, compact=False, mask_entries=0):
         arcs = self.active_out() if compact else np.arange(2 * self.graph.m)
         keyrows = arcs >> 1 if shared else arcs
         Msent, Mhat, bits = compressor.compress_split(M, self.next_key(), keyrows)
@@ -89,6 +89,7 @@ class StackedNetwork(Network):
             Msent, Mhat = (Mhat * on,) * 2 if Msent is Mhat else (Msent * on, Mhat * on)
         else:
             arc_bits = bits
+        arc_bits = self._mask_index_bits(arc_bits, mask_entries, shared)
         self._account(arc_bits, arc_bits, arc_bits > 0)
         M.copy_(Msent)
         # both arcs of an active edge are rows 2e, 2e + 1 (compact: adjacent rows): swap each pair
