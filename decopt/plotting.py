@@ -126,9 +126,9 @@ def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_err
         if x == "bits" or logx:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
-        labels = axis_labels or {}
-        ax.set_xlabel(labels.get(x, "bits transmitted" if x == "bits" else x))
-        ax.set_ylabel(labels.get(y, y))
+        named = axis_labels or {}
+        ax.set_xlabel(named.get(x, "bits transmitted" if x == "bits" else x))
+        ax.set_ylabel(named.get(y, y))
         ax.grid(True, which="both", alpha=0.3)
     seen = {}                                  # one legend with every line (a panel may lack some)
     for ax in axes[0]:
