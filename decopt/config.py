@@ -44,6 +44,7 @@ class RunConfig:
     link_latency: float = 0.0              # seconds per message on a link (alpha); link model
     link_bandwidth: float | None = None    # bits per second per link (beta); null = infinite
     threads: int = 1                       # torch intra-op threads per process
+    paper_metrics: bool = False            # add the papers' own metric columns (decopt.metrics)
 
     def check(self) -> None:
         if not 0 <= self.iterations <= MAX_ITERATIONS:

@@ -6,6 +6,25 @@
 plus whatever the problem (accuracy, optimality gap) and the algorithm (dual sum) add. A problem
 with replicas (``Problem.replicas``) also gets these three per replica (``loss_r<k>``, ...); the
 unsuffixed columns are then those of the whole problem, i.e. sums over the replicas.
+
+The papers' own definitions, where their figures plot something else, come as extra columns
+with ``run.paper_metrics=true`` (off by default: a run's columns do not change otherwise):
+
+* ``consensus_sum_norm`` = sum_i ||x_i - xbar||, unsquared: the DoCoM notebook's "Consensus Gap"
+  (``consensus_gap`` in ``DecenAlgo.record``; specs/docom.md §5 Exp. 1 metrics);
+* ``consensus_sum_sq`` = sum_i ||x_i - xbar||^2 = n consensus_error: TiCoPD's consensus error
+  ||X||_K^2 with K = (I - 11^T/n) (x) I (specs/ticopd.md §1, [SL]);
+* ``consensus_agent0_norm`` = ||x_1 - xbar|| (the first agent): what the FSPDA code logs as
+  "consensus_error" (rank 0 only, unsquared; specs/fspda.md pitfall P9);
+* ``grad_norm`` = ||grad f(xbar)||, unsquared: DSGD-GD's Spambase "train gradient" (specs/dsgd_gd.md §5);
+* the problem's own (``Problem.paper_metrics``), e.g. the DoCoM notebook's worst-agent loss on
+  the pooled data for ``leaf_synthetic``.
+
+Already the papers' definitions, so no extra column: TiCoPD's and FSPDA's ||grad f(xbar)||^2
+(``grad_norm_sq``; the FSPDA code's own "grad_norm" is a per-batch-scaled norm, spec P9, not
+reproduced), DSGD-GD's PS error, consensus error (1/n) sum_i ||x_i - xbar||^2 and expected risk
+(``ps_error``, ``consensus_error``, ``risk``), DoCoM's worst-agent test accuracy
+(``worst_agent_accuracy``).
 """
 from __future__ import annotations
 
@@ -14,7 +33,8 @@ import math
 import torch
 
 
-def evaluate(problem, algorithm, net, state) -> dict:
+def evaluate(problem, algorithm, net, state, paper: bool = False) -> dict:
+    """One metrics row; ``paper``: add the papers' own columns (module docstring)."""
     X = algorithm.iterate(state)
     n, R = net.n, problem.replicas
     xbar = net.mean(X)
@@ -29,7 +49,25 @@ def evaluate(problem, algorithm, net, state) -> dict:
     row.update(problem.extra_metrics(xbar, row["loss"]))
     row.update(problem.agent_metrics(X))
     row.update(algorithm.metrics(state))
+    if paper:
+        row.update(paper_consensus(problem, net, dev))
+        norm = grad_sq.sqrt()
+        row.update({"grad_norm": float(norm.sum()), **problem.per_replica("grad_norm", norm)})
+        row.update(problem.paper_metrics(X))
     return row
+
+
+def paper_consensus(problem, net, dev: torch.Tensor) -> dict:
+    """The papers' consensus columns from ``dev`` = x_i - xbar, shaped (n_local, replicas, d / R)."""
+    norms = (dev * dev).sum(2)                                        # ||x_i - xbar||^2, (n_local, R)
+    first = torch.zeros_like(norms)                                   # agent 0's row, on its process
+    if net.rows.start == 0:
+        first[0] = norms[0]
+    sums = net.sum(torch.cat([norms.sqrt(), norms, first.sqrt()], 1))  # (3 R,): over agents
+    out = {}
+    for name, v in zip(("consensus_sum_norm", "consensus_sum_sq", "consensus_agent0_norm"), sums.view(3, -1)):
+        out.update({name: float(v.sum()), **problem.per_replica(name, v)})
+    return out
 
 
 def finite(row: dict) -> bool:

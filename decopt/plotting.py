@@ -18,7 +18,9 @@ import yaml
 from .results import read_metrics
 
 LOG_METRICS = {"loss", "grad_norm_sq", "consensus_error", "opt_gap", "dist_opt", "ps_error", "risk",
-               "worst_agent_loss", "worst_agent_grad_norm_sq", "tracker_consensus"}
+               "worst_agent_loss", "worst_agent_grad_norm_sq", "tracker_consensus", "consensus_sum_norm",
+               "consensus_sum_sq", "consensus_agent0_norm", "grad_norm", "worst_agent_loss_pooled",
+               "worst_agent_grad_norm_pooled"}
 
 
 def find_runs(paths) -> list[Path]:
@@ -83,10 +85,11 @@ def aggregate(runs: list[dict], x: str, y: str):
 
 
 def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_error"), out=None,
-         names: dict | None = None, title: str | None = None, logx: bool = False) -> list[Path]:
+         names: dict | None = None, title: str | None = None, logx: bool = False,
+         axis_labels: dict | None = None) -> list[Path]:
     """``names``: optional {run directory: legend label} (a group takes its first member's label;
     groups are drawn in the order of ``names``); ``title``: a figure title; ``logx``: log x-axis
-    (always for bits)."""
+    (always for bits); ``axis_labels``: optional {column: axis label} (e.g. its definition)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,8 +126,9 @@ def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_err
         if x == "bits" or logx:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("bits transmitted" if x == "bits" else x)
-        ax.set_ylabel(y)
+        named = axis_labels or {}
+        ax.set_xlabel(named.get(x, "bits transmitted" if x == "bits" else x))
+        ax.set_ylabel(named.get(y, y))
         ax.grid(True, which="both", alpha=0.3)
     seen = {}                                  # one legend with every line (a panel may lack some)
     for ax in axes[0]:

@@ -198,7 +198,7 @@ def _job(cfg, settings, run_dir, out, comm) -> Result:
     with _StopOnSignal(net, on_stuck=_killed_while_waiting(out, comm)) as stop:
         try:
             if t0 == 0:
-                metrics = evaluate(problem, algo, net, state)
+                metrics = evaluate(problem, algo, net, state, paper=run.paper_metrics)
                 if healthy(metrics):
                     last_finite = record(0, metrics)
                 else:
@@ -215,7 +215,7 @@ def _job(cfg, settings, run_dir, out, comm) -> Result:
                 state = algo.step(state, t) if fused is None else fused(state, t, done - t)
                 comp_time += time.perf_counter() - s0 - (net.comm_time - c0)
                 if due(done):
-                    metrics = evaluate(problem, algo, net, state)
+                    metrics = evaluate(problem, algo, net, state, paper=run.paper_metrics)
                     if not healthy(metrics):
                         status = "diverged"
                         log.warning("iteration %d: non-finite iterate or metrics; stopping (status diverged)", done)

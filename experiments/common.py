@@ -284,9 +284,29 @@ def write_csvs(records: list[dict], out: Path) -> None:
             w.writerows(rows)
 
 
+AXIS_LABELS = {      # each axis says which definition it plots (decopt.metrics, the problems' docstrings)
+    "loss": "f(x̄) = (1/n) Σ_i f_i(x̄)",
+    "grad_norm_sq": "‖∇f(x̄)‖²",
+    "grad_norm": "‖∇f(x̄)‖",
+    "consensus_error": "(1/n) Σ_i ‖x_i − x̄‖²",
+    "consensus_sum_norm": "Σ_i ‖x_i − x̄‖ (DoCoM notebook)",
+    "consensus_sum_sq": "Σ_i ‖x_i − x̄‖² (TiCoPD ‖X‖²_K)",
+    "consensus_agent0_norm": "‖x_1 − x̄‖ (FSPDA code)",
+    "worst_agent_loss": "max_i f(x_i)",
+    "worst_agent_loss_pooled": "max_i mean_{n,k} loss + ‖x_i‖²/2N\n(DoCoM notebook, pooled data)",
+    "worst_agent_grad_norm_pooled": "max_i ‖∇ pooled loss(x_i)‖\n(DoCoM notebook)",
+    "worst_agent_accuracy": "min_i test accuracy of x_i",
+    "worst_agent_train_accuracy": "min_i train accuracy of x_i",
+    "accuracy": "test accuracy of x̄",
+    "bits": "bits transmitted",
+    "samples": "gradient samples drawn",
+}
+
+
 def figures(records: list[dict], out: Path, ys, xs=("iteration", "bits"), name: str = "", title: str | None = None,
-            logx: bool = False):
-    """Paper-style figures (PNG + PDF) of ``ys`` against each x in ``xs`` via decopt.plotting.plot."""
+            logx: bool = False, axis_labels: dict | None = None):
+    """Paper-style figures (PNG + PDF) of ``ys`` against each x in ``xs`` via decopt.plotting.plot,
+    each axis labelled with its definition (``AXIS_LABELS``, updated by ``axis_labels``)."""
     from decopt.plotting import plot
 
     records = [r for r in records if (r["dir"] / "metrics.csv").exists()]
@@ -296,7 +316,8 @@ def figures(records: list[dict], out: Path, ys, xs=("iteration", "bits"), name: 
     target = out / "figures" / name if name else out / "figures"
     files = []
     for x in xs:
-        files += plot([r["dir"] for r in records], x=x, ys=list(ys), out=target, names=names, title=title, logx=logx)
+        files += plot([r["dir"] for r in records], x=x, ys=list(ys), out=target, names=names, title=title, logx=logx,
+                      axis_labels={**AXIS_LABELS, **(axis_labels or {})})
     return [f for f in files if f.suffix in (".png", ".pdf")]
 
 

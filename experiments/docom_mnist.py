@@ -10,7 +10,8 @@ Metrics against bits: loss, train accuracy, consensus error, gradient norm.
 Two forms of the same runs (``--forms``):
   paper: the three papers' update rules (decopt's defaults), every method at the same horizon;
   code:  what the official script ran: the authors' "parallel" order (``algo.variant=pytorch``:
-         gossip on the previous round's copies; CHOCO's copies start at 0) and heavy-ball
+         gossip on the previous round's copies; DoCoM's theta-hat and BEER's H start at the model
+         x0, ``algo.copy_init=x0``, as the code copies it; CHOCO's copies start at 0) and heavy-ball
          momentum 0.9 on the step direction (``algo.momentum=0.9``: the code base's
          ``--momentum_factor`` default, which the script does not override), CHOCO-SGD for three
          times the horizon (the script's 3,000 iterations).
@@ -38,6 +39,9 @@ def points(form: str, iterations: int) -> list[common.Point]:
         ["algo=beer", "algo.eta=0.01", "algo.gamma=0.2", "problem.batch_size=16", *top(0.05)],
         ["algo=choco", "algo.eta=0.01", "algo.gamma=0.3", "problem.batch_size=256", *top(0.1), *choco_len],
     ]
+    if form == "code":                    # the code copies the model into DoCoM's and BEER's x-copies
+        overrides[0].append("algo.copy_init=x0")
+        overrides[1].append("algo.copy_init=x0")
     return [common.Point(label, [*o, *code], form) for label, o in zip(LABELS, overrides)]
 
 

@@ -156,7 +156,8 @@ def top1(V):
                                                        "compressor.value_bits=64"), top1)], ids=["none", "top1"])
 def test_docom_step_by_hand(comp):
     overrides, Q = comp
-    net, problem, algo, grad = tiny("algo=docom", "algo.eta=0.1", "algo.gamma=0.4", "algo.beta=0.3", *overrides)
+    net, problem, algo, grad = tiny("algo=docom", "algo.copy_init=x0", "algo.eta=0.1", "algo.gamma=0.4", "algo.beta=0.3",
+                                    *overrides)
     eta, gamma, beta, I = 0.1, 0.4, 0.3, np.eye(3)
     state = algo.init(start(problem))
     x = np.tile(X0, (3, 1)); g = v = grad(x); xh = x.copy(); gh = np.zeros_like(x)
@@ -175,8 +176,8 @@ def test_docom_step_by_hand(comp):
 
 
 def test_docom_pytorch_variant_step_by_hand():
-    net, problem, algo, grad = tiny("algo=docom", "algo.variant=pytorch", "algo.eta=0.1", "algo.gamma=0.4",
-                                    "algo.beta=0.3")
+    net, problem, algo, grad = tiny("algo=docom", "algo.variant=pytorch", "algo.copy_init=x0", "algo.eta=0.1",
+                                    "algo.gamma=0.4", "algo.beta=0.3")
     eta, gamma, beta, I = 0.1, 0.4, 0.3, np.eye(3)
     state = algo.init(start(problem))
     x = np.tile(X0, (3, 1)); g = v = grad(x); xh = x.copy(); gh = np.zeros_like(x); x_prev = None
@@ -195,7 +196,7 @@ def test_docom_pytorch_variant_step_by_hand():
 
 
 def test_beer_step_by_hand():
-    net, problem, algo, grad = tiny("algo=beer", "algo.eta=0.1", "algo.gamma=0.4", "compressor=topk",
+    net, problem, algo, grad = tiny("algo=beer", "algo.copy_init=x0", "algo.eta=0.1", "algo.gamma=0.4", "compressor=topk",
                                     "compressor.ratio=0.5", "compressor.value_bits=64")
     eta, gamma, I = 0.1, 0.4, np.eye(3)
     state = algo.init(start(problem))
@@ -212,7 +213,7 @@ def test_beer_step_by_hand():
 
 
 def test_choco_step_by_hand():
-    net, problem, algo, grad = tiny("algo=choco", "algo.eta=0.1", "algo.gamma=0.4", "compressor=topk",
+    net, problem, algo, grad = tiny("algo=choco", "algo.copy_init=x0", "algo.eta=0.1", "algo.gamma=0.4", "compressor=topk",
                                     "compressor.ratio=0.5", "compressor.value_bits=64")
     eta, gamma, I = 0.1, 0.4, np.eye(3)
     state = algo.init(start(problem))
@@ -351,7 +352,7 @@ MU = 0.9                                              # the authors' --momentum_
 def test_beer_pytorch_variant_with_momentum_step_by_hand():
     """The DoCoM code's ParallelBEER_V: iteration 0 only moves x; then the tracker takes the fresh
     gradient minus the previous one and gossips on the previous copies; heavy ball on the tracker."""
-    net, problem, algo, grad = tiny("algo=beer", "algo.variant=pytorch", f"algo.momentum={MU}", "algo.eta=0.1",
+    net, problem, algo, grad = tiny("algo=beer", "algo.variant=pytorch", "algo.copy_init=x0", f"algo.momentum={MU}", "algo.eta=0.1",
                                     "algo.gamma=0.4", "compressor=topk", "compressor.ratio=0.5",
                                     "compressor.value_bits=64")
     eta, gamma, I = 0.1, 0.4, np.eye(3)

@@ -8,7 +8,10 @@ Default ``variant=paper``, per iteration (two compressed rounds)::
     V_new = V + gamma (W - I) G + grad(X_new) - grad(X)
     G    += Q(V_new - G)                          # round 2
 
-with H^0 = X^0 (common start), G^0 = 0, V^0 = the b0-sample (default full local) gradient.
+with G^0 = 0, V^0 = the b0-sample (default full local) gradient and H^0 = ``copy_init``: 0 by
+default, as the DoCoM authors' notebook [NB] runs BEER in the DoCoM paper's Exp. 1 (H = G = 0,
+b0 = the 100-sample minibatch; specs/docom.md §5), or ``x0`` = X^0 (the DoCoM PyTorch code's
+``ParallelBEER_V`` copies the model).
 grad(X) is the stochastic gradient kept from the previous iteration (one evaluation per iteration,
 on a fresh minibatch). Copies are kept as local rows plus e = (W - I) * copy (see ``copies``).
 
@@ -32,7 +35,8 @@ import torch
 
 from ..errors import ConfigError
 from .base import Algorithm
-from .copies import check_momentum, check_positive, heavy_ball, init_copy, large_batch_grad, push
+from .copies import (check_copy_init, check_momentum, check_positive, copy_start, heavy_ball, init_copy,
+                     large_batch_grad, push)
 
 VARIANTS = ("paper", "pytorch")
 
@@ -41,7 +45,8 @@ VARIANTS = ("paper", "pytorch")
 class BEERConfig:
     """eta: step along the tracker V; gamma: consensus step on the compressed copies H and G;
     b0: batch of the initial tracker V^0 (null = full local data); variant: paper | pytorch
-    (the DoCoM code's order); momentum: heavy ball on V (official code 0.9)."""
+    (the DoCoM code's order); momentum: heavy ball on V (official code 0.9); copy_init: zero | x0,
+    H^0 (zero: [NB]; x0: [PT])."""
 
     name: str = "beer"
     eta: float = 0.01
@@ -49,10 +54,12 @@ class BEERConfig:
     b0: int | None = None
     variant: str = "paper"
     momentum: float = 0.0
+    copy_init: str = "zero"
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)
         check_momentum(self.momentum)
+        check_copy_init(self.copy_init)
         if self.b0 is not None and self.b0 < 1:
             raise ConfigError(f"algo.b0={self.b0}: must be >= 1 or null (full local data)")
         if self.variant not in VARIANTS:
@@ -65,8 +72,8 @@ class BEER(Algorithm):
 
     def init(self, x0):
         v0 = large_batch_grad(self.problem, x0, self.cfg.b0)
-        h, eh = init_copy(self.net, x0)
-        gc, eg = init_copy(self.net, None, like=x0)
+        h, eh = init_copy(x0, copy_start(self.cfg, x0))
+        gc, eg = init_copy(x0)                                   # G^0 = 0 ([NB], [PT])
         state = {"x": x0.clone(), "v": v0, "grad_x": v0.clone(), "h": h, "e_h": eh, "g_hat": gc, "e_g": eg}
         if self.cfg.momentum:
             state["momentum"] = torch.zeros_like(x0)

@@ -18,13 +18,17 @@ edge both directions carry Q(x_half_i - h_out[i->j]) and both ends apply the sam
 
 ``variant=pytorch`` (static links) is CHOCO as the DoCoM/FSPDA authors' code runs it
 (``ParallelCHOCO_V``, the "parallel" order of Koloskova et al. 2020): the gossip uses the copies
-from the previous round and the post-gossip iterate is compressed, with X_hat^0 = 0::
+from the previous round and the post-gossip iterate is compressed::
 
     X  = X - eta grad(X) + gamma (W - I) X_hat
     X_hat += Q(X - X_hat)
 
 ``momentum`` (official code 0.9, ``--momentum_factor``'s default) puts heavy ball on the gradient:
 ``buf = momentum buf + grad; X -= eta buf``.
+
+``copy_init``: where the copies start (every per-edge copy too), 0 by default as in every source:
+Koloskova et al. 2019's Algorithm (x-hat^0 = 0), the DoCoM notebook [NB] and the PyTorch code
+(``ParallelCHOCO_V`` zeroes its copies); ``x0`` starts them at the common starting point.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ import torch
 
 from ..errors import ConfigError
 from .base import Algorithm
-from .copies import check_momentum, check_positive, heavy_ball, init_copy, push
+from .copies import check_copy_init, check_momentum, check_positive, copy_start, heavy_ball, init_copy, push
 
 VARIANTS = ("paper", "pytorch")
 
@@ -44,17 +48,19 @@ class CHOCOConfig:
     """eta: SGD step (``lr / (a1 + t)`` style schedules are not used by the paper); gamma:
     consensus step on the compressed copies (tune per compressor: ~0.5 top-10%, ~0.9 8-bit);
     variant: paper | pytorch (the authors' code order, static links); momentum: heavy ball on the
-    gradient (official code 0.9)."""
+    gradient (official code 0.9); copy_init: zero | x0 (zero: the paper, [NB], [PT])."""
 
     name: str = "choco"
     eta: float = 0.01
     gamma: float = 0.5
     variant: str = "paper"
     momentum: float = 0.0
+    copy_init: str = "zero"
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)
         check_momentum(self.momentum)
+        check_copy_init(self.copy_init)
         if self.variant not in VARIANTS:
             raise ConfigError(f"algo.variant={self.variant}: choose one of {', '.join(VARIANTS)}")
 
@@ -69,16 +75,17 @@ class CHOCO(Algorithm):
 
     def init(self, x0):
         extra = {"momentum": torch.zeros_like(x0)} if self.cfg.momentum else {}
+        start = copy_start(self.cfg, x0)
         if self.net.links.static:
-            h, e = init_copy(self.net, x0 if self.cfg.variant == "paper" else None, like=x0)
+            h, e = init_copy(x0, start)
             return {"x": x0.clone(), "x_hat": h, "e_hat": e, **extra}
         net = self.net
         src = net.graph.arcs[0][net.out_arcs]
         self._arc_agent = torch.as_tensor(src - net.rows.start, device=x0.device)
         self._arc_w = torch.as_tensor(net.edge_w[net.out_arcs >> 1], device=x0.device, dtype=x0.dtype)
         self.arc_state = ("h_out", "h_in")                                 # rows = local out-arcs
-        h0 = torch.zeros(len(net.out_arcs), x0.shape[1], dtype=x0.dtype, device=x0.device)
-        return {"x": x0.clone(), "h_out": h0, "h_in": h0.clone(), **extra}   # x-hat^0 = 0 (the paper)
+        h0 = x0.new_zeros(len(net.out_arcs), x0.shape[1]) if start is None else start[self._arc_agent]
+        return {"x": x0.clone(), "h_out": h0, "h_in": h0.clone(), **extra}   # common start: h_in = h_out
 
     def step(self, state, t):
         net, eta, gamma = self.net, self.cfg.eta, self.cfg.gamma

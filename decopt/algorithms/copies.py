@@ -20,19 +20,33 @@ from ..errors import ConfigError
 INIT_T = -1
 
 
-def init_copy(net, h0: torch.Tensor | None = None, like: torch.Tensor | None = None):
-    """A public copy ``(h, e = (W - I) h)`` that every holder can start without talking.
+COPY_INIT = ("zero", "x0")
 
-    ``h0`` is used when its rows are identical across all agents (a common starting point, whose
-    gossip direction is 0); otherwise (or with ``h0=None``) the copy starts at 0.
-    """
-    if h0 is not None:
-        ref = net.mean(h0)
-        spread = net.allreduce((h0 - ref).abs().amax() if h0.numel() else h0.new_zeros(()))
-        if float(spread) == 0.0:
-            return h0.clone(), torch.zeros_like(h0)
-        like = h0
-    return torch.zeros_like(like), torch.zeros_like(like)
+
+def check_copy_init(value) -> None:
+    if value not in COPY_INIT:
+        raise ConfigError(f"algo.copy_init={value}: choose one of {', '.join(COPY_INIT)} "
+                          "(where the compressed copies start: 0 or the common starting point x0)")
+
+
+def copy_start(cfg, x0: torch.Tensor) -> torch.Tensor | None:
+    """The copies' initial value that ``algo.copy_init`` names: x0 (``x0``) or None for 0 (``zero``).
+    ``x0`` must be the common starting point, the same row at every agent (``Problem.x0`` is), so
+    that every holder knows the copy without talking; rows that differ raise ValueError (checked on
+    this process's rows)."""
+    if cfg.copy_init != "x0":
+        return None
+    if len(x0) > 1 and not bool((x0 == x0[:1]).all()):
+        raise ValueError("algo.copy_init=x0 needs the same starting point at every agent")
+    return x0
+
+
+def init_copy(like: torch.Tensor, start: torch.Tensor | None = None):
+    """A public copy ``(h, e = (W - I) h)`` that every holder can start without talking: h = ``start``
+    (a common starting point, see ``copy_start``: identical rows, so e = 0 exactly) or 0. Which one
+    is the algorithm's ``copy_init`` key, never the rounding of a network mean."""
+    h = torch.zeros_like(like) if start is None else start.clone()
+    return h, torch.zeros_like(like)
 
 
 def push(net, compressor, delta: torch.Tensor, h: torch.Tensor, e: torch.Tensor) -> None:

@@ -12,7 +12,8 @@ timescale; everything is scaled by the learning rate::
     X̂      <- X̂ + alpha C
 
 Keys follow the code's flags: ``lr``, ``gamma`` (penalty), ``omega`` (dual), ``alpha``
-(mirror step). X̂^0 = 0, Lambda^0 = 0. Static graph. All state tensors are agent rows.
+(mirror step). Lambda^0 = 0; X̂^0 = 0 as in the code (``copy_init=x0``: the common x^0). Static
+graph. All state tensors are agent rows.
 """
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .base import StepSize
+from .copies import check_copy_init
 from .ticopd import _PrimalDual, _gradient
 
 
 @dataclass
 class CPSGDConfig(StepSize):
-    """``lr`` step, ``gamma`` penalty weight, ``omega`` dual weight, ``alpha`` mirror step."""
+    """``lr`` step, ``gamma`` penalty weight, ``omega`` dual weight, ``alpha`` mirror step,
+    ``copy_init`` zero | x0 (the mirror's start; zero: the code)."""
 
     name: str = "cpsgd"
     lr: float = 0.05
@@ -35,9 +38,11 @@ class CPSGDConfig(StepSize):
     alpha: float = 1.0
     momentum: float = 0.0
     weight_decay: float = 0.0
+    copy_init: str = "zero"
 
     def check(self) -> None:
         self.check_step()
+        check_copy_init(self.copy_init)
         for key in ("gamma", "omega", "weight_decay"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"algo.{key}={getattr(self, key)}: must be >= 0")

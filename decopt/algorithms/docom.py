@@ -10,7 +10,10 @@ Default ``variant=paper``, eqs. (9a)-(9g), per iteration t (two compressed round
     G_hat     += Q(G_half - G_hat)                               # round 2
     G_new      = G_half + gamma (W - I) G_hat
 
-with G^0 = V^0 = the b0-sample (default: full local) gradient, Theta_hat^0 = theta^0, G_hat^0 = 0.
+with G^0 = V^0 = the b0-sample (default: full local) gradient and G_hat^0 = 0. Theta_hat^0 is
+``copy_init``: 0 by default, as in the paper's experiments (the authors' notebook [NB], Exp. 1,
+starts every copy at 0; specs/docom.md §2.1), or ``x0`` = theta^0 (the slides' (9a) and the
+PyTorch code [PT], which copies the model).
 
 ``variant=pytorch`` is the official PyTorch code (``ParallelDoCoM_V``): the gossip terms use the
 copies from the previous round, the tracker is compressed after its gossip, and the first step
@@ -31,8 +34,8 @@ import torch
 
 from ..errors import ConfigError
 from .base import Algorithm
-from .copies import (batch_samples, check_momentum, check_positive, check_unit, deterministic, heavy_ball, init_copy,
-                     large_batch_grad, push)
+from .copies import (batch_samples, check_copy_init, check_momentum, check_positive, check_unit, copy_start,
+                     deterministic, heavy_ball, init_copy, large_batch_grad, push)
 
 VARIANTS = ("paper", "pytorch")
 
@@ -41,7 +44,8 @@ VARIANTS = ("paper", "pytorch")
 class DoCoMConfig:
     """eta: step along the tracker; gamma: consensus step on the compressed copies; beta: STORM
     momentum weight (1 = plain stochastic gradient); b0: initial batch (null = full local data);
-    variant: paper | pytorch; momentum: heavy ball on the tracker step (official code 0.9)."""
+    variant: paper | pytorch; momentum: heavy ball on the tracker step (official code 0.9);
+    copy_init: zero | x0, Theta_hat^0 (zero: [NB]; x0: the slides and [PT])."""
 
     name: str = "docom"
     eta: float = 0.01
@@ -50,11 +54,13 @@ class DoCoMConfig:
     b0: int | None = None
     variant: str = "paper"
     momentum: float = 0.0
+    copy_init: str = "zero"
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)
         check_unit("algo", beta=self.beta)
         check_momentum(self.momentum)
+        check_copy_init(self.copy_init)
         if self.b0 is not None and self.b0 < 1:
             raise ConfigError(f"algo.b0={self.b0}: must be >= 1 or null (full local data)")
         if self.variant not in VARIANTS:
@@ -68,8 +74,8 @@ class DoCoM(Algorithm):
 
     def init(self, x0):
         g0 = large_batch_grad(self.problem, x0, self.cfg.b0)
-        xh, ex = init_copy(self.net, x0)
-        gh, eg = init_copy(self.net, None, like=x0)
+        xh, ex = init_copy(x0, copy_start(self.cfg, x0))
+        gh, eg = init_copy(x0)                                   # G_hat^0 = 0 ([NB], [PT])
         state = {"x": x0.clone(), "g": g0, "v": g0.clone(), "x_hat": xh, "e_x": ex, "g_hat": gh, "e_g": eg}
         if self.cfg.variant == "pytorch":
             state["x_prev"] = x0.clone()

@@ -11,7 +11,8 @@ Two algorithms, two registry names:
       x̂_i     <- x̂_i + gamma c_i ;  s_i <- s_i + gamma (deg_i c_i - sum_{j~i} c_j)   (9c)
 
   Compression uses x^t before the primal step; the primal and dual steps use L X̂^t before
-  the mirror step ([C1] order). X̂^0 = 0, Lambda^0 = 0 (so sum_i lambda_i = 0 for ever).
+  the mirror step ([C1] order). Lambda^0 = 0 (so sum_i lambda_i = 0 for ever); X̂^0 = 0 by
+  default as in [C1] (specs/ticopd.md pitfall 9), or x^0 with ``copy_init=x0`` (s^0 = 0).
   Options: ``dual_on=x`` is the slide's literal (9b), lambda += eta L X^t; it needs the
   neighbours' *exact* iterates, sent as one extra uncompressed broadcast (counted in bits).
   ``beta < 1`` is [C1]'s pull x_i <- beta x_i + (1 - beta) x̂_i before the primal step
@@ -31,6 +32,7 @@ Two algorithms, two registry names:
 
   The compressed message is of the post-update iterate ([C2] order). Sender and receiver
   apply the same (noisy) decoded message, so both copies of every mirror stay identical.
+  Mirrors start at 0 ([C2]; ``copy_init=x0``: at the common x^0).
   ``random_lap=false`` sums D_i over all neighbours (stale mirrors on inactive edges).
   ``penalty_lr=initial`` is [C2]'s theta * lr_0 (the penalty does not follow the schedule);
   ``scheduled`` uses alpha_t. On a static graph every edge is active every iteration.
@@ -49,6 +51,7 @@ import torch
 from ..compressors.identity import Identity
 from ..errors import ConfigError
 from .base import Algorithm, StepSize
+from .copies import check_copy_init, copy_start
 
 DUAL_ON = ("xhat", "x")
 PENALTY_LR = ("initial", "scheduled")
@@ -57,7 +60,8 @@ PENALTY_LR = ("initial", "scheduled")
 @dataclass
 class _TiCoPDCommon(StepSize):
     """Shared keys. ``lr`` = alpha (primal, slow), ``eta`` (dual ascent, slow), ``theta``
-    (augmented-Lagrangian penalty weight), ``gamma`` (mirror step, fast: alpha / gamma << 1)."""
+    (augmented-Lagrangian penalty weight), ``gamma`` (mirror step, fast: alpha / gamma << 1),
+    ``copy_init``: zero | x0, the mirrors' start (zero: [C1], [C2])."""
 
     lr: float = 0.05
     eta: float = 0.05
@@ -65,9 +69,11 @@ class _TiCoPDCommon(StepSize):
     gamma: float = 1.0
     momentum: float = 0.0
     weight_decay: float = 0.0
+    copy_init: str = "zero"
 
     def check(self) -> None:
         self.check_step()
+        check_copy_init(self.copy_init)
         if self.eta < 0:
             raise ConfigError(f"algo.eta={self.eta}: must be >= 0 (0 turns the dual off)")
         if self.theta < 0:
@@ -135,9 +141,12 @@ def _gradient(algo, state, X, t):
 
 class _PrimalDual(Algorithm):
     def init(self, x0):
-        """x^0, and zeros for the dual Lambda, the node-wise mirror x̂ and the aggregate (L x̂)."""
+        """x^0, zeros for the dual Lambda and the aggregate (L x̂), the node-wise mirror x̂ at
+        ``copy_init`` (0, or the common x^0, whose L x̂ is 0)."""
         z = torch.zeros_like(x0)
-        state = {"x": x0.clone(), "lam": z.clone(), "xhat": z.clone(), "lxhat": z.clone()}
+        start = copy_start(self.cfg, x0)
+        xhat = z.clone() if start is None else start.clone()
+        state = {"x": x0.clone(), "lam": z.clone(), "xhat": xhat, "lxhat": z.clone()}
         return self._optional(state, x0)
 
     def _optional(self, state, x0):
@@ -195,7 +204,8 @@ class TiCoPDRobust(_PrimalDual):
 
     def init(self, x0):
         z = torch.zeros_like(x0)
-        arcs = torch.zeros(len(self.net.out_arcs), x0.shape[1], dtype=x0.dtype, device=x0.device)
+        start = copy_start(self.cfg, x0)
+        arcs = x0.new_zeros(len(self.net.out_arcs), x0.shape[1]) if start is None else start[self._src]
         state = {"x": x0.clone(), "lam": z, "xhat_out": arcs, "xhat_in": arcs.clone()}
         return self._optional(state, x0)
 

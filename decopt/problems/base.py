@@ -66,6 +66,11 @@ class Problem:
         """Metrics of the agents' own iterates (worst-agent loss, accuracy, ...); none by default."""
         return {}
 
+    def paper_metrics(self, X: torch.Tensor) -> dict:
+        """Columns in a paper's own definition, with ``run.paper_metrics=true`` (decopt.metrics);
+        none by default."""
+        return {}
+
     def batch_indices(self, t: int, sizes: np.ndarray) -> torch.Tensor:
         """Keyed minibatch indices (n_local, batch_size) into each agent's ``sizes[i]`` samples."""
         idx = integers(Key(self.seed, Stream.BATCH, t), self.net.rows, self.batch_size, sizes)

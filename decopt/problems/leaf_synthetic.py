@@ -18,6 +18,17 @@ x ~ N(loc_u, Sigma) with Sigma_jj = j^-1.2, labels = argmax of a noisy softmax o
 linear model, then a per-user 60/40 train/test split (LEAF's ``-t sample --tf 0.6``).
 ``partition: users`` keeps LEAF's users as agents; iid / sorted / dirichlet re-split the pooled
 training set over ``graph.n`` agents.
+
+Paper metrics (``run.paper_metrics=true``), the authors' notebook's definitions ([NB]
+``noncvx_sigmoidERM_loss`` / ``_grad`` / ``_acc`` on the pooled training set, N samples, at each
+agent's own model; specs/docom.md §5 Exp. 1 and pitfall 10):
+
+* ``worst_agent_loss_pooled`` = max_i (1/(N C)) sum_n sum_k sig(y_nk <w_k, x_n>) + ||x_i||^2 / (2N):
+  the mean over samples *and classes* plus a 1/(2N) penalty, the notebook's "Worst Loss";
+* ``worst_agent_grad_norm_pooled`` = max_i ||(1/N) sum_n grad sum_k sig(...) + reg x_i||
+  (unsquared; the notebook's "Worst Train Gradient Norm");
+* ``worst_agent_train_accuracy`` = min_i training accuracy on the pooled set ("Worst Train
+  Accuracy"; the test counterpart is ``worst_agent_accuracy``).
 """
 from __future__ import annotations
 
@@ -130,6 +141,18 @@ class LeafSynthetic(Supervised):
             return loss, None, pred
         dZ = (-S) * s * (1.0 - s) * w.unsqueeze(2)
         return loss, torch.bmm(dZ.transpose(1, 2), A).flatten(1), pred
+
+    def paper_metrics(self, X):
+        """The DoCoM notebook's worst-agent loss, gradient norm and train accuracy (module docstring)."""
+        net, N = self.net, int(self.sizes_all.sum())
+        loss, grad, correct = self.pooled_pass(X, np.full(N, 1.0 / N))
+        loss = loss / self.num_classes + (X * X).sum(1) / (2 * N)
+        grad = grad.add_(X, alpha=self.wd)
+        vals = torch.zeros(3, net.n, dtype=torch.float64)
+        vals[:, net.rows.start:net.rows.stop] = torch.stack([loss, grad.norm(dim=1), correct.to(loss.dtype) / N]).to(vals)
+        vals = net.allreduce(vals)
+        return {"worst_agent_loss_pooled": float(vals[0].max()), "worst_agent_grad_norm_pooled": float(vals[1].max()),
+                "worst_agent_train_accuracy": float(vals[2].min())}
 
     def _predict(self, X, A):
         (Wm,) = self.views(X)

@@ -27,6 +27,9 @@ Metrics (added to ``loss``, ``grad_norm_sq`` at xbar that the runner computes):
   ``worst_agent_grad_norm_sq`` = max_i ||grad f(x_i)||^2 (f the network objective on the full
   training set) and ``worst_agent_accuracy`` = min_i test accuracy of x_i (DoCoM's worst-agent
   curves). These cost n full passes, so they are off by default for the neural nets.
+
+``pooled_pass`` evaluates every local model on the pooled training set with given per-sample
+weights (the worst-agent metrics above, a problem's ``paper_metrics``).
 """
 from __future__ import annotations
 
@@ -213,35 +216,40 @@ class Supervised(Problem):
         if not self.agent_metrics_on:
             return {}
         net, n = self.net, self.net.n
-        if getattr(self, "_pool", None) is None:
-            rows = np.concatenate(self.parts)
-            wts = np.concatenate([np.full(len(p), 1.0 / (n * len(p))) for p in self.parts])
-            self._pool = (torch.as_tensor(rows, device=self.device),
-                          torch.as_tensor(wts, dtype=self.dtype, device=self.device))
-        rows, wts = self._pool
-        feat = max(1, self.train_x[0].numel())
-        chunk = max(1, _CHUNK_ELEMS // feat)
+        loss, grad, _ = self.pooled_pass(X, np.concatenate([np.full(len(p), 1.0 / (n * len(p))) for p in self.parts]))
+        loss, grad = self._regularize(X, loss, grad)
         vals = torch.zeros(3, n, dtype=torch.float64)
-        with torch.no_grad():
-            for k, i in enumerate(net.rows):
-                xi = X[k:k + 1]
-                loss = torch.zeros(1, dtype=self.dtype, device=self.device)
-                grad = torch.zeros(1, self.d, dtype=self.dtype, device=self.device)
-                for s in range(0, len(rows), chunk):
-                    r = rows[s:s + chunk]
-                    A, Y = self._take(r[None])
-                    l, g, _ = self._batch(xi, A, Y, wts[s:s + chunk][None], need_pred=False)
-                    loss += l
-                    grad += g
-                loss, grad = self._regularize(xi, loss, grad)
-                vals[0, i] = float(loss[0])
-                vals[1, i] = float(grad[0] @ grad[0])
-                vals[2, i] = self._test_correct(X[k]) / max(1, len(self.test_y))
+        for k, i in enumerate(net.rows):
+            vals[0, i] = float(loss[k])
+            vals[1, i] = float(grad[k] @ grad[k])
+            vals[2, i] = self._test_correct(X[k]) / max(1, len(self.test_y))
         vals = net.allreduce(vals)
         out = {"worst_agent_loss": float(vals[0].max()), "worst_agent_grad_norm_sq": float(vals[1].max())}
         if len(self.test_y):
             out["worst_agent_accuracy"] = float(vals[2].min())
         return out
+
+    def pooled_pass(self, X, weights: np.ndarray):
+        """Each local model x_i on the whole pooled training set (all agents' samples, in agent order)
+        with per-sample ``weights``: (sum_b w_b l(x_i; b) (n_local,), its gradient (n_local, d),
+        correct predictions (n_local,)), no regulariser. One model at a time, in chunks of samples
+        (metrics only)."""
+        if getattr(self, "_pool_rows", None) is None:
+            self._pool_rows = torch.as_tensor(np.concatenate(self.parts), device=self.device)
+        rows, w = self._pool_rows, torch.as_tensor(weights, dtype=self.dtype, device=self.device)
+        chunk = max(1, _CHUNK_ELEMS // max(1, self.train_x[0].numel()))
+        loss = torch.zeros(len(X), dtype=self.dtype, device=self.device)
+        grad = torch.zeros(len(X), self.d, dtype=self.dtype, device=self.device)
+        correct = torch.zeros(len(X), dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            for k in range(len(X)):
+                for s in range(0, len(rows), chunk):
+                    A, Y = self._take(rows[s:s + chunk][None])
+                    l, g, pred = self._batch(X[k:k + 1], A, Y, w[s:s + chunk][None])
+                    loss[k] += l[0]
+                    grad[k] += g[0]
+                    correct[k] += int((pred == Y).sum())
+        return loss, grad, correct
 
 
 def check_common(cfg, partitions=("iid", "sorted", "dirichlet")) -> None:
