@@ -22,6 +22,7 @@ DTYPES = ("float32", "float64")
 PROGRESS = ("auto", "bar", "log", "none")
 EVAL_GRIDS = ("auto", "linear", "geometric")
 INT_LIMIT = 2 ** 63            # every integer key is below it in magnitude (numpy/torch int64); seeds in [0, 2^63)
+MAX_THREADS = 1024             # torch threads per process
 MAX_ITERATIONS = 10 ** 12      # run.iterations above this is a typo, not a plan (years of steps)
 
 
@@ -51,8 +52,8 @@ class RunConfig:
             raise ConfigError(f"run.iterations={self.iterations}: must be in [0, 10^12]")
         if not 0 <= self.seed < INT_LIMIT:
             raise ConfigError(f"run.seed={self.seed}: must be in [0, 2^63)")
-        if self.threads < 1:
-            raise ConfigError(f"run.threads={self.threads}: must be >= 1")
+        if not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"run.threads={self.threads}: must be in [1, {MAX_THREADS}]")
         if self.eval_every < 1:
             raise ConfigError(f"run.eval_every={self.eval_every}: must be >= 1")
         if self.dtype not in DTYPES:
@@ -259,7 +260,7 @@ def check_memory(settings: Settings, n: int, m: int | None = None) -> None:
         return
     problem, item = settings.problem, np.dtype(settings.run.dtype).itemsize
     batch = max(getattr(problem, "batch_size", None) or 0, getattr(settings.algo, "b0", None) or 0)
-    d, data = problem.footprint(n, batch) if hasattr(problem, "footprint") else (1, 0)
+    d, data = problem.footprint(n, batch) if hasattr(problem, "footprint") else (1, n * batch)   # a float a sample
     m = graphs.edge_count(settings.graph, n) if m is None else m
     parts = {"iterate": item * 2 * n * d, "problem data": item * data, "graph": 16 * (n + m)}
     if sum(parts.values()) > avail:

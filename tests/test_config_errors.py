@@ -123,6 +123,12 @@ FOUND = [
     (["problem.samples=10000000000"], "graph.n=10 with problem=least_squares (d=20): needs at least"),
     (["problem=digits_mlp", "problem.hidden=100000000000"], "problem=digits_mlp (d=7500000000010): needs"),
     (["graph.file=/dev/zero", "graph=edge_list"], "graph.file=/dev/zero: not a regular file"),
+    # valid int64 values that ran forever or raised: each one's own bound
+    (["run.threads=4611686018427387904"], "run.threads=4611686018427387904: must be in [1, 1024]"),
+    (["algo=swarm_sgd", "graph.links=one_edge", "algo.local_steps=4611686018427387904"],
+     "algo.local_steps=4611686018427387904: must be in [1, 1000000]"),
+    (["problem=leaf_synthetic", "problem.source=generate", "problem.num_dim=4611686018427387904"],
+     "problem=leaf_synthetic (d=23058430092136939525): needs at least"),
 ]
 
 

@@ -27,7 +27,7 @@ SMALL = {"digits_mlp": {"hidden": 2}, "mnist_mlp": {"hidden": 2, "train_size": 3
          "leaf_synthetic": {"num_dim": 3}}
 BAD = [math.nan, math.inf, -math.inf, -1, -1.5, 0, 0.0, 10 ** 30, 1e39, -1e39, 2 ** 64, 1e300,
        "abc", "", True, False, [1, 2], [], ["x"], {"a": 1}, None]
-HOSTILE = [math.nan, math.inf, -math.inf, 1e39, 2 ** 64, "abc", [1, 2]]
+HOSTILE = [math.nan, math.inf, -math.inf, 1e39, 2 ** 62, 2 ** 64, "abc", [1, 2]]
 VALUES = st.one_of(st.sampled_from(BAD), st.integers(-3, 6), st.floats(-10, 10, allow_nan=False),
                    st.lists(st.floats(-2, 3), max_size=3))
 FUZZ = settings(max_examples=2, deadline=None, derandomize=True, database=None, phases=[Phase.generate],

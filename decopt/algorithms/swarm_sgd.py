@@ -19,6 +19,9 @@ from .base import Algorithm
 from .copies import check_positive
 
 
+MAX_LOCAL_STEPS = 10 ** 6      # local SGD steps per iteration: more is a typo (a run that never ends)
+
+
 @dataclass
 class SwarmSGDConfig:
     """eta: local SGD step; local_steps: H, SGD steps per agent per iteration (between interactions)."""
@@ -29,8 +32,8 @@ class SwarmSGDConfig:
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta)
-        if self.local_steps < 1:
-            raise ConfigError(f"algo.local_steps={self.local_steps}: must be >= 1")
+        if not 1 <= self.local_steps <= MAX_LOCAL_STEPS:
+            raise ConfigError(f"algo.local_steps={self.local_steps}: must be in [1, {MAX_LOCAL_STEPS}]")
 
 
 class SwarmSGD(Algorithm):

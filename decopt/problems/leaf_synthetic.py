@@ -75,6 +75,13 @@ class LeafSyntheticConfig:
             if not 0 < self.train_fraction < 1:
                 raise ConfigError(f"problem.train_fraction={self.train_fraction}: must be in (0, 1)")
 
+    def footprint(self, n: int, batch: int) -> tuple[int, int]:
+        """``(d, floats)``, a lower bound for ``config.check_memory``: ``source=generate`` makes at
+        least 5 samples of num_dim + 1 features per agent; a file's size is checked when it is read."""
+        if self.source != "generate":
+            return 1, 0
+        return self.num_classes * (self.num_dim + 1), n * (5 + batch) * (self.num_dim + 1)
+
 
 def generate_leaf_synthetic(num_users: int, num_classes: int, num_dim: int, seed: int,
                             train_fraction: float = 0.6) -> dict:
