@@ -54,6 +54,7 @@ SA_ETA = {"sorted": 1e-4, "iid": 1e-5}
 STORM_ETA = {"sorted": 1e-3, "iid": 1e-4}
 BITS_AXIS = {"paper": "bits: FSPDA as its code counts (+ int64 indices once per active edge), baselines decopt's wire",
              "broadcast": "bits: decopt's wire (FSPDA's mask keyed: no indices)"}
+BITS_XLABEL = {"paper": "bits (FSPDA as its code counts: + int64 indices)", "broadcast": "bits on decopt's wire"}
 SA_BITS_1PCT = {"paper": 2 * 32 * 796 + 64 * 796, "broadcast": 2 * 32 * 796}    # per active edge, fp32, k = 796
 
 
@@ -127,7 +128,8 @@ def main(argv=None) -> int:
             sub = [r for r in recs4 if r["group"] == f"fig4_{part}"]
             common.figures(sub, args.out, ys, name=f"fig4_{part}",
                            title=f"FSPDA Fig. 4 ({part}), complete n=10, {args.iterations} it., lr x{args.lr_scale:g}\n"
-                                 f"{BITS_AXIS[args.bits_convention]}")
+                                 f"{BITS_AXIS[args.bits_convention]}",
+                           axis_labels={"bits": BITS_XLABEL[args.bits_convention]})
             tables.append(f"### Fig. 4, {part} ({BITS_AXIS[args.bits_convention]})\n\n" + common.final_table(sub, cols))
             fs = common.final(sub, f"FSPDA-SA 1% ({part})", "bits")
             per_edge = SA_BITS_1PCT[args.bits_convention]
@@ -140,7 +142,8 @@ def main(argv=None) -> int:
         recs5 = [r for r in recs if r["group"] == "fig5"]
         common.figures(recs5, args.out, ys, name="fig5",
                        title=f"FSPDA Fig. 5 (shuffled), {args.iterations} it., lr x{args.lr_scale:g}\n"
-                             f"{BITS_AXIS[args.bits_convention]}")
+                             f"{BITS_AXIS[args.bits_convention]}",
+                       axis_labels={"bits": BITS_XLABEL[args.bits_convention]})
         tables.append(f"### Fig. 5 ({BITS_AXIS[args.bits_convention]})\n\n" + common.final_table(recs5, cols))
         b = {r["label"]: float(r["summary"]["final"]["bits"]) for r in recs5}
         c = {r["label"]: float(r["summary"]["final"]["consensus_error"]) for r in recs5}
