@@ -247,14 +247,15 @@ def _import_femnist(leaf: Path, folder: Path) -> None:
     from .problems.datasets import load_leaf_json
     from .problems.femnist import CLASSES, FEATURES
 
-    for split in ("train", "test"):
-        for path in sorted((leaf / split).glob("*.json")):
-            load_leaf_json(path, key=f"--from {split}", features=FEATURES, classes=CLASSES)
-            (folder / split).mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder / split)
-            os.close(fd)
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, folder / split / path.name)
+    shards = [path for split in ("train", "test") for path in sorted((leaf / split).glob("*.json"))]
+    for path in shards:                                   # all checked before any is copied
+        load_leaf_json(path, key="--from", features=FEATURES, classes=CLASSES)
+    for path in shards:
+        (folder / path.parent.name).mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder / path.parent.name)
+        os.close(fd)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, folder / path.parent.name / path.name)
 
 
 USAGE = f"""usage: python -m decopt data fetch DATASET [--root DIR] [--from DIR_OR_URL]
@@ -279,7 +280,7 @@ def main(argv: list[str]) -> int:
         if not root:
             raise DataError(f"no data root: pass --root DIR or set ${ENV_VAR} (runs read the data from there)")
         folder = fetch(args.dataset, root, args.source)
-    except DataError as exc:
+    except ConfigError as exc:
         print(f"decopt: error: {exc}", file=sys.stderr)
         return BAD_INPUT
     print(f"{args.dataset}: ready in {folder}; runs find it with {ENV_VAR}={Path(root).expanduser()}")

@@ -173,7 +173,9 @@ def test_femnist_shards_are_checked_and_copied(tmp_path):
     assert datasets.load_leaf_json(train[0], features=784, classes=62)[0][2].tolist() == [61, 1, 2]
 
     shutil.rmtree(tmp_path / "leaf")
-    write_leaf(tmp_path / "leaf", ["f0", "f1"], {"train": shard(62), "test": shard(0)})
-    with pytest.raises(datasets.ConfigError, match=r"label 62 at index 0; expected an integer 0\.\.61"):
-        fetch("femnist", tmp_path / "bad", str(tmp_path / "leaf"), log=lambda line: None)
-    assert not (tmp_path / "bad" / "femnist" / "train").exists()
+    write_leaf(tmp_path / "leaf", ["f0", "f1"], {"train": shard(0), "test": shard(62)})
+    r = run_cli("data", "fetch", "femnist", "--root", str(tmp_path / "bad"), "--from", str(tmp_path / "leaf"))
+    assert r.returncode == 2
+    line, = r.stderr.strip().splitlines()
+    assert line.endswith("mytrain_test.json: user 'f0': label 62 at index 0; expected an integer 0..61"), line
+    assert list((tmp_path / "bad" / "femnist").iterdir()) == []    # the good train shard is not copied either
