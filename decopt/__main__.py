@@ -8,6 +8,7 @@ USAGE = """usage: python -m decopt COMMAND [args]
 commands:
   run [overrides]   run one job (or a sweep with -m); --help lists the config groups
   plot DIR [DIR...] paper-style figures (PNG + PDF) and a table of final metrics; --help
+  data fetch NAME   download and verify a dataset (mnist, spambase, femnist, leaf_synthetic); --help
 """
 
 
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from .plotting import main as plot_main
 
         return plot_main(rest)
+    if command == "data":
+        from .data import main as data_main
+
+        return data_main(rest)
     print(f"decopt: error: unknown command {command!r}\n{USAGE}", file=sys.stderr)
     return 2
 

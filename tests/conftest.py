@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The real datasets: $DECOPT_DATA when set (the root runs read), else the shared folder next to the repo.
+SHARED_DATA = Path(os.environ.get("DECOPT_DATA") or REPO.parent / "shared" / "data").expanduser()
 MPIRUN = shutil.which("mpirun") or shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpirun")
 HAVE_MPIRUN = Path(MPIRUN).exists()
 
