@@ -109,8 +109,10 @@ def _check_key(key: str, picked: dict) -> None:
         return                                      # compressor.inner.* and unknown groups: Hydra says
     if not known or leaf in known:
         return
-    full = [f"{group}.{k}" for k in sorted(known)]
-    hint = catalog.suggest(key, full)
+    leaves = sorted(known - {"name"})
+    close = difflib.get_close_matches(leaf, leaves, n=1, cutoff=0.6)
+    full = [f"{group}.{k}" for k in leaves]
+    hint = f"; did you mean {group}.{close[0]}?" if close else ""
     raise ConfigError(f"{key}: unknown key for {where}{hint}" + ("" if hint else f"; known keys: {', '.join(full)}"))
 
 
