@@ -1,4 +1,4 @@
-"""``python -m decopt run [overrides]`` | ``python -m decopt plot DIR...``"""
+"""``python -m decopt run [overrides]`` | ``resume RUN_DIR`` | ``plot DIR...``"""
 from __future__ import annotations
 
 import sys
@@ -6,7 +6,8 @@ import sys
 USAGE = """usage: python -m decopt COMMAND [args]
 
 commands:
-  run [overrides]   run one job (or a sweep with -m); --help lists the config groups
+  run [overrides]   run one job (or a sweep with -m); --help lists every group, choice and key
+  resume RUN_DIR    continue an interrupted run in place (run.iterations=N runs it longer); --help
   plot DIR [DIR...] paper-style figures (PNG + PDF) and a table of final metrics; --help
   data fetch NAME   download and verify a dataset (mnist, spambase, femnist, leaf_synthetic); --help
 """
@@ -22,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import main as run_main
 
         return run_main(rest)
+    if command == "resume":
+        from .cli import resume_main
+
+        return resume_main(rest)
     if command == "plot":
         from .plotting import main as plot_main
 

@@ -7,6 +7,7 @@ code 2); the exit code is the run's status (``decopt.exit_codes``), a sweep's th
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import sys
@@ -14,9 +15,7 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from . import exit_codes
+from . import catalog, exit_codes
 from .errors import ConfigError, RunDirError
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -28,15 +27,13 @@ _STAMP = datetime.now()
 
 def register_stamp(stamp: datetime | None = None) -> None:
     """``${decopt_stamp:FMT}``: one timestamp per launch (broadcast from rank 0 under MPI)."""
+    from omegaconf import OmegaConf
+
     global _STAMP
     if stamp is not None:
         _STAMP = stamp
     OmegaConf.register_new_resolver("decopt_stamp", lambda fmt: _STAMP.strftime(fmt), replace=True)
     OmegaConf.register_new_resolver("decopt_subdir", subdir_name, replace=True)
-
-
-def choices(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
 
 
 def compose(overrides: list[str]):
@@ -47,10 +44,7 @@ def compose(overrides: list[str]):
     from .config import register
 
     register()
-    for o in overrides:
-        key, _, value = o.lstrip("+~").partition("=")
-        if key in GROUPS and value and value not in choices(key):
-            raise ConfigError(f"{key}={value}: unknown choice; choose one of {', '.join(choices(key))}")
+    check_words(overrides)
     plain = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -59,6 +53,82 @@ def compose(overrides: list[str]):
         raise ConfigError(_hydra_message(exc)) from None
     except Exception as exc:  # omegaconf errors raised while composing
         raise ConfigError(_hydra_message(exc)) from None
+
+
+HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "--version", "--cfg", "-c", "--resolve", "--package",
+               "-p", "--info", "-i", "--run", "-r", "--shell-completion", "-sc", "--config-path", "-cp",
+               "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun")
+WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+              "--experimental-rerun")
+
+
+def _picked(overrides: list[str]) -> dict:
+    """``{group: [choices]}`` named on the command line (a sweep names several)."""
+    picked = {}
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        if key in catalog.GROUPS or key in catalog.NESTED:
+            picked[key] = value.split(",") if "(" not in value else []
+    return picked
+
+
+def check_words(argv: list[str]) -> None:
+    """Refuse, in one line with a "did you mean", what no config has: a flag that is no Hydra option
+    (``--iterations 10``: write ``run.iterations=10``), an unknown choice, an unknown key. Reads the
+    catalog only (no torch, no Hydra): a typo costs well under a second."""
+    picked = {**{g: [c] for g, c in catalog.default_choices().items()}, "compressor/inner": ["none"], **_picked(argv)}
+    for i, arg in enumerate(argv):
+        if arg.startswith("-"):
+            flag = arg.split("=")[0]
+            if flag not in HYDRA_FLAGS and not (i and argv[i - 1] in WITH_VALUE):
+                raise ConfigError(_flag_message(arg, argv[i + 1] if i + 1 < len(argv) else None))
+            continue
+        if i and argv[i - 1] in WITH_VALUE or "=" not in arg:
+            continue
+        key, _, value = arg.lstrip("+~").partition("=")
+        if key in catalog.GROUPS or key in catalog.NESTED:
+            options = catalog.choices(key)
+            for pick in picked[key]:
+                if pick and pick not in options:
+                    hint = catalog.suggest(pick, options)
+                    listed = f" (choose one of {', '.join(options)})" if hint else f"; choose one of {', '.join(options)}"
+                    raise ConfigError(f"{key}={pick}: unknown choice{hint}{listed}")
+        elif "." in key and not key.startswith("hydra."):
+            _check_key(key, picked)
+
+
+def _check_key(key: str, picked: dict) -> None:
+    group, _, leaf = key.partition(".")
+    if group == "run":
+        known, where = {k.name for k in catalog.run_keys()}, "run"
+    elif group in catalog.GROUPS and not leaf.startswith("inner."):
+        picks = [c for c in picked.get(group, []) if c in catalog.choices(group)]
+        known = {k.name for c in picks for _, keys in [catalog.choice(group, c)] for k in keys}
+        where = " or ".join(f"{group}={c}" for c in picks)
+    else:
+        return                                      # compressor.inner.* and unknown groups: Hydra says
+    if not known or leaf in known:
+        return
+    leaves = sorted(known - {"name"})
+    close = difflib.get_close_matches(leaf, leaves, n=1, cutoff=0.6)
+    full = [f"{group}.{k}" for k in leaves]
+    hint = f"; did you mean {group}.{close[0]}?" if close else ""
+    raise ConfigError(f"{key}: unknown key for {where}{hint}" + ("" if hint else f"; known keys: {', '.join(full)}"))
+
+
+def _flag_message(arg: str, following: str | None) -> str:
+    """``--iterations 10`` is not how decopt takes keys: say how to write it."""
+    name, _, value = arg.lstrip("-").partition("=")
+    value = value or (following if following is not None and not following.startswith("-") and "=" not in following
+                      else "VALUE")
+    keys = [f"run.{k.name}" for k in catalog.run_keys()] + [
+        f"{g}.{k.name}" for g, c in catalog.default_choices().items() for k in catalog.choice(g, c)[1]]
+    leaf = name.replace("-", "_")
+    exact = [k for k in keys if k.rsplit(".", 1)[1] == leaf]
+    close = exact or [k for k in keys if k.rsplit(".", 1)[1] in difflib.get_close_matches(
+        leaf, [k.rsplit(".", 1)[1] for k in keys], n=1)]
+    how = f"write {close[0]}={value}" if close else "write config keys as key=value (run.iterations=10)"
+    return f"{arg}: not an option; {how} (python -m decopt run --help lists every key)"
 
 
 def _hydra_message(exc: Exception) -> str:
@@ -87,6 +157,8 @@ def run_task(cfg, comm=None) -> int:
     """One job inside Hydra (a single run, or one point of a sweep); its exit code."""
     from hydra.core.hydra_config import HydraConfig
 
+    from omegaconf import OmegaConf
+
     from .runner import run_job
     from .summary import print_summary
 
@@ -110,6 +182,8 @@ def run_task(cfg, comm=None) -> int:
     print_summary(result)
     if result.summary["status"] != "completed":
         log.warning("run ended with status %s", result.summary["status"])
+    if result.summary["status"] == "interrupted":
+        print(f"decopt: interrupted; continue with: {resume_command(out)}", flush=True)
     return exit_codes.for_status(result.summary["status"])
 
 
@@ -219,9 +293,36 @@ def _check_writable(argv: list[str]) -> None:
         raise ConfigError(f"{key}={target}: cannot write there ({exc.strerror})") from None
 
 
+def _first_rank() -> bool:
+    """Rank 0 under mpirun, or no launcher (read from the launcher's variables: no MPI, no torch)."""
+    return all(os.environ.get(v, "0") == "0" for v in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"))
+
+
+def _error(exc: Exception) -> int:
+    if _first_rank():                         # under mpirun every rank finds it; one prints
+        print(f"decopt: error: {exc}", file=sys.stderr)
+    return exit_codes.BAD_INPUT
+
+
 def main(argv: list[str]) -> int:
-    """Entry for ``decopt run``: validate first (one-line errors, exit 2), then run Hydra."""
-    from .comm.launch import world_rank, world_size
+    """Entry for ``decopt run``: help and typos first (no torch), then validate (one-line errors,
+    exit 2), then run Hydra."""
+    if any(a in ("-h", "--help") for a in argv):
+        picked = {g: c[0] for g, c in _picked(argv).items() if len(c) == 1 and c[0] in catalog.choices(g)}
+        if _first_rank():
+            print(catalog.help_text(picked), end="")
+        return 0
+    try:
+        check_words(argv)
+        resume = [a.split("=", 1)[1].lower() for a in argv if a.lstrip("+").startswith("run.resume=")]
+        if resume and resume[-1] == "true" and not any(a.startswith("hydra.run.dir=") for a in argv):
+            raise ConfigError("run.resume=true: resumes the run in hydra.run.dir, and none was given (a new run "
+                              "would start); write: python -m decopt resume <run dir>")
+    except ConfigError as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        return _error(exc)
+    from .comm.launch import world_size
 
     if world_size() > 1:                      # one BLAS/OpenMP thread per rank (set before torch loads)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -233,12 +334,102 @@ def main(argv: list[str]) -> int:
         except ConfigError as exc:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            if world_rank() == 0:             # under mpirun every rank finds it; one prints
-                print(f"decopt: error: {exc}", file=sys.stderr)
-            return 2
+            return _error(exc)
 
     if world_size() > 1:
         from .comm.mpi import mpi_main
 
         return mpi_main(argv)
     return hydra_main(argv)
+
+
+RESUME_USAGE = """usage: python -m decopt resume RUN_DIR [key=value ...]
+
+Continue the run in RUN_DIR in place, from its checkpoint, with the config in its config.yaml.
+Only these keys may change: {keys}.
+Under MPI: mpirun -n P python -m decopt resume RUN_DIR
+"""
+
+
+def resume_command(run_dir) -> str:
+    """The command that continues the run in ``run_dir`` (printed by every interrupted run)."""
+    import shlex
+
+    return f"python -m decopt resume {shlex.quote(str(run_dir))}"
+
+
+def _literal(value) -> str:
+    """``value`` as a Hydra override value that composes back to it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_literal(v)}" for k, v in value.items()) + "}"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def resume_argv(run_dir: str, changes: list[str]) -> list[str]:
+    """The ``run`` overrides that continue ``run_dir`` in place: its config.yaml, ``run.resume=true``,
+    ``hydra.run.dir`` and the allowed ``changes``; a one-line ConfigError for a directory that is no
+    run, has no checkpoint, or a change that would make another job."""
+    import yaml
+
+    from .checkpoint import RESUMABLE
+    from .results import CHECKPOINT, read_bytes
+
+    allowed = [k for k in RESUMABLE if k not in ("run.resume", "backend.name")]
+    path = Path(run_dir)
+    config = path / "config.yaml"
+    if not path.is_dir() or not config.is_file():
+        raise ConfigError(f"resume: {run_dir} is not a decopt run directory (no config.yaml); give the directory "
+                          f"a run printed at its end")
+    try:
+        cfg = yaml.safe_load(read_bytes(config))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"resume: {config} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    missing = [g for g in (*catalog.GROUPS, "run") if not isinstance(cfg, dict) or not isinstance(cfg.get(g), dict)]
+    if missing:
+        raise ConfigError(f"resume: {run_dir} is not a decopt run directory (its config.yaml has no "
+                          f"{', '.join(missing)})")
+    if not (path / CHECKPOINT).is_file():
+        raise ConfigError(f"resume: {run_dir} has no {CHECKPOINT} to continue from (a run writes one with "
+                          f"run.checkpoint_every=K, and when interrupted)")
+    new = {}
+    for change in changes:
+        key, eq, value = change.partition("=")
+        if not eq or key not in allowed:
+            hint = catalog.suggest(key, allowed) if eq else ""
+            raise ConfigError(f"resume: {change}: only {', '.join(allowed)} may change on resume{hint}")
+        new[key] = value
+    argv = []
+    for group in catalog.GROUPS[:-1]:                   # the backend: stacked, or mpi under mpirun
+        node = cfg[group]
+        argv.append(f"{group}={node['name']}")
+        for key, value in node.items():
+            if isinstance(value, dict) and "name" in value:          # compressor.inner
+                argv.append(f"{group}/{key}={value['name']}")
+                argv += [f"{group}.{key}.{k}={_literal(v)}" for k, v in value.items() if k != "name"]
+            elif key != "name":
+                argv.append(f"{group}.{key}={_literal(value)}")
+    argv += [f"run.{k}={_literal(v)}" for k, v in cfg["run"].items() if f"run.{k}" not in new and k != "resume"]
+    return argv + [f"{k}={v}" for k, v in new.items()] + ["run.resume=true", f"hydra.run.dir={_literal(str(path))}"]
+
+
+def resume_main(argv: list[str]) -> int:
+    """Entry for ``decopt resume RUN_DIR [key=value ...]``."""
+    if not argv or argv[0] in ("-h", "--help"):
+        from .checkpoint import RESUMABLE
+
+        print(RESUME_USAGE.format(keys=", ".join(k for k in RESUMABLE if k not in ("run.resume", "backend.name"))),
+              end="")
+        return 0 if argv else exit_codes.BAD_INPUT
+    try:
+        args = resume_argv(argv[0], argv[1:])
+    except ConfigError as exc:
+        return _error(exc)
+    return main(args)

@@ -100,28 +100,11 @@ GROUPS = {
 }
 
 
-HELP = """decopt: decentralized optimization with compressed messages, stacked or over MPI.
-
-  python -m decopt run [group=choice ...] [key=value ...]     one job
-  python -m decopt run -m algo=dsgd,... run.seed=0,1,2        a sweep
-  mpirun -n 4 python -m decopt run graph.n=16 ...             MPI ranks hold blocks of agents
-
-== Config groups (group=choice) ==
-{groups}
-
-== Config (override any key: key=value) ==
-$CONFIG
-Hydra's own options: --hydra-help
-"""
-
-
 def _help_text() -> str:
-    from pathlib import Path
+    """Hydra's help page: the same as ``run --help`` (decopt.catalog), ``$`` escaped for its template."""
+    from .catalog import help_text
 
-    conf = Path(__file__).resolve().parent / "conf"
-    names = list(GROUPS) + ["compressor/inner"]             # the channel's inner codec (compressor=noisy)
-    groups = "\n".join(f"{g}: {', '.join(sorted(p.stem for p in (conf / g).glob('*.yaml')))}" for g in names)
-    return HELP.format(groups=groups)
+    return help_text().replace("$", "$$")
 
 
 def register() -> None:

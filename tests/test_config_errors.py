@@ -15,7 +15,7 @@ CASES = [
     (["graph=erdos_renyi", "graph.p=0"], "graph.p=0.0: must be in (0, 1]"),
     (["algo.lr=-1"], "algo.lr=-1.0: must be > 0"),
     (["algo.lr=0"], "algo.lr=0.0: must be > 0"),
-    (["algo.gama=3"], "algo.gama: Key 'gama' not in"),
+    (["algo.gama=3"], "algo.gama: unknown key for algo=dsgd; known keys: algo.a1, algo.lr, algo.schedule"),
     (["+algo.gama=3"], "algo.gama: unknown key for algo=dsgd"),
     (["run.iterations=abc"], "run.iterations: Value 'abc'"),
     (["run.dtype=float16"], "run.dtype=float16: choose one of float32, float64"),
