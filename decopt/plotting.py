@@ -118,7 +118,7 @@ def _fmt(v) -> str:
 
 
 def _name(desc: dict, keys) -> str:
-    return ", ".join(f"{k}={_fmt(desc.get(k))}" for k in keys)
+    return ", ".join(f"{k}={_fmt(desc[k])}" for k in keys if k in desc) or "run"
 
 
 def labels(groups: dict) -> dict[tuple, str]:
@@ -151,12 +151,13 @@ def _palette(key: str, values: list) -> dict:
     if key == "algo":
         extra = ["#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"]
         return {v: METHOD_COLORS.get(v, extra[zlib.crc32(str(v).encode()) % len(extra)]) for v in values}
-    if len(values) > 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    numbers = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
+    if len(numbers) > 2:                        # viridis from dark to light; runs without the key grey
         import matplotlib
 
         cmap = matplotlib.colormaps["viridis"]
-        ranked = sorted(values)
-        return {v: cmap(0.05 + 0.8 * ranked.index(v) / (len(ranked) - 1)) for v in values}
+        return {v: cmap(0.05 + 0.8 * numbers.index(v) / (len(numbers) - 1)) if v in numbers else "0.45"
+                for v in values}
     return {v: f"C{i % 10}" for i, v in enumerate(values)}
 
 
@@ -172,9 +173,18 @@ def _readable_log_ticks(axis, lo: float, hi: float) -> None:
     ticks = [m * 10.0 ** k for k in range(k0, k1 + 1) for m in (1, 2, 5) if lo <= m * 10.0 ** k <= hi]
     if len(ticks) < 3:
         ticks = [t for t in MaxNLocator(4).tick_values(lo, hi) if lo <= t <= hi]
-    digits = next((p for p in range(2, 9) if len({f"{t:.{p}g}" for t in ticks}) == len(ticks)), 9)
+    digits = next((p for p in range(2, 9) if len({_tick(t, p) for t in ticks}) == len(ticks)), 9)
     axis.set_major_locator(FixedLocator(ticks))
-    axis.set_major_formatter(FixedFormatter([f"{t:.{digits}g}" for t in ticks]))
+    axis.set_major_formatter(FixedFormatter([_tick(t, digits) for t in ticks]))
+
+
+def _tick(t: float, digits: int) -> str:
+    """``0.02``, ``150``, or ``2×10⁵`` style for very small and large ticks."""
+    if 1e-3 <= t < 1e4:
+        return f"{t:.{digits}g}"
+    mantissa, exponent = f"{t:.{digits - 1}e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return rf"$10^{{{int(exponent)}}}$" if mantissa == "1" else rf"${mantissa}\times10^{{{int(exponent)}}}$"
 
 
 def _columns(runs: list[dict]) -> list[str]:
@@ -201,11 +211,6 @@ def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_err
     (defaults: ``algo`` (or the first varying key) / the other varying keys / none);
     ``band``: ``minmax``, ``std`` or ``none``; ``strict``: a y no run has is an error (else skipped).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     runs = [load(p) for p in find_runs(paths)]
     if not runs:
         raise PlotError(f"plot: no run directories (with metrics.csv) under {', '.join(map(str, paths))}")
@@ -240,6 +245,11 @@ def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_err
         col_of = {key: d.get(col) if col else None for key, d in descs.items()}
         legend_of = {key: _name(d, shown) for key, d in descs.items()}
         groups = dict(sorted(groups.items(), key=lambda kv: [_sortable(descs[kv[0]].get(k)) for k in varying]))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     colors = _palette(hue or "", list(dict.fromkeys(hue_of.values())))
     style_ids = {s: i for i, s in enumerate(dict.fromkeys(style_of.values()))}
     cols = list(dict.fromkeys(col_of[key] for key in groups))
@@ -258,10 +268,12 @@ def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_err
                 if agg is None:
                     continue
                 xs, mean, lo, hi = agg
+                if log_y:                       # a zero (e.g. consensus at iteration 0) has no place on a log axis
+                    mean = np.where(mean > 0, mean, np.nan)
                 keep = xs > 0 if (x == "bits" or logx) else np.ones_like(xs, dtype=bool)
                 ls, marker = STYLES[style_ids[style_of[key]] % len(STYLES)]
                 line, = ax.plot(xs[keep], mean[keep], color=colors[hue_of[key]], ls=ls, marker=marker,
-                                markevery=max(1, int(keep.sum()) // 8), ms=4, lw=1.4)
+                                markevery=max(1, int(keep.sum()) // 8), ms=4, lw=1.4, label=legend_of[key])
                 handles.setdefault(legend_of[key], line)
                 later = mean[keep][1:]
                 later = later[np.isfinite(later) & (later > 0)]
@@ -281,7 +293,8 @@ def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_err
             ax.set_xlabel(named.get(x, "bits transmitted" if x == "bits" else x))
             if j == 0:
                 ax.set_ylabel(named.get(y, y))
-            ax.grid(True, which="both", alpha=0.3)
+            ax.grid(True, which="major", alpha=0.35)
+            ax.grid(True, which="minor", alpha=0.12)
     for ax in axes.flat:                        # after all limits are final (shared rows included)
         if ax.get_yscale() == "log":
             _readable_log_ticks(ax.yaxis, *sorted(ax.get_ylim()))
