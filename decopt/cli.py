@@ -31,7 +31,8 @@ def register_stamp(stamp: datetime | None = None) -> None:
     global _STAMP
     if stamp is not None:
         _STAMP = stamp
-    OmegaConf.register_new_resolver("decopt_stamp", lambda fmt: _STAMP.strftime(fmt), replace=True)
+    OmegaConf.register_new_resolver("decopt_stamp", lambda fmt: _STAMP.strftime(fmt), replace=True,
+                                    use_cache=True)   # cached in the config: launchers' jobs get its value
     OmegaConf.register_new_resolver("decopt_subdir", subdir_name, replace=True)
 
 
@@ -91,6 +92,11 @@ def run_task(cfg, comm=None) -> int:
     from .summary import print_summary
 
     out = HydraConfig.get().runtime.output_dir
+    if comm is None and cfg.backend.name == "mpi":
+        from .slurm import job_ranks, run_ranks
+
+        if job_ranks() > 1:                       # a Slurm job of hydra/launcher=slurm: start its ranks
+            return run_ranks(list(HydraConfig.get().overrides.task), out, job_ranks())
     job = OmegaConf.to_container(cfg, resolve=True)
     if comm is not None:
         job["backend"]["name"] = "mpi"            # chosen automatically under mpirun (> 1 rank)
@@ -150,10 +156,16 @@ def hydra_main(argv: list[str], comm=None) -> int:
             codes.append(exit_codes.FAILED)
         if sweep:
             sweep_dir[:] = [HydraConfig.get().sweep.dir]
+        return codes[-1]
 
     sweep_dir: list[str] = []
     sys.argv = [sys.argv[0]] + argv
     task()
+    if sweep and not codes:                       # the points ran elsewhere: hydra/launcher=slurm|local_parallel
+        from .slurm import sweep_results
+
+        where, codes[:] = sweep_results(argv)
+        sweep_dir[:] = [where]
     code = exit_codes.worst(codes)
     if sweep_dir:
         print(f"decopt: sweep {sweep_dir[0]}: {len(codes)} points, exit code {code}", flush=True)
@@ -242,3 +254,6 @@ def main(argv: list[str]) -> int:
 
         return mpi_main(argv)
     return hydra_main(argv)
+
+
+register_stamp()   # at import: the jobs of hydra/launcher=slurm|local_parallel resolve the run directories
