@@ -217,10 +217,17 @@ def subdir_name(text: str) -> str:
     return name
 
 
+def _override_value(override: str):
+    """The value of ``key=value`` as Hydra reads it (quotes and escapes removed)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_override(override).value()
+
+
 def _check_writable(argv: list[str]) -> None:
     """The run (or sweep) directory can be created and written, else a one-line error."""
     key = "hydra.sweep.dir" if _is_multirun(argv) else "hydra.run.dir"
-    given = [a.split("=", 1)[1] for a in argv if a.startswith(key + "=")]
+    given = [str(_override_value(a)) for a in argv if a.startswith(key + "=")]
     target = Path(given[-1]) if given else Path.cwd()
     probe = target / f".decopt-write-test-{os.getpid()}"     # one per process: ranks check at once
     try:

@@ -3,7 +3,7 @@
 
 Each sweep point of ``hydra/launcher=slurm`` is one Slurm job (a job array, hydra-submitit-launcher).
 The job runs the point once (submitit's ``use_srun=false``); a ``backend=mpi`` point with
-``hydra.launcher.tasks_per_node=R`` starts its R ranks inside the allocation (``ranks_command``), and
+``hydra.launcher.additional_parameters.ntasks_per_node=R`` starts its R ranks inside the allocation (``ranks_command``), and
 rank 0 is the only Hydra driver, as under ``mpirun``. The sweep's exit code is the worst of its
 points', read from their ``summary.json``, as with the basic launcher.
 """
@@ -62,11 +62,16 @@ def ranks_command(n: int) -> list[str]:
     return [mpirun, "-n", str(n)]
 
 
+def _quoted(value: str) -> str:
+    """``value`` as a quoted Hydra override value (run directories hold '=' and ',')."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def run_ranks(overrides: list[str], out: str, n: int) -> int:
     """Run one point on ``n`` MPI ranks in this allocation, in run directory ``out``; its exit code."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PMIX_SIZE": str(n)}   # srun's PMIx sets no size variable
     if os.geteuid() == 0:
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    cmd = [*ranks_command(n), sys.executable, "-m", "decopt", "run", *overrides, f"hydra.run.dir={out}"]
+    cmd = [*ranks_command(n), sys.executable, "-m", "decopt", "run", *overrides, "hydra.run.dir=" + _quoted(out)]
     print("decopt: " + " ".join(cmd), flush=True)
     return subprocess.run(cmd, env=env).returncode

@@ -104,10 +104,6 @@ class Cluster:
         return self
 
     def _idle(self) -> bool:
-        for p in self.procs:
-            if p.poll() is not None:
-                log = (self.folder / f"{Path(p.args[0]).name}.out").read_text()[-300:]
-                raise Unavailable(f"{Path(p.args[0]).name} exited ({p.returncode}): {log.strip()}")
         out = subprocess.run([_which("sinfo"), "-h", "-o", "%t"], capture_output=True, text=True,
                              env=self.env, timeout=10).stdout
         return out.strip() == "idle"
@@ -115,6 +111,12 @@ class Cluster:
     def _wait(self, ready, timeout: float, why: str) -> None:
         end = time.monotonic() + timeout
         while not ready():
+            for p in self.procs:
+                if p.poll() is not None:
+                    name = Path(p.args[0]).name
+                    log = (self.folder / f"{name}.out").read_text().strip().splitlines()[-1:]
+                    self.stop()
+                    raise Unavailable(f"{name} exited ({p.returncode}): {' '.join(log)}")
             if time.monotonic() > end:
                 self.stop()
                 raise Unavailable(f"{why} within {timeout:.0f} s (logs in {self.folder})")
@@ -135,5 +137,7 @@ class Cluster:
 
 
 def start(folder: Path) -> Cluster:
+    """A running cluster in ``folder`` (munged needs every folder above its socket open to all: a
+    folder of its own under /tmp, not pytest's tmp_path)."""
     install()
     return Cluster(folder).start()
