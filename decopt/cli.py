@@ -32,7 +32,8 @@ def register_stamp(stamp: datetime | None = None) -> None:
     global _STAMP
     if stamp is not None:
         _STAMP = stamp
-    OmegaConf.register_new_resolver("decopt_stamp", lambda fmt: _STAMP.strftime(fmt), replace=True)
+    OmegaConf.register_new_resolver("decopt_stamp", lambda fmt: _STAMP.strftime(fmt), replace=True,
+                                    use_cache=True)   # cached in the config: launchers' jobs get its value
     OmegaConf.register_new_resolver("decopt_subdir", subdir_name, replace=True)
 
 
@@ -163,6 +164,11 @@ def run_task(cfg, comm=None) -> int:
     from .summary import print_summary
 
     out = HydraConfig.get().runtime.output_dir
+    if comm is None and cfg.backend.name == "mpi":
+        from .slurm import job_ranks, run_ranks
+
+        if job_ranks() > 1:                       # a Slurm job of hydra/launcher=slurm: start its ranks
+            return run_ranks(list(HydraConfig.get().overrides.task), out, job_ranks())
     job = OmegaConf.to_container(cfg, resolve=True)
     if comm is not None:
         job["backend"]["name"] = "mpi"            # chosen automatically under mpirun (> 1 rank)
@@ -224,10 +230,16 @@ def hydra_main(argv: list[str], comm=None) -> int:
             codes.append(exit_codes.FAILED)
         if sweep:
             sweep_dir[:] = [HydraConfig.get().sweep.dir]
+        return codes[-1]
 
     sweep_dir: list[str] = []
     sys.argv = [sys.argv[0]] + argv
     task()
+    if sweep and not codes:                       # the points ran elsewhere: hydra/launcher=slurm|local_parallel
+        from .slurm import sweep_results
+
+        where, codes[:] = sweep_results(argv)
+        sweep_dir[:] = [where]
     code = exit_codes.worst(codes)
     if sweep_dir:
         print(f"decopt: sweep {sweep_dir[0]}: {len(codes)} points, exit code {code}", flush=True)
@@ -279,10 +291,17 @@ def subdir_name(text: str) -> str:
     return name
 
 
+def _override_value(override: str):
+    """The value of ``key=value`` as Hydra reads it (quotes and escapes removed)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_override(override).value()
+
+
 def _check_writable(argv: list[str]) -> None:
     """The run (or sweep) directory can be created and written, else a one-line error."""
     key = "hydra.sweep.dir" if _is_multirun(argv) else "hydra.run.dir"
-    given = [a.split("=", 1)[1] for a in argv if a.startswith(key + "=")]
+    given = [str(_override_value(a)) for a in argv if a.startswith(key + "=")]
     target = Path(given[-1]) if given else Path.cwd()
     probe = target / f".decopt-write-test-{os.getpid()}"     # one per process: ranks check at once
     try:
@@ -433,3 +452,6 @@ def resume_main(argv: list[str]) -> int:
     except ConfigError as exc:
         return _error(exc)
     return main(args)
+
+
+register_stamp()   # at import: the jobs of hydra/launcher=slurm|local_parallel resolve the run directories
