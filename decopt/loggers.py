@@ -5,8 +5,8 @@ or ``[all]``), runs on the root rank only, works offline and writes inside the r
 TensorBoard event files in ``<run dir>/tensorboard``, an MLflow file store in ``<run dir>/mlruns``
 (or ``run.mlflow_uri``), a W&B offline run in ``<run dir>/wandb``. Each logs the flat config as
 hyper-parameters, every metrics row (step = iteration), the summary and the run directory's path.
-Every session (a fresh run or a resume) is one tracker run; TensorBoard hides the steps a resume
-logs again (``purge_step``).
+Every session (a fresh run or a resume) is one tracker run; TensorBoard hides the steps an
+interrupted session logged after the checkpoint that a resume continues from (``purge_step``).
 """
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ class _TensorBoard:
         from torch.utils.tensorboard import SummaryWriter
 
         self.params = params
-        self.writer = SummaryWriter(str(path / "tensorboard"), purge_step=t0)
+        # a resume hides the steps after its checkpoint that the interrupted session logged
+        self.writer = SummaryWriter(str(path / "tensorboard"), purge_step=t0 + 1 if t0 else 0)
         self.writer.add_text("run_dir", params["run_dir"], t0)
         self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in params.items()), t0)
 

@@ -157,3 +157,45 @@ def test_loggers_need_a_run_directory():
     assert decopt.run("run.iterations=2", "run.progress=none", run_dir=False).run_dir is None
     with pytest.raises(ConfigError, match="write into the run directory"):
         decopt.run("run.iterations=2", "run.progress=none", f"run.loggers=[{INSTALLED[0]}]", run_dir=False)
+
+
+@pytest.mark.mpi
+def test_root_rank_alone_logs_under_mpirun(tmp_path):
+    from conftest import HAVE_MPIRUN, mpi_env, mpirun_cmd
+
+    need("tensorboard")
+    if not (HAVE_MPIRUN and importlib.util.find_spec("mpi4py")):
+        pytest.skip("mpi4py or mpirun is missing (pip install decopt-lab[mpi])")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    proc = subprocess.run(mpirun_cmd(2, "-m", "decopt", "run", "graph.n=4", "run.iterations=20", "run.eval_every=10",
+                                     "run.loggers=[tensorboard]", "run.progress=none", f"hydra.run.dir={out}"),
+                          capture_output=True, text=True, cwd=tmp_path, env=mpi_env(), timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (events_file,) = (out / "tensorboard").iterdir()                 # one writer: rank 0's
+    events = EventAccumulator(str(events_file))
+    events.Reload()
+    with open(out / "metrics.csv") as fh:
+        steps, values = column(list(csv.DictReader(fh)), "loss")
+    logged = events.Scalars("loss")
+    assert [e.step for e in logged] == steps == [0, 10, 20]
+    assert [e.value for e in logged] == pytest.approx(values, rel=1e-6)
+
+
+def test_tensorboard_after_resume_equals_metrics_csv(tmp_path):
+    """A resume from iteration 40 of a run that got to 60: TensorBoard hides the first session's 50
+    and 60 and shows the resumed ones, as metrics.csv keeps them."""
+    need("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = ("run.eval_every=10", "run.checkpoint_every=40", "run.loggers=[tensorboard]", "run.progress=none")
+    decopt.run("run.iterations=60", *args, run_dir=str(tmp_path))
+    decopt.run("run.iterations=80", "run.resume=true", *args, run_dir=str(tmp_path))
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    with open(tmp_path / "metrics.csv") as fh:
+        steps, values = column(list(csv.DictReader(fh)), "wall_time")
+    logged = events.Scalars("wall_time")
+    assert [e.step for e in logged] == steps == list(range(0, 90, 10))
+    assert [e.value for e in logged] == pytest.approx(values, rel=1e-6)       # the resumed session's rows
