@@ -19,7 +19,8 @@ from .errors import RunDirError
 
 FORMAT = 1
 RESUMABLE = ("run.iterations", "run.resume", "run.checkpoint_every", "run.eval_every", "run.eval_grid",
-             "run.progress", "run.log_every_s", "run.threads", "run.device", "run.diverge_threshold", "backend.name")
+             "run.progress", "run.log_every_s", "run.threads", "run.device", "run.diverge_threshold", "backend.name",
+             "run.loggers", "run.mlflow_uri")
 
 
 def job_config(settings) -> dict:

@@ -8,7 +8,7 @@ also catches keys smuggled in with ``+key=`` and values out of range, and return
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -46,6 +46,8 @@ class RunConfig:
     link_bandwidth: float | None = None    # bits per second per link (beta); null = infinite
     threads: int = 1                       # torch intra-op threads per process
     paper_metrics: bool = False            # add the papers' own metric columns (decopt.metrics)
+    loggers: list[str] = field(default_factory=list)   # trackers, any of tensorboard, mlflow, wandb (decopt.loggers)
+    mlflow_uri: str | None = None          # MLflow tracking URI; null = a file store in <run dir>/mlruns
 
     def check(self) -> None:
         if not 0 <= self.iterations <= MAX_ITERATIONS:
@@ -78,6 +80,9 @@ class RunConfig:
             raise ConfigError(f"run.diverge_threshold={self.diverge_threshold}: must be > 0 or null (off)")
         if self.progress not in PROGRESS:
             raise ConfigError(f"run.progress={self.progress}: choose one of {', '.join(PROGRESS)}")
+        from .loggers import check
+
+        check(self.loggers)
 
 
 @dataclass
@@ -165,7 +170,7 @@ def _numbers(prefix: str, obj):
         key, value = f"{prefix}.{f.name}", getattr(obj, f.name)
         if is_dataclass(value):
             yield from _numbers(key, value)
-        elif isinstance(value, (list, tuple)):
+        elif isinstance(value, (list, tuple)) and not all(isinstance(item, str) for item in value):   # names: run.loggers
             for i, item in enumerate(value):
                 if isinstance(item, bool) or not isinstance(item, (int, float)):
                     raise ConfigError(f"{key}[{i}]={item}: must be a number")

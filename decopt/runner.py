@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint, provenance
+from . import checkpoint, loggers, provenance
 from .algorithms import build_algorithm
 from .comm import StackedNetwork
 from .compressors import build_compressor
@@ -155,6 +155,7 @@ def _job(cfg, settings, run_dir, out, comm) -> Result:
     state = algo.init(problem.x0())
     rows = [] if run_dir is None else None          # kept in memory only without a run directory
     t0, elapsed, last_row = _start(cfg, config, out, state, net, comm)
+    tracker = loggers.start(run.loggers, run_dir, config, t0, run.mlflow_uri) if root else None
 
     W = mixing_matrix(graph, settings.graph.mixing, settings.graph.weight, net.links)    # E[W_t] on random links
     info = {
@@ -187,6 +188,8 @@ def _job(cfg, settings, run_dir, out, comm) -> Result:
             out.append_metrics(row)
         if rows is not None:
             rows.append(row)
+        if tracker is not None:
+            tracker.log(row)
         return row
 
     def healthy(metrics) -> bool:
@@ -258,6 +261,8 @@ def _job(cfg, settings, run_dir, out, comm) -> Result:
             summary["resumes"] = resumes
         out.write_summary(summary)
         out.write_ledger(ledger)
+    if tracker is not None:
+        tracker.close(summary)
     return Result(Path(run_dir) if run_dir is not None else None, summary, state,
                   _columns(rows) if rows is not None else None)
 
