@@ -171,12 +171,20 @@ def _numbers(prefix: str, obj):
         if is_dataclass(value):
             yield from _numbers(key, value)
         elif isinstance(value, (list, tuple)) and not all(isinstance(item, str) for item in value):   # names: run.loggers
-            for i, item in enumerate(value):
-                if isinstance(item, bool) or not isinstance(item, (int, float)):
-                    raise ConfigError(f"{key}[{i}]={item}: must be a number")
-                yield f"{key}[{i}]", item
+            yield from _list_numbers(key, value)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             yield key, value
+
+
+def _list_numbers(key: str, values):
+    """``(key[i], value)`` of a list of numbers, or of lists of numbers (``problem.zbar``: a row per agent)."""
+    for i, item in enumerate(values):
+        if isinstance(item, (list, tuple)):
+            yield from _list_numbers(f"{key}[{i}]", item)
+        elif isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise ConfigError(f"{key}[{i}]={item}: must be a number")
+        else:
+            yield f"{key}[{i}]", item
 
 
 def check_number(key: str, value) -> None:

@@ -105,8 +105,8 @@ def test_nan_at_first_evaluation_is_not_final(tmp_path, monkeypatch):
     real = runner.evaluate
     calls = []
 
-    def nan_first(*args):
-        row = real(*args)
+    def nan_first(*args, **kw):
+        row = real(*args, **kw)
         calls.append(1)
         return {**row, "loss": math.nan} if len(calls) == 1 else row
 
