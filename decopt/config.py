@@ -30,16 +30,16 @@ MAX_ITERATIONS = 10 ** 12      # run.iterations above this is a typo, not a plan
 class RunConfig:
     """The loop: length, seed, evaluation cadence, precision, device, checkpoints, bit convention."""
 
-    iterations: int = 1000
-    seed: int = 0
-    eval_every: int = 50
-    dtype: str = "float32"
-    device: str = "cpu"
-    checkpoint_every: int = 0
-    resume: bool = False
+    iterations: int = 1000                 # iterations T of the algorithm
+    seed: int = 0                          # root seed of every keyed random draw, in [0, 2^63)
+    eval_every: int = 50                   # metrics every this many iterations (eval_grid=linear); the last is always
+    dtype: str = "float32"                 # float32 | float64: precision of iterates and data
+    device: str = "cpu"                    # cpu | cuda | cuda:K
+    checkpoint_every: int = 0              # write a checkpoint every K iterations (and when interrupted); 0 = off
+    resume: bool = False                   # continue from the checkpoint in hydra.run.dir (python -m decopt resume)
     bits_convention: str = "broadcast"
     progress: str = "auto"
-    log_every_s: float = 10.0
+    log_every_s: float = 10.0              # seconds between progress log lines (when no bar is shown)
     eval_grid: str = "auto"                # linear (every eval_every) | geometric (20 per decade) | auto
     diverge_threshold: float | None = 1e10  # stop as diverged when any |iterate entry| exceeds it; null = off
     link_latency: float = 0.0              # seconds per message on a link (alpha); link model

@@ -1,5 +1,6 @@
 """``run --help`` (every choice and key), "did you mean", the flag message, ``decopt resume``."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,11 @@ def test_help_lists_every_choice_and_key_with_type_default_and_description(capsy
     assert "run.iterations: int = 1000" in page
     assert "algo.gamma: float = 0.5  # gamma: consensus step" in page          # choco's, from its comment
     assert "compressor.inner.ratio: float | None = 0.1" in page
+    keyed = re.compile(r"    ((?:algo|graph|compressor|problem|backend|run)\.[\w.]+): ([^=#]+) = ")
+    lines = [line for line in page.splitlines() if keyed.match(line)]
+    assert len(lines) > 200                                                   # every choice's keys, and run's
+    undescribed = [line for line in lines if not re.search(r"  # \S", line)]
+    assert not undescribed, "keys without a description:\n" + "\n".join(undescribed)
 
 
 def test_catalog_equals_the_composed_configs():

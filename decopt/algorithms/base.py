@@ -72,9 +72,9 @@ SCHEDULES = ("constant", "inverse")
 class StepSize:
     """``constant``: gamma_t = lr.  ``inverse``: gamma_t = lr / (a1 + t) (a0 = lr in the papers)."""
 
-    lr: float = 0.05
-    schedule: str = "constant"
-    a1: float = 1.0
+    lr: float = 0.05            # gamma: step size (gamma_t = lr, or lr / (a1 + t) with schedule=inverse)
+    schedule: str = "constant"  # constant: gamma_t = lr | inverse: gamma_t = lr / (a1 + t)
+    a1: float = 1.0             # a_1: offset in the inverse schedule lr / (a1 + t); unused when constant
 
     def check_step(self, prefix: str = "algo") -> None:
         if not self.lr > 0:

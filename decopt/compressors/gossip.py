@@ -23,8 +23,8 @@ class GossipConfig:
     """``p``: probability in (0, 1] that a message is sent; ``value_bits``: 16 | 32 | 64."""
 
     name: str = "gossip"
-    p: float = 0.5
-    value_bits: int = 32
+    p: float = 0.5                  # p: probability in (0, 1] that a message is sent (delta = p)
+    value_bits: int = 32            # bits per entry on the wire: 16 | 32 | 64
 
     def check(self) -> None:
         if not 0 < self.p <= 1:

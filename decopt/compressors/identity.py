@@ -17,7 +17,7 @@ class IdentityConfig:
     """``precision``: bits per value on the wire (32 or 64); null follows ``run.dtype``."""
 
     name: str = "none"
-    precision: int | None = None
+    precision: int | None = None    # bits per value on the wire: 32 | 64; null = run.dtype's
 
     def check(self) -> None:
         if self.precision not in (None, 32, 64):

@@ -47,7 +47,7 @@ class NoisyConfig:
     name: str = "noisy"
     inner: Any = None
     noise: str = "uniform"
-    sigma: float = 1e-3
+    sigma: float = 1e-3             # sigma >= 0: half-width (uniform) or standard deviation (gaussian) of the noise
     erasure: float = 0.0
     mode: str = "sender"
 

@@ -39,10 +39,10 @@ class QSGDConfig:
     ``per_tensor``: one norm per parameter tensor; ``value_bits``: width of a norm on the wire."""
 
     name: str = "qsgd"
-    bits: int = 8
-    unbiased: bool = False
-    per_tensor: bool = False
-    value_bits: int = 32
+    bits: int = 8                   # b in 1..16: s = 2^b - 1 levels, b + 1 bits per entry with the sign
+    unbiased: bool = False          # tau = 1 (E q = x); false: scaled by 1/tau, contractive (the papers' is_biased)
+    per_tensor: bool = False        # one norm (and tau) per parameter tensor, as in the papers' code
+    value_bits: int = 32            # bits per norm on the wire: 16 | 32 | 64
 
     def check(self) -> None:
         if not 1 <= self.bits <= 16:

@@ -28,8 +28,8 @@ class RandKConfig(TopKConfig):
     the shared key, send no indices."""
 
     name: str = "randk"
-    unbiased: bool = False
-    shared_mask: bool = False
+    unbiased: bool = False          # rescale kept values by d/k (unbiased, not contractive unless k > d/2)
+    shared_mask: bool = False       # derive the mask from the shared key: no indices on the wire
 
 
 class RandK(_Sparsifier):

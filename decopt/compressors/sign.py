@@ -25,8 +25,8 @@ class SignConfig:
     ||x||_1 / d on the wire (16 | 32 | 64)."""
 
     name: str = "sign"
-    per_tensor: bool = False
-    value_bits: int = 32
+    per_tensor: bool = False        # one scale ||x_s||_1 / d_s per parameter tensor (delta = 1/max d_s)
+    value_bits: int = 32            # bits per scale on the wire: 16 | 32 | 64
 
     def check(self) -> None:
         check_value_bits(self.value_bits)

@@ -35,11 +35,11 @@ class TopKConfig:
     packed | uint; ``value_bits``: 16 | 32 | 64."""
 
     name: str = "topk"
-    ratio: float | None = 0.1
-    k: int | None = None
-    per_tensor: bool = False
-    index_bits: str = "packed"
-    value_bits: int = 32
+    ratio: float | None = 0.1       # fraction of entries kept, in (0, 1]; floor(ratio * d_s), >= 1 per tensor
+    k: int | None = None            # entries kept as a count (whole vector only); wins over ratio when set
+    per_tensor: bool = False        # keep entries per parameter tensor (>= 1 each) instead of the whole vector
+    index_bits: str = "packed"      # packed: ceil(log2 d_s) bits per index | uint: smallest unsigned type
+    value_bits: int = 32            # bits per kept value on the wire: 16 | 32 | 64
 
     def check(self) -> None:
         check_kept(self.ratio, self.k, self.per_tensor)

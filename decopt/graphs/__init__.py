@@ -22,11 +22,11 @@ class GraphConfig:
     """Keys every topology has. ``n: null`` means one agent per MPI rank (or 10 alone)."""
 
     name: str = "ring"
-    n: int | None = None
-    mixing: str = "metropolis"
-    weight: float | None = None
-    links: str = "static"
-    link_p: float = 1.0
+    n: int | None = None                # agents; null: the number of MPI ranks under mpirun, else 10
+    mixing: str = "metropolis"          # metropolis | lazy_metropolis | max_degree | constant (with graph.weight)
+    weight: float | None = None         # mixing=constant: W_ij of every edge, 0 < weight <= 1/max_degree
+    links: str = "static"               # static | bernoulli (graph.link_p) | one_edge
+    link_p: float = 1.0                 # links=bernoulli: probability each edge is active per iteration
 
     def check(self) -> None:
         if self.n is not None and self.n < 2:

@@ -32,9 +32,9 @@ FEATURES, CLASSES = 784, 62                 # values per sample (28 x 28), class
 class FemnistLeNetConfig:
     name: str = "femnist_lenet"
     data_dir: str | None = None
-    batch_size: int | None = 32
-    weight_decay: float = 1e-4
-    agent_metrics: bool = False
+    batch_size: int | None = 32         # minibatch per agent per iteration; null = full local data
+    weight_decay: float = 1e-4          # L2 term (weight_decay / 2) ||x||^2 in every agent's loss
+    agent_metrics: bool = False         # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
         check_common(self)

@@ -50,7 +50,7 @@ class GaussianMeanConfig:
     eps_spread: float = 0.6
     eps: list | None = None
     zbar_low: float = 0.0
-    zbar_high: float = 10.0
+    zbar_high: float = 10.0     # upper end of the zbar_i ~ U(zbar_low, zbar_high) range
     zbar: list | None = None
     sigma: float = 1.0
     batch_size: int | None = 1

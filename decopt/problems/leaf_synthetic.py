@@ -52,14 +52,14 @@ class LeafSyntheticConfig:
     name: str = "leaf_synthetic"
     source: str = "file"
     data_dir: str | None = None
-    file: str = datasets.LEAF_SYNTHETIC_FILE
+    file: str = datasets.LEAF_SYNTHETIC_FILE    # source=file: the npz in data_dir (the paper's 25-user split)
     num_classes: int = 5        # source=generate
     num_dim: int = 1000         # source=generate
     train_fraction: float = 0.6  # source=generate
-    batch_size: int | None = 4
-    partition: str = "users"
-    alpha: float = 0.5
-    reg: float = 1e-4
+    batch_size: int | None = 4  # minibatch per agent per iteration; null = full local data
+    partition: str = "users"    # users (LEAF's users = agents) | iid | sorted | dirichlet
+    alpha: float = 0.5          # Dirichlet concentration (partition=dirichlet)
+    reg: float = 1e-4           # (reg / 2) ||W||^2 (the notebook's regulariser)
     agent_metrics: bool = True
 
     def check(self) -> None:

@@ -17,11 +17,11 @@ class LeastSquaresConfig:
     x_i* = x_c + heterogeneity * N(0, I), so the local minimizers differ."""
 
     name: str = "least_squares"
-    dim: int = 20
-    samples: int = 50
-    batch_size: int | None = None
-    heterogeneity: float = 1.0
-    noise: float = 0.1
+    dim: int = 20                   # d: unknowns
+    samples: int = 50               # m: rows of A_i per agent
+    batch_size: int | None = None   # rows per agent per iteration; null = full local gradient (deterministic)
+    heterogeneity: float = 1.0      # spread of the planted x_i* = x_c + heterogeneity * N(0, I)
+    noise: float = 0.1              # std of the Gaussian noise in b_i = A_i x_i* + noise
 
     def check(self) -> None:
         for key in ("dim", "samples"):

@@ -17,11 +17,11 @@ class LogisticConfig:
     planted logistic model. f_i(x) = mean log(1 + exp(-y a^T x)) + (reg / 2) ||x||^2."""
 
     name: str = "logistic"
-    dim: int = 20
-    samples: int = 100
-    batch_size: int | None = None
-    heterogeneity: float = 1.0
-    reg: float = 0.01
+    dim: int = 20                   # d: features (and unknowns)
+    samples: int = 100              # m: samples per agent
+    batch_size: int | None = None   # samples per agent per iteration; null = full local gradient (deterministic)
+    heterogeneity: float = 1.0      # feature shift mu_i = heterogeneity * N(0, I) per agent
+    reg: float = 0.01               # l2 weight: (reg / 2) ||x||^2
 
     def check(self) -> None:
         for key in ("dim", "samples"):

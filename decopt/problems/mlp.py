@@ -41,13 +41,13 @@ class MnistMLPConfig:
 
     name: str = "mnist_mlp"
     data_dir: str | None = None
-    batch_size: int | None = 256
-    partition: str = "iid"
-    alpha: float = 0.5
-    hidden: int = 100
-    weight_decay: float = 1e-4
-    train_size: int | None = None
-    agent_metrics: bool = False
+    batch_size: int | None = 256        # minibatch per agent per iteration; null = full local data
+    partition: str = "iid"              # iid | sorted (by label: the papers' heterogeneous split) | dirichlet
+    alpha: float = 0.5                  # Dirichlet concentration (partition=dirichlet)
+    hidden: int = 100                   # hidden units of the sigmoid layer
+    weight_decay: float = 1e-4          # L2 term (weight_decay / 2) ||x||^2 in every agent's loss
+    train_size: int | None = None       # first N training images only; null = all 60,000
+    agent_metrics: bool = False         # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
         check_common(self)
@@ -67,13 +67,13 @@ class DigitsMLPConfig:
     """64-hidden-10 sigmoid MLP on scikit-learn's bundled 8x8 digits: no data directory needed."""
 
     name: str = "digits_mlp"
-    batch_size: int | None = 32
-    partition: str = "iid"
-    alpha: float = 0.5
-    hidden: int = 100
-    weight_decay: float = 1e-4
-    test_fraction: float = 0.25
-    agent_metrics: bool = True
+    batch_size: int | None = 32         # minibatch per agent per iteration; null = full local data
+    partition: str = "iid"              # iid | sorted (by label) | dirichlet
+    alpha: float = 0.5                  # Dirichlet concentration (partition=dirichlet)
+    hidden: int = 100                   # hidden units of the sigmoid layer
+    weight_decay: float = 1e-4          # L2 term (weight_decay / 2) ||x||^2 in every agent's loss
+    test_fraction: float = 0.25         # held-out share of the 1,797 images (fixed keyed split)
+    agent_metrics: bool = True          # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
         check_common(self)
