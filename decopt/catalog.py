@@ -171,7 +171,7 @@ def schema_class(schema: str, classes: dict) -> tuple[str, bool]:
 def _one_line(text: str, width: int = 110) -> str:
     """The first sentence of ``text`` on one line, at most ``width`` characters."""
     line = " ".join(text.split())
-    line = re.split(r"(?<=\.)\s", line, maxsplit=1)[0]
+    line = re.split(r"(?<!\bal\.)(?<!\bExp\.)(?<!\beqs\.)(?<!\beq\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<=\.)\s", line, maxsplit=1)[0]   # not at "et al.", "Exp.", "eqs."
     return line if len(line) <= width else line[:width - 3].rstrip() + "..."
 
 
