@@ -5,11 +5,15 @@ import json
 import os
 import shutil
 
+import pytest
+
 from decopt import exit_codes
 
 from conftest import SHARED_DATA, run_cli
 
 SPAMBASE = SHARED_DATA / "spambase"
+needs_spambase = pytest.mark.skipif(not (SPAMBASE / "spambase.data").is_file(),
+                                    reason=f"no Spambase copy in {SPAMBASE} (set DECOPT_DATA to a data root)")
 SPAM = ["problem=strategic_spam", "algo=dsgd_gd", "graph.n=4", "problem.batch_size=2", "run.iterations=20",
         "run.eval_every=10", "run.progress=none"]
 
@@ -45,6 +49,7 @@ def bad_spambase(tmp_path):
     return bad
 
 
+@needs_spambase
 def test_a_point_failing_at_run_time_is_recorded_and_the_sweep_goes_on(tmp_path):
     """The second point's data file is malformed: found when it is built (after validation)."""
     missing = bad_spambase(tmp_path)
@@ -58,6 +63,7 @@ def test_a_point_failing_at_run_time_is_recorded_and_the_sweep_goes_on(tmp_path)
     assert by_num["0"]["status"] == by_num["2"]["status"] == "completed"
 
 
+@needs_spambase
 def test_a_dotdot_value_cannot_write_outside_the_sweep_dir(tmp_path):
     """``problem.data_dir=../../../data/spambase`` is a valid directory (from cwd), and its ``..``
     went into the sub-directory name: three levels up from the sweep directory."""
