@@ -317,9 +317,17 @@ def _first_rank() -> bool:
     return all(os.environ.get(v, "0") == "0" for v in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"))
 
 
+ERROR_GRACE_S = 1.0     # under mpirun: the other ranks wait this long, so that rank 0 prints before the launcher ends it
+
+
 def _error(exc: Exception) -> int:
-    if _first_rank():                         # under mpirun every rank finds it; one prints
-        print(f"decopt: error: {exc}", file=sys.stderr)
+    """Print a bad-input error once (under mpirun every rank finds it; rank 0 prints) and return exit 2."""
+    if _first_rank():
+        print(f"decopt: error: {exc}", file=sys.stderr, flush=True)
+    else:
+        import time
+
+        time.sleep(ERROR_GRACE_S)             # a rank that exits first makes prterun kill rank 0 mid-print
     return exit_codes.BAD_INPUT
 
 
