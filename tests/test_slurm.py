@@ -3,8 +3,6 @@ this module (tests/slurm_cluster.py), and through ``hydra/launcher=local_paralle
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +27,7 @@ def slurm():
     try:
         cluster = slurm_cluster.start(folder)
     except slurm_cluster.Unavailable as exc:
-        pytest.skip(f"Slurm cannot start here: {exc}")
+        pytest.skip(reason=f"Slurm cannot start here: {exc}")
     print(f"\nslurm: node idle {time.monotonic() - t0:.1f} s after the start", file=sys.stderr)
     env = {**cluster.env, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     yield env
