@@ -42,7 +42,8 @@ def evaluate(problem, algorithm, net, state, paper: bool = False) -> dict:
     loss = net.sum(losses.reshape(len(X), R)) / n                   # per replica
     g = (net.sum(grads) / n).view(R, -1)
     dev = (X - xbar).view(len(X), R, -1)
-    grad_sq, cons = (g * g).sum(1), net.sum((dev * dev).sum(2)) / n
+    dev_sq = (dev * dev).sum(2)                                     # ||x_i - xbar||^2, (n_local, R)
+    grad_sq, cons = (g * g).sum(1), net.sum(dev_sq) / n
     row = {"loss": float(loss.sum()), "grad_norm_sq": float(grad_sq.sum()), "consensus_error": float(cons.sum()),
            **problem.per_replica("loss", loss), **problem.per_replica("grad_norm_sq", grad_sq),
            **problem.per_replica("consensus_error", cons)}
@@ -50,16 +51,15 @@ def evaluate(problem, algorithm, net, state, paper: bool = False) -> dict:
     row.update(problem.agent_metrics(X))
     row.update(algorithm.metrics(state))
     if paper:
-        row.update(paper_consensus(problem, net, dev))
+        row.update(paper_consensus(problem, net, dev_sq))
         norm = grad_sq.sqrt()
         row.update({"grad_norm": float(norm.sum()), **problem.per_replica("grad_norm", norm)})
         row.update(problem.paper_metrics(X))
     return row
 
 
-def paper_consensus(problem, net, dev: torch.Tensor) -> dict:
-    """The papers' consensus columns from ``dev`` = x_i - xbar, shaped (n_local, replicas, d / R)."""
-    norms = (dev * dev).sum(2)                                        # ||x_i - xbar||^2, (n_local, R)
+def paper_consensus(problem, net, norms: torch.Tensor) -> dict:
+    """The papers' consensus columns from ``norms`` = ||x_i - xbar||^2, shaped (n_local, replicas)."""
     first = torch.zeros_like(norms)                                   # agent 0's row, on its process
     if net.rows.start == 0:
         first[0] = norms[0]
