@@ -19,7 +19,6 @@ from . import catalog, exit_codes
 from .errors import ConfigError, RunDirError
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
-GROUPS = ("algo", "graph", "compressor", "problem", "backend")
 log = logging.getLogger("decopt")
 
 _STAMP = datetime.now()
