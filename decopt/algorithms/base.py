@@ -1,7 +1,8 @@
 """Algorithm = state + step (DESIGN §5), in the spirit of optax's ``init`` + ``update``."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -10,7 +11,45 @@ from ..compressors import Compressor
 from ..errors import ConfigError
 from ..problems import Problem
 
-State = dict[str, torch.Tensor]
+AGENT, ARC = "agent", "arc"
+
+
+def agent_rows(**kw):
+    """A state field with one row per local agent (``net.rows``)."""
+    return field(default=None, metadata={"rows": AGENT}, **kw)
+
+
+def arc_rows(**kw):
+    """A state field with one row per local out-arc (``net.out_arcs`` order)."""
+    return field(default=None, metadata={"rows": ARC}, **kw)
+
+
+@dataclass(eq=False)
+class State(Mapping):
+    """An algorithm's explicit, typed state (optax's ``init`` returns one; ``update`` advances it).
+
+    Each algorithm subclasses it with one field per tensor, declared ``agent_rows()`` or
+    ``arc_rows()``; a field left None is off in this configuration (e.g. ``momentum`` at 0).
+    Checkpoints, resume and MPI gathering read ``rows()``, never tensor shapes. Read-only
+    mapping access (``state["x"]``, ``items()``) covers the set fields, for callers and tests."""
+
+    x: torch.Tensor = agent_rows()
+
+    def rows(self) -> dict[str, str]:
+        """``{field: "agent" | "arc"}`` of the fields set in this configuration."""
+        return {f.name: f.metadata["rows"] for f in fields(self) if getattr(self, f.name) is not None}
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        value = getattr(self, key, None) if key in self.rows() else None
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self):
+        return iter(self.rows())
+
+    def __len__(self) -> int:
+        return len(self.rows())
 
 
 class Algorithm:

@@ -68,6 +68,7 @@ class BEERConfig:
 
 class BEER(Algorithm):
     name = "beer"
+    config = BEERConfig
     links = "static"
 
     def init(self, x0):

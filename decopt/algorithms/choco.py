@@ -67,6 +67,7 @@ class CHOCOConfig:
 
 class CHOCO(Algorithm):
     name = "choco"
+    config = CHOCOConfig
     links = "any"
 
     @classmethod

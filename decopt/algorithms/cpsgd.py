@@ -54,6 +54,7 @@ class CPSGDConfig(StepSize):
 
 class CPSGD(_PrimalDual):
     name = "cpsgd"
+    config = CPSGDConfig
     links = "static"
 
     def step(self, state, t):

@@ -69,6 +69,7 @@ class DoCoMConfig:
 
 class DoCoM(Algorithm):
     name = "docom"
+    config = DoCoMConfig
     links = "static"
     grads_per_step = 2
 

@@ -24,6 +24,7 @@ class DSGDConfig(StepSize):
 
 class DSGD(Algorithm):
     name = "dsgd"
+    config = DSGDConfig
     links = "any"
 
     def init(self, x0):

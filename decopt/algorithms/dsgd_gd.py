@@ -47,6 +47,7 @@ class DSGDGDConfig:
 
 class DSGDGD(Algorithm):
     name = "dsgd_gd"
+    config = DSGDGDConfig
     links = "any"
     DENSE_MAX = 64              # agents up to which the fused path applies a dense W
 

@@ -195,6 +195,7 @@ class FSPDA(_PrimalDual):
     """FSPDA-SA (see the module docstring)."""
 
     name = "fspda"
+    config = FSPDAConfig
     links = "any"
     no_compressor = "sparsifies with its own shared mask (algo.mask_ratio)"
 
@@ -310,6 +311,7 @@ class FSPDAStorm(FSPDA):
     """FSPDA-STORM (see the module docstring)."""
 
     name = "fspda_storm"
+    config = FSPDAStormConfig
 
     def init(self, x0):
         z = torch.zeros_like(x0)

@@ -36,6 +36,7 @@ class GNSDConfig(DIGingConfig):
 
 class DIGing(Algorithm):
     name = "diging"
+    config = DIGingConfig
     links = "any"
     no_compressor = "exchanges exact vectors"
 
@@ -60,3 +61,4 @@ class DIGing(Algorithm):
 
 class GNSD(DIGing):
     name = "gnsd"
+    config = GNSDConfig

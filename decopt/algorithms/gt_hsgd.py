@@ -35,6 +35,7 @@ class GTHSGDConfig:
 
 class GTHSGD(Algorithm):
     name = "gt_hsgd"
+    config = GTHSGDConfig
     links = "any"
     no_compressor = "exchanges exact vectors"
     grads_per_step = 2

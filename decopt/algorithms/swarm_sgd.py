@@ -38,6 +38,7 @@ class SwarmSGDConfig:
 
 class SwarmSGD(Algorithm):
     name = "swarm_sgd"
+    config = SwarmSGDConfig
     links = "random"
 
     @property

@@ -163,6 +163,7 @@ class TiCoPD(_PrimalDual):
     """P1: node-wise mirror on a static graph (see the module docstring)."""
 
     name = "ticopd"
+    config = TiCoPDConfig
     links = "static"
 
     def step(self, state, t):
@@ -192,6 +193,7 @@ class TiCoPDRobust(_PrimalDual):
     """P2: edge-wise mirrors, random links, (noisy) compressed messages per active arc."""
 
     name = "ticopd_robust"
+    config = TiCoPDRobustConfig
     links = "any"
     arc_state = ("xhat_out", "xhat_in")
 
