@@ -81,6 +81,7 @@ class Network:
         src, dst = graph.arcs
         local = (src >= rows.start) & (src < rows.stop)
         self.out_arcs = np.flatnonzero(local)                      # arcs this process sends on
+        self.out_src = src[self.out_arcs] - rows.start              # local sender row of each out-arc
         self.arc_bits = np.zeros(self.out_arcs.size, dtype=np.int64)
         self.arc_msgs = np.zeros(self.out_arcs.size, dtype=np.int64)
 
@@ -136,7 +137,7 @@ class Network:
         """Account ``times`` broadcast rounds on static links, local sender i sending ``bits[i]``
         to every neighbour, exactly as ``times`` ``broadcast`` calls would: for fused paths that
         advance several iterations without calling ``broadcast``."""
-        src = self.graph.arcs[0][self.out_arcs] - self.rows.start
+        src = self.out_src
         self._account(bits[src], bits, np.bincount(src, minlength=self.n_local) > 0, times)
 
     def _settle(self) -> None:
