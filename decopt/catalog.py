@@ -1,11 +1,12 @@
 """Every config group's choices and every key's type, default and description, for ``run --help``
 and for "did you mean" on a mistyped key or choice.
 
-Read from the source, never imported: the schema dataclasses (``ast``: fields, annotations,
-defaults, the comment beside a field, ``key: ...`` in the class docstring) and the ``conf/`` YAML
-(the values a choice sets and their comments). Importing the schemas would import torch, and
-``--help`` or a typo would take seconds. The dataclasses stay the single source of truth:
-``tests/test_help.py`` checks this catalog against the imported ones.
+Read from the source, never imported: the registrations (``decopt.registry``: an algorithm class's
+``name`` / ``config`` attributes, a ``register("group", "name", Schema, ...)`` line) of every
+component module and plugin, their schema dataclasses (``ast``: fields, annotations, defaults, the
+comment beside a field, ``key: ...`` in the class docstring) and the preset YAML in ``conf/``.
+Importing the components would import torch, and ``--help`` or a typo would take seconds.
+``tests/test_help.py`` checks this view against the imported registry.
 """
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .registry import GROUPS, plugin_modules
+
 ROOT = Path(__file__).resolve().parent
 CONF = ROOT / "conf"
-GROUPS = ("algo", "graph", "compressor", "problem", "backend")
-PACKAGES = {"algo": "algorithms", "graph": "graphs", "compressor": "compressors", "problem": "problems",
-            "backend": "config.py", "run": "config.py"}
+SOURCES = ("algorithms", "compressors", "graphs", "problems", "config.py")
 NESTED = {"compressor/inner": "compressor.inner"}       # nested groups: group path -> key prefix
 
 
@@ -45,11 +46,15 @@ def _comment(lines: list[str], lineno: int) -> str:
     return match.group(1).strip() if match else ""
 
 
+class _Expr(str):
+    """A default that is no literal (``datasets.LEAF_SYNTHETIC_FILE``): its source text."""
+
+
 def _value(node):
     try:
         return ast.literal_eval(node)
     except ValueError:
-        return ast.unparse(node)
+        return _Expr(ast.unparse(node))
 
 
 def _field(stmt: ast.AnnAssign, lines: list[str]) -> Key:
@@ -63,29 +68,77 @@ def _field(stmt: ast.AnnAssign, lines: list[str]) -> Key:
     return Key(name, ast.unparse(stmt.annotation), default, help_ or _comment(lines, stmt.end_lineno))
 
 
+def _plugin_files() -> list[Path]:
+    """The source files of the plugin modules (found, not imported)."""
+    from importlib.util import find_spec
+
+    files = []
+    for module in plugin_modules():
+        spec = find_spec(module)
+        if spec is not None and spec.origin and spec.origin.endswith(".py"):
+            files.append(Path(spec.origin))
+    return files
+
+
+@dataclass
+class _Index:
+    classes: dict           # class name -> _Class (every dataclass of the sources)
+    registered: dict        # group -> {choice: schema class name}
+
+
+def _registration(node) -> tuple | None:
+    """``(group, name, schema)`` of ``register("group", "name", Schema, ...)`` or of a class whose
+    body sets ``name = "..."`` and ``config = Schema`` (an Algorithm)."""
+    if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "register":
+        args = node.args
+        if len(args) >= 3 and all(isinstance(a, ast.Constant) for a in args[:2]) and isinstance(args[2], ast.Name):
+            return args[0].value, args[1].value, args[2].id
+    if isinstance(node, ast.ClassDef):
+        attrs = {t.id: s.value for s in node.body if isinstance(s, ast.Assign) for t in s.targets
+                 if isinstance(t, ast.Name)}
+        name, config = attrs.get("name"), attrs.get("config")
+        if isinstance(name, ast.Constant) and isinstance(name.value, str) and isinstance(config, ast.Name):
+            return "algo", name.value, config.id
+    return None
+
+
 @lru_cache(maxsize=None)
-def _classes(where: str) -> dict[str, _Class]:
-    """Every dataclass defined in ``decopt/<where>`` (a package or one module), by class name."""
-    path = ROOT / where
-    found = {}
-    for file in sorted(path.glob("*.py")) if path.is_dir() else [path]:
+def index() -> _Index:
+    """Every dataclass and every registration in decopt's component modules and the plugins'."""
+    files = [f for where in SOURCES for f in (sorted((ROOT / where).glob("*.py")) if (ROOT / where).is_dir()
+                                                else [ROOT / where])] + _plugin_files()
+    found, registered, constants = {}, {group: {} for group in GROUPS}, {}
+    for file in files:
         source = file.read_text()
         lines = source.splitlines()
+        for stmt in ast.parse(source).body:                         # module constants: NAME and module.NAME
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant):
+                for target in (t.id for t in stmt.targets if isinstance(t, ast.Name)):
+                    constants[target] = constants[f"{file.stem}.{target}"] = stmt.value.value
         for node in ast.walk(ast.parse(source)):
+            reg = _registration(node)
+            if reg and reg[0] in registered:
+                registered[reg[0]][reg[1]] = reg[2]
             if isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
                 own = {s.target.id: _field(s, lines) for s in node.body
                        if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
                 found[node.name] = _Class([ast.unparse(b) for b in node.bases], ast.get_docstring(node) or "", own)
-    return found
+    for cls in found.values():
+        for key in cls.fields.values():
+            if isinstance(key.default, _Expr) and key.default in constants:
+                key.default = constants[key.default]
+    return _Index(found, registered)
 
 
-def _resolved(classes: dict, name: str) -> tuple[dict, str]:
+@lru_cache(maxsize=None)
+def _resolved(name: str) -> tuple[dict, str]:
     """A dataclass's fields in dataclass order (bases first, overrides in place) and its docstrings."""
+    classes = index().classes
     cls = classes[name]
     keys, docs = {}, ""
     for base in cls.bases:
         if base in classes:
-            inherited, doc = _resolved(classes, base)
+            inherited, doc = _resolved(base)
             keys.update(inherited)
             docs += doc + "\n"
     for key, own in cls.fields.items():
@@ -123,26 +176,34 @@ def _yaml(path: Path) -> tuple[list[str], dict, dict, str]:
 
 
 def choices(group: str) -> list[str]:
-    """The choices of a config group (``algo``, ..., or a nested one: ``compressor/inner``)."""
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """The choices of a config group (``algo``, ..., or a nested one: ``compressor/inner``, every
+    compressor that wraps no other): the registered ones and the presets in ``conf/<group>/``."""
+    if group in NESTED:
+        base = group.split("/")[0]
+        return sorted(n for n, cls in index().registered[base].items() if "inner" not in _resolved(cls)[0])
+    return sorted(set(index().registered.get(group, {})) | {p.stem for p in (CONF / group).glob("*.yaml")})
 
 
 @lru_cache(maxsize=None)
 def choice(group: str, name: str) -> tuple[str, list[Key]]:
-    """``(description, keys)`` of ``group=name``: the schema's fields with the values and comments
-    the YAML chain gives them."""
+    """``(description, keys)`` of ``group=name``: its schema's fields with their defaults and
+    descriptions, and the values and comments a preset YAML gives them."""
     base = group.split("/")[0]
-    defaults, values, comments, head = _yaml(CONF / group / f"{name}.yaml")
+    if group in NESTED:
+        return choice(base, name)
+    path = CONF / group / f"{name}.yaml"
+    defaults, values, comments, head = _yaml(path) if path.exists() else ([f"/schema/{base}/{name}"], {}, {}, "")
     keys, doc, nested = {}, "", []
     for entry in defaults:
         target = entry.split("@")[0]
         if target.startswith(f"/schema/{base}/"):
-            classes, schema = _classes(PACKAGES[base]), target.rsplit("/", 1)[1]
-            cls, own = schema_class(schema, classes)
-            keys, doc = _resolved(classes, cls)
-            keys = {k: Key(k, v.type, schema if k == "name" else v.default, v.help or _from_doc(doc, k))
+            schema = target.rsplit("/", 1)[1]
+            cls = index().registered[base][schema]
+            keys, docs = _resolved(cls)
+            keys = {k: Key(k, v.type, schema if k == "name" else v.default, v.help or _from_doc(docs, k))
                     for k, v in keys.items()}
-            doc = classes[cls].doc if own else ""      # a base's docstring describes no one choice
+            own = _resolved(cls)[0]["name"].default == schema
+            doc = index().classes[cls].doc if own else _from_doc(docs, schema)   # a shared schema: ``ring``: ...
         elif target.startswith(f"/{base}/"):                              # another choice's file (qsgd8: qsgd)
             parent_head, parent = choice(base, target.rsplit("/", 1)[1])
             keys, head = {k.name: k for k in parent}, head or parent_head
@@ -158,16 +219,6 @@ def choice(group: str, name: str) -> tuple[str, list[Key]]:
     return _one_line(head or doc), list(keys.values())
 
 
-def schema_class(schema: str, classes: dict) -> tuple[str, bool]:
-    """The dataclass registered as ``schema/<group>/<schema>`` and whether it is that choice's own:
-    the one whose ``name`` defaults to it, else the group's base schema (``graph=path``: GraphConfig)."""
-    named = [c for c in classes if _resolved(classes, c)[0].get("name", Key("", "", None)).default == schema]
-    if named:
-        return named[0], True
-    roots = [c for c, info in classes.items() if "name" in info.fields and not set(info.bases) & set(classes)]
-    return roots[0], False
-
-
 def _one_line(text: str, width: int = 110) -> str:
     """The first sentence of ``text`` on one line, at most ``width`` characters."""
     line = " ".join(text.split())
@@ -177,31 +228,9 @@ def _one_line(text: str, width: int = 110) -> str:
 
 @lru_cache(maxsize=None)
 def run_keys() -> list[Key]:
-    """The ``run`` keys: RunConfig's fields, described by their comments (or config.yaml's)."""
-    classes = _classes(PACKAGES["run"])
-    keys, doc = _resolved(classes, "RunConfig")
-    _, values, comments, _ = _yaml(CONF / "config.yaml")
-    run_comments = _run_comments()
-    return [Key(k, v.type, values.get("run", {}).get(k, v.default),
-                v.help or run_comments.get(k) or comments.get(k) or _from_doc(doc, k)) for k, v in keys.items()]
-
-
-def _run_comments() -> dict:
-    """Comments beside the ``run:`` keys of config.yaml (indented, continued lines joined)."""
-    found, last, inside = {}, None, False
-    for line in (CONF / "config.yaml").read_text().splitlines():
-        if re.match(r"\S", line):
-            inside = line.startswith("run:")
-            continue
-        key = re.match(r"\s+([A-Za-z_]\w*):.*?#\s*(.*)$", line)
-        if inside and key:
-            last = key.group(1)
-            found[last] = key.group(2).strip()
-        elif inside and re.match(r"\s+#", line) and last:
-            found[last] += " " + line.strip().lstrip("#").strip()
-        elif inside:
-            last = None
-    return found
+    """The ``run`` keys: RunConfig's fields, described by their comments."""
+    keys, doc = _resolved("RunConfig")
+    return [Key(k, v.type, v.default, v.help or _from_doc(doc, k)) for k, v in keys.items()]
 
 
 def default_choices() -> dict:

@@ -1,20 +1,23 @@
 """Config schemas, their registration with Hydra, and validation before any work starts.
 
-Every config group choice (``conf/<group>/<name>.yaml``) extends the dataclass registered as
-``schema/<group>/<name>``, so Hydra checks types and key names while composing. ``validate``
-then re-checks the composed (possibly broadcast) config against the same dataclasses, which
-also catches keys smuggled in with ``+key=`` and values out of range, and returns typed objects.
+Every registered component (``decopt.registry``) is a config group choice: its dataclass is
+stored in Hydra's ConfigStore as ``<group>/<name>`` (defaults live only in the dataclass), and a
+preset in ``conf/<group>/<name>.yaml`` (``compressor=qsgd8``) extends a stored one. Hydra
+checks types and key names while composing; ``validate`` then re-checks the composed (possibly
+broadcast) config against the same dataclasses, which also catches keys smuggled in with
+``+key=`` and values out of range, and returns typed objects.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import algorithms, compressors, graphs, problems
+from . import graphs, registry
 from .comm import CONVENTIONS
 from .errors import ConfigError
 
@@ -37,14 +40,14 @@ class RunConfig:
     device: str = "cpu"                    # cpu | cuda | cuda:K
     checkpoint_every: int = 0              # write a checkpoint every K iterations (and when interrupted); 0 = off
     resume: bool = False                   # continue from the checkpoint in hydra.run.dir (python -m decopt resume)
-    bits_convention: str = "broadcast"
-    progress: str = "auto"
+    bits_convention: str = "broadcast"     # broadcast: one count a message | edge: one a directed link | paper (FSPDA)
+    progress: str = "auto"                 # auto: a bar on a terminal, log lines otherwise | bar | log | none
     log_every_s: float = 10.0              # seconds between progress log lines (when no bar is shown)
     eval_grid: str = "auto"                # linear (every eval_every) | geometric (20 per decade) | auto
-    diverge_threshold: float | None = 1e10  # stop as diverged when any |iterate entry| exceeds it; null = off
+    diverge_threshold: float | None = 1e10  # status diverged once any |iterate entry| exceeds it; null = off
     link_latency: float = 0.0              # seconds per message on a link (alpha); link model
-    link_bandwidth: float | None = None    # bits per second per link (beta); null = infinite
-    threads: int = 1                       # torch intra-op threads per process
+    link_bandwidth: float | None = None    # bits per second per link (beta); null = infinite; either logs sim_time
+    threads: int = 1                       # torch threads per process: 1 is fastest for per-agent-sized operations
     paper_metrics: bool = False            # add the papers' own metric columns (decopt.metrics)
     loggers: list[str] = field(default_factory=list)   # trackers, any of tensorboard, mlflow, wandb (decopt.loggers)
     mlflow_uri: str | None = None          # MLflow tracking URI; null = a file store in <run dir>/mlruns
@@ -96,13 +99,9 @@ class BackendConfig:
         pass
 
 
-GROUPS = {
-    "algo": algorithms.SCHEMAS,
-    "graph": graphs.SCHEMAS,
-    "compressor": compressors.SCHEMAS,
-    "problem": problems.SCHEMAS,
-    "backend": {"stacked": BackendConfig, "mpi": BackendConfig},
-}
+registry.register("backend", "stacked", BackendConfig)
+registry.register("backend", "mpi", BackendConfig)
+GROUPS = {group: registry.schemas(group) for group in registry.GROUPS}
 
 
 def _help_text() -> str:
@@ -112,14 +111,24 @@ def _help_text() -> str:
     return help_text().replace("$", "$$")
 
 
+CONF = Path(__file__).resolve().parent / "conf"
+
+
 def register() -> None:
-    """Store every schema in Hydra's ConfigStore as ``schema/<group>/<name>``, and the help page."""
+    """Store every registered schema in Hydra's ConfigStore as the choice ``<group>/<name>`` (and as
+    ``schema/<group>/<name>``, which a preset YAML of the same name extends), every compressor but
+    a wrapper as ``compressor/inner/<name>`` (the choice inside ``compressor=noisy``), and the help page."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
     for group, schemas in GROUPS.items():
         for name, schema in schemas.items():
-            cs.store(group=f"schema/{group}", name=name, node=schema(name=name))
+            node = schema(name=name)
+            cs.store(group=f"schema/{group}", name=name, node=node)
+            if not (CONF / group / f"{name}.yaml").exists():
+                cs.store(group=group, name=name, node=node)
+            if group == "compressor" and "inner" not in {f.name for f in fields(schema)}:
+                cs.store(group="compressor/inner", name=name, node=node)
     cs.store(group="schema", name="run", node=RunConfig)
     cs.store(group="hydra/help", name="decopt", node={"app_name": "decopt", "header": "", "footer": "",
                                                       "template": _help_text()})
@@ -150,6 +159,9 @@ def _typed(group: str, node, schema) -> object:
     known = {f.name for f in fields(schema)}
     for key in data:
         if key not in known:
+            moved = registry.renamed(group, data.get("name"), key)
+            if moved:
+                raise ConfigError(moved)
             where = f"{group}={data.get('name')}" if group != "run" else "run"
             raise ConfigError(f"{group}.{key}: unknown key for {where}; known keys: {', '.join(sorted(known))}")
     try:
@@ -220,7 +232,7 @@ def validate(cfg) -> Settings:
     settings = Settings(**parts)
     check_representable(settings)
     check_memory(settings, settings.graph.n or graphs.DEFAULT_N)
-    algo_cls = algorithms.algorithm_class(settings.algo.name)
+    algo_cls = registry.lookup("algo", settings.algo.name).build
     links, need = settings.graph.links, algo_cls.link_model(settings.algo)
     if need == "static" and links != "static":
         variant = getattr(settings.algo, "variant", None)

@@ -1,33 +1,23 @@
-"""One module per algorithm; each registers ``name -> (config schema, class)`` here."""
+"""One module per algorithm. Each ``Algorithm`` subclass with a ``name`` registers itself
+(``decopt.registry``); every module of this package is imported here, so a new file is a new
+``algo=`` choice with no edit elsewhere."""
 from __future__ import annotations
 
-from ..errors import ConfigError
-from .base import Algorithm, State, StepSize
-from .dsgd import DSGD, DSGDConfig
-from .beer import BEER, BEERConfig
-from .choco import CHOCO, CHOCOConfig
-from .docom import DoCoM, DoCoMConfig
-from .dsgd_gd import DSGDGD, DSGDGDConfig
-from .gradient_tracking import GNSD, DIGing, DIGingConfig, GNSDConfig
-from .gt_hsgd import GTHSGD, GTHSGDConfig
-from .swarm_sgd import SwarmSGD, SwarmSGDConfig
-from .cpsgd import CPSGD, CPSGDConfig
-from .fspda import FSPDA, FSPDAConfig, FSPDAStorm, FSPDAStormConfig
-from .ticopd import TiCoPD, TiCoPDConfig, TiCoPDRobust, TiCoPDRobustConfig
+import importlib
+import pkgutil
 
-REGISTRY = {"dsgd": (DSGDConfig, DSGD)}
-REGISTRY.update({"docom": (DoCoMConfig, DoCoM), "dsgd_gd": (DSGDGDConfig, DSGDGD), "choco": (CHOCOConfig, CHOCO),
-                 "beer": (BEERConfig, BEER), "diging": (DIGingConfig, DIGing), "gnsd": (GNSDConfig, GNSD),
-                 "gt_hsgd": (GTHSGDConfig, GTHSGD), "swarm_sgd": (SwarmSGDConfig, SwarmSGD)})
-REGISTRY.update({"ticopd": (TiCoPDConfig, TiCoPD), "ticopd_robust": (TiCoPDRobustConfig, TiCoPDRobust),
-                 "fspda": (FSPDAConfig, FSPDA), "fspda_storm": (FSPDAStormConfig, FSPDAStorm), "cpsgd": (CPSGDConfig, CPSGD)})
-SCHEMAS = {name: schema for name, (schema, _) in REGISTRY.items()}
+from .. import registry
+from .base import Algorithm, State, StepSize
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+REGISTRY = registry.View("algo", lambda e: (e.schema, e.build))     # name -> (config schema, class)
+SCHEMAS = registry.schemas("algo")
 
 
 def algorithm_class(name: str) -> type[Algorithm]:
-    if name not in REGISTRY:
-        raise ConfigError(f"algo={name}: choose one of {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name][1]
+    return registry.lookup("algo", name).build
 
 
 def build_algorithm(cfg, net, problem, compressor) -> Algorithm:

@@ -10,6 +10,7 @@ from ..comm import Network
 from ..compressors import Compressor
 from ..errors import ConfigError
 from ..problems import Problem
+from ..registry import register
 
 AGENT, ARC = "agent", "arc"
 
@@ -64,6 +65,12 @@ class Algorithm:
     links = "any"
     no_compressor: str | None = None
     arc_state: tuple = ()       # state keys with one row per local out-arc (net.out_arcs order), not per agent
+
+    def __init_subclass__(cls, **kw):
+        """A subclass that names itself (``name``, ``config``) is the choice ``algo=<name>``."""
+        super().__init_subclass__(**kw)
+        if "name" in cls.__dict__:
+            register("algo", cls.name, cls.config, cls)
 
     def __init__(self, cfg, net: Network, problem: Problem, compressor: Compressor):
         self.cfg, self.net, self.problem, self.compressor = cfg, net, problem, compressor

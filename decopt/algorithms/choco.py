@@ -45,17 +45,20 @@ VARIANTS = ("paper", "pytorch")
 
 @dataclass
 class CHOCOConfig:
-    """eta: SGD step (``lr / (a1 + t)`` style schedules are not used by the paper); gamma:
+    """CHOCO-SGD (Koloskova, Stich & Jaggi 2019): x_half = x - eta grad; x_hat += Q(x_half - x_hat); x =
+    x_half + gamma (W - I) x_hat. On random links: one copy per incident edge, active edges only.
+
+    eta: SGD step (``lr / (a1 + t)`` style schedules are not used by the paper); gamma:
     consensus step on the compressed copies (tune per compressor: ~0.5 top-10%, ~0.9 8-bit);
     variant: paper | pytorch (the authors' code order, static links); momentum: heavy ball on the
     gradient (official code 0.9); copy_init: zero | x0 (zero: the paper, [NB], [PT])."""
 
     name: str = "choco"
-    eta: float = 0.01
-    gamma: float = 0.5
-    variant: str = "paper"
-    momentum: float = 0.0
-    copy_init: str = "zero"
+    eta: float = 0.01  # eta: SGD step
+    gamma: float = 0.5  # gamma: consensus step on the compressed copies (0.5 top-k 10%, 0.9 8-bit in DoCoM's runs)
+    variant: str = "paper"  # paper: gossip on the updated copies | pytorch: the authors' ParallelCHOCO_V (previous copies, x_hat^0 = 0)
+    momentum: float = 0.0  # heavy ball on the gradient (official code: 0.9, --momentum_factor's default)
+    copy_init: str = "zero"  # x_hat^0 (every per-edge copy too): zero = Koloskova et al. 2019, the DoCoM notebook and code | x0
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)

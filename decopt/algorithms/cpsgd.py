@@ -28,17 +28,22 @@ from .ticopd import _PrimalDual, _gradient
 
 @dataclass
 class CPSGDConfig(StepSize):
-    """``lr`` step, ``gamma`` penalty weight, ``omega`` dual weight, ``alpha`` mirror step,
+    """CP-SGD (baseline of TiCoPD's figure; authors' cp_sgd.py, cites arXiv 2403.01322): static graph, node-
+    wise mirror, one compressed broadcast C = Q(X - X̂) per iteration; L(X̂ + C) in place of L X̂. X <- X -
+    lr g - lr gamma L(X̂ + C) - lr omega Lambda;  Lambda <- Lambda + lr omega L(X̂ + C);  X̂ <- X̂ + alpha
+    C.
+
+    ``lr`` step, ``gamma`` penalty weight, ``omega`` dual weight, ``alpha`` mirror step,
     ``copy_init`` zero | x0 (the mirror's start; zero: the code)."""
 
     name: str = "cpsgd"
-    lr: float = 0.05
-    gamma: float = 1.0
-    omega: float = 1.0
-    alpha: float = 1.0
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    copy_init: str = "zero"
+    lr: float = 0.05  # lr: step size (scales every term but the mirror step); code --lr
+    gamma: float = 1.0  # gamma: penalty weight on L(X̂ + C); code --gamma
+    omega: float = 1.0  # omega: dual weight (primal term and dual ascent); code --omega
+    alpha: float = 1.0  # alpha: mirror step X̂ += alpha C; code --alpha
+    momentum: float = 0.0  # heavy ball on the gradient; 0 = plain
+    weight_decay: float = 0.0  # L2 on the gradient; 0 = plain
+    copy_init: str = "zero"  # x̂^0: zero = the code (cp_sgd.py) | x0 = the common starting point
 
     def check(self) -> None:
         self.check_step()

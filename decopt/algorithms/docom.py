@@ -42,19 +42,22 @@ VARIANTS = ("paper", "pytorch")
 
 @dataclass
 class DoCoMConfig:
-    """eta: step along the tracker; gamma: consensus step on the compressed copies; beta: STORM
+    """DoCoM (Yau & Wai 2023), eqs. (9a)-(9g): compressed gossip of theta-hat then g-hat each iteration,
+    STORM/hybrid momentum on one minibatch at theta^{t+1} and theta^t, tracker from a b0 batch.
+
+    eta: step along the tracker; gamma: consensus step on the compressed copies; beta: STORM
     momentum weight (1 = plain stochastic gradient); b0: initial batch (null = full local data);
     variant: paper | pytorch; momentum: heavy ball on the tracker step (official code 0.9);
     copy_init: zero | x0, Theta_hat^0 (zero: [NB]; x0: the slides and [PT])."""
 
     name: str = "docom"
-    eta: float = 0.01
-    gamma: float = 0.2
-    beta: float = 0.01
-    b0: int | None = None
-    variant: str = "paper"
-    momentum: float = 0.0
-    copy_init: str = "zero"
+    eta: float = 0.01  # eta: step along the tracker g  (theta_half = theta - eta g)
+    gamma: float = 0.2  # gamma: consensus step on the compressed copies (0.2 for top-k 5%, 0.6 for 4-bit)
+    beta: float = 0.01  # beta: momentum weight in v^{t+1} = grad(theta^{t+1}) + (1-beta)(v^t - grad(theta^t)); 1 = plain SGD
+    b0: int | None = None  # b_0: batch of the initial tracker g^0 = v^0 (null = full local data)
+    variant: str = "paper"  # paper: (9a)-(9g), gossip on the updated copies | pytorch: official code, previous copies
+    momentum: float = 0.0  # heavy ball on the tracker step (official code: 0.9, --momentum_factor's default)
+    copy_init: str = "zero"  # theta-hat^0: zero = the authors' notebook (Exp. 1) | x0 = the slides' (9a) and the PyTorch code (MNIST/FEMNIST)
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)

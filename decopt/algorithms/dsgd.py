@@ -8,7 +8,9 @@ from .base import Algorithm, StepSize
 
 @dataclass
 class DSGDConfig(StepSize):
-    """Step ``lr`` (constant, or ``lr / (a1 + t)`` with ``schedule=inverse``).
+    """DSGD / DGD: x_i <- sum_j W_ij x_j - gamma_t g_i;  gamma_t = lr (constant) or lr / (a1 + t) (inverse).
+
+    Step ``lr`` (constant, or ``lr / (a1 + t)`` with ``schedule=inverse``).
 
     With a compressor other than ``none`` neighbours receive Q(x_j) ("DGD 8-bit" in the TiCoPD
     figure) while each agent keeps its own exact x_i:

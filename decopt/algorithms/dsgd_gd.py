@@ -31,12 +31,15 @@ from .copies import check_positive
 
 @dataclass
 class DSGDGDConfig:
-    """gamma_t = a0 / (a1 + t). Theory wants a0 * mu_tilde >= 2 with mu_tilde = mu - eps_avg L
+    """DSGD with greedy deployment (Li, Yau & Wai 2022): Z_i ~ D_i(theta_i^t) at the own pre-mixing iterate,
+    then theta^{t+1} = W theta^t - gamma_{t+1} grad l(theta^t; Z); pairs with problem=gaussian_mean.
+
+    gamma_t = a0 / (a1 + t). Theory wants a0 * mu_tilde >= 2 with mu_tilde = mu - eps_avg L
     (1 - eps_avg for Gaussian mean estimation, so a0 >= 20 at eps_avg = 0.9) and gamma_1 <= 0.5."""
 
     name: str = "dsgd_gd"
-    a0: float = 25.0
-    a1: float = 50.0
+    a0: float = 25.0  # a_0 in gamma_t = a0 / (a1 + t); want a0 (1 - eps_avg) >= 2
+    a1: float = 50.0  # a_1: keeps gamma_1 = a0 / (a1 + 1) <= 0.5
 
     def check(self) -> None:
         check_positive("algo", a0=self.a0, a1=self.a1)

@@ -124,14 +124,14 @@ class _FSPDACommon(StepSize):
     (dual ascent step; effective dual gain eta * beta), ``mask_ratio`` (kept fraction 1 - r),
     ``k_rule`` (exact | code: how k_l is rounded, see the module docstring)."""
 
-    lr: float = 0.05
-    eta: float = 0.01
-    gamma: float = 0.5
-    beta: float = 1.0
-    mask_ratio: float = 0.1
-    k_rule: str = "exact"
-    shared_mask: bool = True
-    weight_decay: float = 0.0
+    lr: float = 0.05  # alpha: gradient step; code --lr
+    eta: float = 0.01  # eta: dual weight in the primal step; code --eta (eta << alpha on sparse graphs)
+    gamma: float = 0.5  # gamma: consensus/penalty step on masked coordinates; 0.5 = exact pairwise average
+    beta: float = 1.0  # beta: dual ascent step (dual gain eta*beta); code --beta
+    mask_ratio: float = 0.1  # 1 - r: fraction kept per active edge (code --compress_ratio r = 0.9); 1 = dense
+    k_rule: str = "exact"  # per-layer k: exact floor(d_l (1 - r)) | code: the official int(d_l * (1 - r)) in floats
+    shared_mask: bool = True  # both endpoints use the same mask (false: ablation of pitfall P2)
+    weight_decay: float = 0.0  # mu: L2 added to the gradient (code 1e-4); 0 = the paper
 
     def check(self) -> None:
         self.check_step()
@@ -151,13 +151,18 @@ class _FSPDACommon(StepSize):
 
 @dataclass
 class FSPDAConfig(_FSPDACommon):
-    """FSPDA-SA; defaults are the paper's (4a)-(4b) with plain SGD."""
+    """FSPDA-SA (Yau, Liu, Wai; arXiv 2410.18774, eqs. 4a-4b): random active edges (graph.links), a random-k
+    coordinate mask shared by both endpoints of each active edge (keyed on (seed, t, edge), no indices
+    sent; keep compressor=none, whose precision sets the value width). X <- X - alpha G - eta Lambda -
+    gamma L_t(X);   Lambda <- Lambda + beta L_t(X).
+
+    FSPDA-SA; defaults are the paper's (4a)-(4b) with plain SGD."""
 
     name: str = "fspda"
-    dual_update: str = "paper"
-    momentum: float = 0.0
-    eta_follows_lr: bool = False
-    async_cbar: list[float] | None = None
+    dual_update: str = "paper"  # paper: beta S(x_i^t - x_j^t) (4b) | official: beta S(x_i^{t+1} - x_j^t) as in the code
+    momentum: float = 0.0  # heavy ball on the gradient (code default 0.9); 0 = the paper
+    eta_follows_lr: bool = False  # code: eta_t = eta * lr_t / lr (matters under a schedule)
+    async_cbar: list[float] | None = None  # async: [cbar] or a cbar_i per agent; gradient w.p. 1/cbar_i, rescaled by cbar_i
 
     def check(self) -> None:
         super().check()
@@ -175,11 +180,16 @@ class FSPDAConfig(_FSPDACommon):
 
 @dataclass
 class FSPDAStormConfig(_FSPDACommon):
-    """FSPDA-STORM; ``storm_momentum`` = a, ``storm_dual_momentum`` = b (1 = plain SGDA)."""
+    """FSPDA-STORM (arXiv 2410.18774 v2; code fspda_storm.py): STORM recursions on the primal update and the
+    dual direction; two gradients on the same minibatch (at x^t and x^{t-1}), two masked vectors per
+    direction per active edge (same shared mask). d = alpha g(x^t) + eta lambda + gamma q;  m = d + (1 -
+    a)(m - dtil);  x <- x - m q = L_t(X^t);  u = q + (1 - b)(u - qtil);  lambda <- lambda + beta u.
+
+    FSPDA-STORM; ``storm_momentum`` = a, ``storm_dual_momentum`` = b (1 = plain SGDA)."""
 
     name: str = "fspda_storm"
-    storm_momentum: float = 0.1
-    storm_dual_momentum: float = 0.1
+    storm_momentum: float = 0.1  # a: primal STORM weight (1 = no variance reduction); code --storm_momentum
+    storm_dual_momentum: float = 0.1  # b: dual STORM weight (1 = off); code --storm_dual_momentum
 
     def check(self) -> None:
         super().check()

@@ -18,10 +18,13 @@ from .copies import check_positive
 
 @dataclass
 class DIGingConfig:
-    """eta: step along the tracker y (alpha in DIGing)."""
+    """DIGing (Nedic, Olshevsky & Shi 2017), gradient tracking, also on time-varying graphs (W_t): x = W_t x -
+    eta y;  y = W_t y + grad(x_new) - grad(x_old).
+
+    eta: step along the tracker y (alpha in DIGing)."""
 
     name: str = "diging"
-    eta: float = 0.05
+    eta: float = 0.05  # alpha: step along the tracker y
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta)
@@ -29,7 +32,10 @@ class DIGingConfig:
 
 @dataclass
 class GNSDConfig(DIGingConfig):
-    """eta: step along the tracker (GNSD's alpha); the [NB] synthetic run uses 0.005."""
+    """GNSD (Lu et al. 2019): stochastic gradient tracking, Theta = W Theta - eta Y; Y = W Y + grad(new) -
+    grad(old).
+
+    eta: step along the tracker (GNSD's alpha); the [NB] synthetic run uses 0.005."""
 
     name: str = "gnsd"
 

@@ -18,13 +18,16 @@ from .copies import batch_samples, check_positive, check_unit, deterministic, la
 
 @dataclass
 class GTHSGDConfig:
-    """eta: step along the tracker (alpha in the paper); beta: hybrid momentum weight;
+    """GT-HSGD (Xin, Khan & Kar 2021): X = W (X - eta Y); V = hybrid STORM estimator; Y = W (Y + V_new -
+    V_old).
+
+    eta: step along the tracker (alpha in the paper); beta: hybrid momentum weight;
     b0: initial batch (null = full local data)."""
 
     name: str = "gt_hsgd"
-    eta: float = 0.01
-    beta: float = 0.01
-    b0: int | None = None
+    eta: float = 0.01  # alpha: step along the tracker Y
+    beta: float = 0.01  # beta: hybrid momentum weight (1 = plain SGD)
+    b0: int | None = None  # b_0: batch of the initial V^0 = Y^0 (null = full local data)
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta)

@@ -24,11 +24,16 @@ MAX_LOCAL_STEPS = 10 ** 6      # local SGD steps per iteration: more is a typo (
 
 @dataclass
 class SwarmSGDConfig:
-    """eta: local SGD step; local_steps: H, SGD steps per agent per iteration (between interactions)."""
+    """SwarmSGD (Nadiradze et al. 2021): local SGD steps, then the agents on each active edge average their
+    compressed models; needs random links (graph.links=one_edge). On a ring, graph.mixing=constant
+    graph.weight=0.5 gives the paper's pairwise average; denser graphs cap the constant weight at
+    1/max_degree of the full graph, so keep the default Metropolis weights there.
+
+    eta: local SGD step; local_steps: H, SGD steps per agent per iteration (between interactions)."""
 
     name: str = "swarm_sgd"
-    eta: float = 0.05
-    local_steps: int = 1
+    eta: float = 0.05  # eta: local SGD step
+    local_steps: int = 1  # H: local SGD steps per agent per iteration
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta)

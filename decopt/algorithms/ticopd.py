@@ -63,13 +63,13 @@ class _TiCoPDCommon(StepSize):
     (augmented-Lagrangian penalty weight), ``gamma`` (mirror step, fast: alpha / gamma << 1),
     ``copy_init``: zero | x0, the mirrors' start (zero: [C1], [C2])."""
 
-    lr: float = 0.05
-    eta: float = 0.05
-    theta: float = 1.0
-    gamma: float = 1.0
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    copy_init: str = "zero"
+    lr: float = 0.05  # alpha: primal step (slow timescale); code flag --lr
+    eta: float = 0.05  # eta: dual ascent step (slow); code --eta (code default 0 = dual off)
+    theta: float = 1.0  # theta: augmented-Lagrangian penalty weight on L x̂; code --theta
+    gamma: float = 1.0  # gamma: mirror step (fast; alpha / gamma << 1); hard-wired 1 in [C1]
+    momentum: float = 0.0  # heavy ball on the gradient (codebase default 0.9); 0 = the paper
+    weight_decay: float = 0.0  # L2 added to the gradient (codebase default 5e-4); 0 = the paper
+    copy_init: str = "zero"  # x̂^0: zero = [C1] (spec pitfall 9) | x0 = the common starting point
 
     def check(self) -> None:
         self.check_step()
@@ -88,12 +88,17 @@ class _TiCoPDCommon(StepSize):
 
 @dataclass
 class TiCoPDConfig(_TiCoPDCommon):
-    """P1. ``dual_on``: ``xhat`` (default, implementable; [C1]) or ``x`` (slide's literal (9b),
+    """TiCoPD (P1, ICASSP 2025; slide eqs. 9a-9c): static graph, node-wise mirror x̂, one compressed broadcast
+    Q(x_i - x̂_i) per agent per iteration (Q = the `compressor` group). x_i <- x_i - alpha (g_i + lambda_i
+    + theta (L x̂)_i);  lambda_i <- lambda_i + eta (L x̂)_i;  x̂_i <- x̂_i + gamma Q(x_i - x̂_i). Random
+    links need edge-wise mirrors: use algo=ticopd_robust (P2).
+
+    P1. ``dual_on``: ``xhat`` (default, implementable; [C1]) or ``x`` (slide's literal (9b),
     one extra exact broadcast per iteration). ``beta``: [C1]'s pull toward the mirror (1 = off)."""
 
     name: str = "ticopd"
-    dual_on: str = "xhat"
-    beta: float = 1.0
+    dual_on: str = "xhat"  # xhat: lambda += eta L x̂ ([C1]) | x: slide's literal eta L x (one more exact broadcast)
+    beta: float = 1.0  # beta: [C1] pull x <- beta x + (1 - beta) x̂ before the primal step; 1 = off
 
     def check(self) -> None:
         super().check()
@@ -105,13 +110,18 @@ class TiCoPDConfig(_TiCoPDCommon):
 
 @dataclass
 class TiCoPDRobustConfig(_TiCoPDCommon):
-    """P2 ([C2]). ``random_lap``: Laplacian over active edges only (default) or over all
+    """Robust TiCoPD (P2, IEEE TSP 2025; code [C2]): random links (graph.links=bernoulli|one_edge), edge-wise
+    mirrors x̂_{i->j} (one pair per directed edge), noisy compression via compressor=noisy. D_i = sum_{j
+    active} (x̂_{i->j} - x̂_{j->i});  x_i <- x_i - alpha (g_i + lambda_i) - alpha_0 theta D_i;  lambda_i <-
+    lambda_i + eta D_i;  x̂_{i->j} <- x̂_{i->j} + gamma [Q(x_i^{t+1} - x̂_{i->j}) + noise] on active edges.
+
+    P2 ([C2]). ``random_lap``: Laplacian over active edges only (default) or over all
     neighbours with stale mirrors. ``penalty_lr``: ``initial`` ([C2], theta * lr_0) or
     ``scheduled`` (theta * alpha_t)."""
 
     name: str = "ticopd_robust"
-    random_lap: bool = True
-    penalty_lr: str = "initial"
+    random_lap: bool = True  # D_i over active edges only (code --random_lap); false: all neighbours, stale mirrors
+    penalty_lr: str = "initial"  # initial: theta * lr_0 as in [C2] | scheduled: theta * alpha_t
 
     def check(self) -> None:
         super().check()

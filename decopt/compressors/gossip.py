@@ -14,13 +14,16 @@ import torch
 
 from .. import rng
 from ..errors import ConfigError, PayloadError
+from ..registry import register
 from . import wire
 from .base import Compressor, check_value_bits
 
 
 @dataclass
 class GossipConfig:
-    """``p``: probability in (0, 1] that a message is sent; ``value_bits``: 16 | 32 | 64."""
+    """randomized gossip: the whole vector with probability p, else nothing.
+
+    ``p``: probability in (0, 1] that a message is sent; ``value_bits``: 16 | 32 | 64."""
 
     name: str = "gossip"
     p: float = 0.5                  # p: probability in (0, 1] that a message is sent (delta = p)
@@ -36,6 +39,10 @@ class Gossip(Compressor):
     name = "gossip"
     unbiased = False
     float_fields = {"v": "value"}
+
+    @classmethod
+    def from_config(cls, cfg: GossipConfig, dtype_bits: int, segments=None) -> "Gossip":
+        return cls(cfg)                         # whole vectors: no per-tensor segments
 
     def __init__(self, cfg):
         self.p = float(cfg.p)
@@ -72,3 +79,6 @@ class Gossip(Compressor):
             raise PayloadError(f"gossip: payload of {len(payload)} bytes, expected 0 or {d * self.value_bits // 8}")
         v = torch.from_numpy(np.frombuffer(payload, dtype=wire.float_np(self.value_bits)).copy())
         return {"send": torch.ones(1, dtype=torch.bool), "v": v[None]}
+
+
+register("compressor", "gossip", GossipConfig, Gossip)

@@ -8,13 +8,16 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, PayloadError
+from ..registry import register
 from . import wire
 from .base import Compressor
 
 
 @dataclass
 class IdentityConfig:
-    """``precision``: bits per value on the wire (32 or 64); null follows ``run.dtype``."""
+    """identity: the exact vector; precision 32 or 64 bits per value, null = run.dtype.
+
+    ``precision``: bits per value on the wire (32 or 64); null follows ``run.dtype``."""
 
     name: str = "none"
     precision: int | None = None    # bits per value on the wire: 32 | 64; null = run.dtype's
@@ -28,6 +31,11 @@ class Identity(Compressor):
     name = "none"
     unbiased = True
     float_fields = {"v": "value"}
+
+    @classmethod
+    def from_config(cls, cfg: IdentityConfig, dtype_bits: int, segments=None) -> "Identity":
+        """``precision: null`` sends values at the run's own precision (``dtype_bits``)."""
+        return cls(cfg.precision or dtype_bits)
 
     def __init__(self, precision: int = 64):
         self.precision = precision
@@ -60,3 +68,6 @@ class Identity(Compressor):
         if len(payload) != d * self.precision // 8:
             raise PayloadError(f"none: payload of {len(payload)} bytes, expected {d * self.precision // 8}")
         return {"v": torch.from_numpy(np.frombuffer(payload, dtype=self.wire_np).copy())[None]}
+
+
+register("compressor", "none", IdentityConfig, Identity)

@@ -31,6 +31,7 @@ import torch
 
 from .. import rng
 from ..errors import ConfigError
+from ..registry import register
 from ..rng import Key, Stream
 from .base import Compressor
 
@@ -40,16 +41,19 @@ MODES = ("sender", "receiver")
 
 @dataclass
 class NoisyConfig:
-    """``inner``: the wrapped compressor (config group ``compressor/inner``); ``noise``:
+    """noisy channel around another compressor: pick it with
+    compressor/inner=<none|topk|randk|qsgd|sign|gossip> and tune it with compressor.inner.<key>=...
+
+    ``inner``: the wrapped compressor (config group ``compressor/inner``); ``noise``:
     uniform | gaussian; ``sigma`` >= 0: half-width (uniform) or standard deviation;
     ``erasure`` in [0, 1): probability a message is lost; ``mode``: sender | receiver."""
 
     name: str = "noisy"
     inner: Any = None
-    noise: str = "uniform"
+    noise: str = "uniform"  # uniform(-sigma, sigma) | gaussian N(0, sigma^2), on every transmitted value
     sigma: float = 1e-3             # sigma >= 0: half-width (uniform) or standard deviation (gaussian) of the noise
-    erasure: float = 0.0
-    mode: str = "sender"
+    erasure: float = 0.0  # probability a message is lost (its bits are still charged)
+    mode: str = "sender"  # sender: noise added before the sender updates its copy; receiver: receiver only
 
     def check(self) -> None:
         if self.noise not in NOISES:
@@ -101,6 +105,13 @@ def _inner_key(msg: str) -> str:
 
 class Noisy(Compressor):
     name = "noisy"
+
+    @classmethod
+    def from_config(cls, cfg: NoisyConfig, dtype_bits: int, segments=None) -> "Noisy":
+        """The channel around the compressor ``cfg.inner`` describes."""
+        from . import build_compressor
+
+        return cls(cfg, build_compressor(typed_inner(cfg.inner), dtype_bits, segments))
 
     def __init__(self, cfg, inner: Compressor):
         self.inner = inner
@@ -176,3 +187,6 @@ class Noisy(Compressor):
         ip = self.inner.unpack(payload, d, key, row)
         lost, noise = self._draw(key, [row], 1, d, "cpu")
         return {"inner": ip, "lost": lost, "noise": noise, "n": 1}
+
+
+register("compressor", "noisy", NoisyConfig, Noisy)

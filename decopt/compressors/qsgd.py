@@ -29,13 +29,17 @@ import torch
 
 from .. import rng
 from ..errors import ConfigError, PayloadError
+from ..registry import register
 from . import wire
 from .base import Compressor, check_value_bits, segments_of
 
 
 @dataclass
 class QSGDConfig:
-    """``bits``: b in 1..16 (s = 2^b - 1 levels); ``unbiased``: no 1/tau shrink;
+    """QSGD: stochastic quantization to 2^bits - 1 levels; unbiased=false is the contractive (scaled) version
+    bits/row = T*value_bits (norms, T = tensors) + 8*ceil(d*(bits+1)/8).
+
+    ``bits``: b in 1..16 (s = 2^b - 1 levels); ``unbiased``: no 1/tau shrink;
     ``per_tensor``: one norm per parameter tensor; ``value_bits``: width of a norm on the wire."""
 
     name: str = "qsgd"
@@ -154,3 +158,6 @@ class QSGD(Compressor):
         if bool((norm < 0).any()):
             raise PayloadError(f"qsgd: payload norm {float(norm.min())} is negative (a finite norm >= 0 is allowed)")
         return {"norm": norm, "level": level, "neg": torch.from_numpy((code >> self.b) & 1 == 1)[None]}
+
+
+register("compressor", "qsgd", QSGDConfig, QSGD)

@@ -19,12 +19,15 @@ from dataclasses import dataclass
 import torch
 
 from .. import rng
+from ..registry import register
 from .topk import TopKConfig, _Sparsifier
 
 
 @dataclass
 class RandKConfig(TopKConfig):
-    """The keys of topk, plus ``unbiased``: rescale by d/k; ``shared_mask``: derive the mask from
+    """rand-k: k uniformly random entries; unbiased=true rescales by d/k; shared_mask=true sends no indices.
+
+    The keys of topk, plus ``unbiased``: rescale by d/k; ``shared_mask``: derive the mask from
     the shared key, send no indices."""
 
     name: str = "randk"
@@ -54,3 +57,6 @@ class RandK(_Sparsifier):
         return [None if k >= ds else
                 torch.from_numpy(rng.sample(key.child(key.call + (s << 20)), rows, ds, k)).to(V.device)
                 for s, (_, ds, k) in enumerate(lay)]
+
+
+register("compressor", "randk", RandKConfig, RandK)

@@ -15,13 +15,16 @@ import numpy as np
 import torch
 
 from ..errors import PayloadError
+from ..registry import register
 from . import wire
 from .base import Compressor, check_value_bits, segments_of
 
 
 @dataclass
 class SignConfig:
-    """``per_tensor``: one scale per parameter tensor; ``value_bits``: width of a scale
+    """scaled sign: (||x||_1/d) sign(x); bits/row = T*value_bits + 8*ceil(d/8) (T = tensors).
+
+    ``per_tensor``: one scale per parameter tensor; ``value_bits``: width of a scale
     ||x||_1 / d on the wire (16 | 32 | 64)."""
 
     name: str = "sign"
@@ -80,3 +83,6 @@ class Sign(Compressor):
         neg = wire.unpack_uint(r.take(len(payload) - r.at), d, 1)
         r.done()
         return {"scale": scale, "neg": torch.from_numpy(neg == 1)[None]}
+
+
+register("compressor", "sign", SignConfig, Sign)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import PayloadError
+from ..registry import register
 from . import wire
 from .base import Compressor, check_index_bits, check_kept, check_value_bits, kept_counts, segments_of
 from .sparse import SparseRows
@@ -30,7 +31,10 @@ from .sparse import SparseRows
 
 @dataclass
 class TopKConfig:
-    """``ratio``: fraction kept in (0, 1]; ``k``: a count instead (whole vector only; wins over
+    """top-k: keep the k largest-magnitude entries (ratio = fraction kept, or k = count); bits/row =
+    K*value_bits + 8*ceil(K*ceil(log2 d)/8) (index_bits=packed) | K*(value_bits + 8*sizeof(uint)) (uint).
+
+    ``ratio``: fraction kept in (0, 1]; ``k``: a count instead (whole vector only; wins over
     ratio when set); ``per_tensor``: per parameter tensor, >= 1 entry each; ``index_bits``:
     packed | uint; ``value_bits``: 16 | 32 | 64."""
 
@@ -251,3 +255,6 @@ class TopK(_Sparsifier):
             else:
                 out.append(torch.topk(V[:, a:a + ds].abs(), k, dim=1, sorted=False).indices)
         return out
+
+
+register("compressor", "topk", TopKConfig, TopK)

@@ -1,13 +1,15 @@
 """Topologies, mixing matrices and random-link models.
 
 ``build_graph(cfg, seed)`` turns a ``graph`` config into a :class:`Graph`; each topology is one
-config choice in ``conf/graph/`` with the schema below.
+``graph=`` choice, registered below with its schema and generator.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import registry
 from ..errors import ConfigError
+from ..registry import register
 from . import topologies
 from .graph import Graph
 from .links import MODELS as LINK_MODELS, Links
@@ -42,7 +44,7 @@ class GraphConfig:
 @dataclass
 class ErdosRenyiConfig(GraphConfig):
     name: str = "erdos_renyi"
-    p: float = 0.3
+    p: float = 0.3  # edge probability; redrawn (seeded by run.seed) until connected
 
     def check(self) -> None:
         super().check()
@@ -53,7 +55,7 @@ class ErdosRenyiConfig(GraphConfig):
 @dataclass
 class GeometricConfig(GraphConfig):
     name: str = "random_geometric"
-    radius: float = 0.4
+    radius: float = 0.4  # link two uniform points of the unit square closer than this; redrawn until connected
 
     def check(self) -> None:
         super().check()
@@ -64,16 +66,31 @@ class GeometricConfig(GraphConfig):
 @dataclass
 class EdgeListConfig(GraphConfig):
     name: str = "edge_list"
-    file: str = "???"
+    file: str = "???"  # text file of "i j" pairs, one edge per line (# comments allowed)
 
     def check(self) -> None:
         super().check()
         topologies.check_edge_file(self.file)
 
 
-_PLAIN = ("ring", "path", "star", "complete", "grid", "torus", "hypercube", "exponential")
-SCHEMAS = {**{name: GraphConfig for name in _PLAIN}, "erdos_renyi": ErdosRenyiConfig,
-           "random_geometric": GeometricConfig, "edge_list": EdgeListConfig}
+def _plain(generator):
+    """A deterministic topology: ``generator(n)``."""
+    return lambda cfg, n, seed: generator(n)
+
+
+register("graph", "ring", GraphConfig, _plain(topologies.ring))
+register("graph", "path", GraphConfig, _plain(topologies.path))
+register("graph", "star", GraphConfig, _plain(topologies.star))
+register("graph", "complete", GraphConfig, _plain(topologies.complete))
+register("graph", "grid", GraphConfig, _plain(topologies.grid))
+register("graph", "torus", GraphConfig, _plain(topologies.torus))
+register("graph", "hypercube", GraphConfig, _plain(topologies.hypercube))
+register("graph", "exponential", GraphConfig, _plain(topologies.exponential))
+register("graph", "erdos_renyi", ErdosRenyiConfig, lambda cfg, n, seed: topologies.erdos_renyi(n, cfg.p, seed))
+register("graph", "random_geometric", GeometricConfig,
+         lambda cfg, n, seed: topologies.random_geometric(n, cfg.radius, seed))
+register("graph", "edge_list", EdgeListConfig, lambda cfg, n, seed: topologies.edge_list(cfg.file, n))
+SCHEMAS = registry.schemas("graph")
 
 
 DEFAULT_N = 10
@@ -95,21 +112,14 @@ def build_graph(cfg, seed: int = 0, n: int | None = None) -> Graph:
     every other topology gets ``DEFAULT_N`` agents.
     """
     name = cfg.name
+    generate = registry.lookup("graph", name).build
     n = n or cfg.n
     if name == "edge_list":
-        g = topologies.edge_list(cfg.file, n)
+        g = generate(cfg, n, seed)
         n = n or g.n
-    n = n or DEFAULT_N
-    if name in _PLAIN:
-        g = getattr(topologies, name)(n)
-    elif name == "erdos_renyi":
-        g = topologies.erdos_renyi(n, cfg.p, seed)
-    elif name == "random_geometric":
-        g = topologies.random_geometric(n, cfg.radius, seed)
-    elif name == "edge_list":
-        pass
     else:
-        raise ConfigError(f"graph={name}: choose one of {', '.join(SCHEMAS)}")
+        n = n or DEFAULT_N
+        g = generate(cfg, n, seed)
     if g.n != n:
         raise ConfigError(f"graph.n={n}: graph={name} produced {g.n} nodes")
     if not g.is_connected():

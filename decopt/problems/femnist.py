@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..registry import register
 from . import datasets
 from .supervised import Supervised, check_common
 
@@ -30,8 +31,10 @@ FEATURES, CLASSES = 784, 62                 # values per sample (28 x 28), class
 
 @dataclass
 class FemnistLeNetConfig:
+    """DoCoM Exp. 3: LeNet-5 (66,126 parameters) on LEAF FEMNIST json shards, one shard per agent."""
+
     name: str = "femnist_lenet"
-    data_dir: str | None = None
+    data_dir: str | None = None  # LEAF output folder with train/*.json [and test/*.json]; null = $DECOPT_DATA/femnist
     batch_size: int | None = 32         # minibatch per agent per iteration; null = full local data
     weight_decay: float = 1e-4          # L2 term (weight_decay / 2) ||x||^2 in every agent's loss
     agent_metrics: bool = False         # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
@@ -107,3 +110,6 @@ class FemnistLeNet(Supervised):
 
     def _predict(self, X, A):
         return torch.func.vmap(lambda x, a: lenet(_unflatten(x), a).argmax(1))(X, A)
+
+
+register("problem", "femnist_lenet", FemnistLeNetConfig, FemnistLeNet)

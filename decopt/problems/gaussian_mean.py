@@ -32,13 +32,18 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..registry import register
 from ..rng import Key, Stream, normal_steps, uniform
 from .performative import Performative, check_per_agent, per_agent, sensitivities
 
 
 @dataclass
 class GaussianMeanConfig:
-    """eps_mean: eps_avg (the average sensitivity); eps_spread: eps_i = eps_mean (1 + spread u_i),
+    """Performative Gaussian mean estimation (Li, Yau & Wai 2022): l = (theta - z)^2/2, Z ~ N(zbar_i + eps_i
+    theta_i, sigma^2); theta_PS = sum zbar_i / (n (1 - eps_avg)) exists iff eps_avg < 1 (some eps_i may
+    exceed 1).
+
+    eps_mean: eps_avg (the average sensitivity); eps_spread: eps_i = eps_mean (1 + spread u_i),
     u_i evenly spaced in [-1, 1]; eps: explicit per-agent list eps_i (overrides both); zbar_i ~
     U(zbar_low, zbar_high) fixed per agent; zbar: explicit per-agent list zbar_i (overrides the
     range; an entry may be a list of dim numbers); sigma: noise std; batch_size: samples Z per
@@ -46,16 +51,16 @@ class GaussianMeanConfig:
     (replica r = seed run.seed + r, see the module docstring)."""
 
     name: str = "gaussian_mean"
-    eps_mean: float = 0.9
-    eps_spread: float = 0.6
-    eps: list | None = None
-    zbar_low: float = 0.0
+    eps_mean: float = 0.9  # eps_avg: average sensitivity
+    eps_spread: float = 0.6  # eps_i = eps_avg (1 + spread u_i), u_i evenly in [-1, 1]: {0.4, ..., 1.6} eps_avg
+    eps: list | None = None  # explicit list of eps_i >= 0 (one per agent of graph.n), overrides the two above
+    zbar_low: float = 0.0  # zbar_i ~ U(zbar_low, zbar_high), drawn once
     zbar_high: float = 10.0     # upper end of the zbar_i ~ U(zbar_low, zbar_high) range
-    zbar: list | None = None
-    sigma: float = 1.0
-    batch_size: int | None = 1
-    dim: int = 1
-    replicas: int = 1
+    zbar: list | None = None  # explicit list of zbar_i, one per agent of graph.n (or dim numbers each), overrides the range
+    sigma: float = 1.0  # sigma: response noise
+    batch_size: int | None = 1  # samples Z_i per agent per iteration (null = the exact expected gradient)
+    dim: int = 1  # d (scalar in the paper)
+    replicas: int = 1  # R independent copies as one run (replica r = seed run.seed + r); metrics <name>_r<k> per replica
 
     def check(self) -> None:
         if self.eps_mean < 0 or self.eps_spread < 0:
@@ -172,3 +177,6 @@ class GaussianMean(Performative):
             return {}
         ps = ((xbar - self.theta_ps) ** 2).view(self.replicas, self.dim).sum(1)
         return {"ps_error": float(ps.sum()), **self.per_replica("ps_error", ps)}
+
+
+register("problem", "gaussian_mean", GaussianMeanConfig, GaussianMean)

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..registry import register
 from ..rng import Key, Stream
 from . import datasets
 from .partition import partition
@@ -49,9 +50,11 @@ SOURCES = ("file", "generate")
 
 @dataclass
 class LeafSyntheticConfig:
+    """DoCoM Exp. 1: sigmoid-loss linear classifier (predict argmin_k <w_k, x>) on LEAF synthetic data."""
+
     name: str = "leaf_synthetic"
-    source: str = "file"
-    data_dir: str | None = None
+    source: str = "file"  # file: the paper's exact split (25 users) | generate: LEAF's generator, graph.n users
+    data_dir: str | None = None  # folder with the npz; null = $DECOPT_DATA/leaf_synthetic
     file: str = datasets.LEAF_SYNTHETIC_FILE    # source=file: the npz in data_dir (the paper's 25-user split)
     num_classes: int = 5        # source=generate
     num_dim: int = 1000         # source=generate
@@ -60,7 +63,7 @@ class LeafSyntheticConfig:
     partition: str = "users"    # users (LEAF's users = agents) | iid | sorted | dirichlet
     alpha: float = 0.5          # Dirichlet concentration (partition=dirichlet)
     reg: float = 1e-4           # (reg / 2) ||W||^2 (the notebook's regulariser)
-    agent_metrics: bool = True
+    agent_metrics: bool = True  # worst-agent loss / grad / accuracy, as in the DoCoM notebook
 
     def check(self) -> None:
         check_common(self, partitions=("users", "iid", "sorted", "dirichlet"))
@@ -164,3 +167,6 @@ class LeafSynthetic(Supervised):
     def _predict(self, X, A):
         (Wm,) = self.views(X)
         return torch.bmm(A, Wm.transpose(1, 2)).argmin(2)
+
+
+register("problem", "leaf_synthetic", LeafSyntheticConfig, LeafSynthetic)

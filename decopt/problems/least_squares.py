@@ -7,13 +7,16 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..registry import register
 from ..rng import Key, Stream, normal
 from .base import Problem
 
 
 @dataclass
 class LeastSquaresConfig:
-    """``dim`` unknowns, ``samples`` rows per agent; agent i's data come from its own planted
+    """f_i(x) = ||A_i x - b_i||^2 / (2 samples); agents' planted solutions differ (heterogeneity).
+
+    ``dim`` unknowns, ``samples`` rows per agent; agent i's data come from its own planted
     x_i* = x_c + heterogeneity * N(0, I), so the local minimizers differ."""
 
     name: str = "least_squares"
@@ -74,3 +77,6 @@ class LeastSquares(Problem):
 
     def extra_metrics(self, xbar, loss):
         return {"opt_gap": loss - self.f_opt, "dist_opt": float(((xbar - self.x_opt) ** 2).sum())}
+
+
+register("problem", "least_squares", LeastSquaresConfig, LeastSquares)

@@ -7,13 +7,16 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..registry import register
 from ..rng import Key, Stream, normal, uniform
 from .base import Problem
 
 
 @dataclass
 class LogisticConfig:
-    """Agent i's features are N(mu_i, I) with mu_i = heterogeneity * N(0, I); labels follow a
+    """l2-regularized logistic regression on synthetic data; agent features shifted per agent.
+
+    Agent i's features are N(mu_i, I) with mu_i = heterogeneity * N(0, I); labels follow a
     planted logistic model. f_i(x) = mean log(1 + exp(-y a^T x)) + (reg / 2) ||x||^2."""
 
     name: str = "logistic"
@@ -94,3 +97,6 @@ class Logistic(Problem):
         correct = self.net.allreduce((margin > 0).sum().to(self.dtype))
         return {"accuracy": float(correct) / (self.net.n * self.m), "opt_gap": loss - self.f_opt,
                 "dist_opt": float(((xbar - self.x_opt) ** 2).sum())}
+
+
+register("problem", "logistic", LogisticConfig, Logistic)

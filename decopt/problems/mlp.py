@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..registry import register
 from ..rng import Key, Stream
 from . import datasets
 from .partition import partition
@@ -34,13 +35,15 @@ def mlp_size(inputs: int, hidden: int, classes: int = 10) -> int:
 
 @dataclass
 class MnistMLPConfig:
-    """784-hidden-10 sigmoid MLP on MNIST. ``data_dir``: folder with the four IDX files
+    """784-100-10 sigmoid MLP on MNIST (d = 79,510), cross-entropy, inputs normalised (0.1307, 0.3081).
+
+    784-hidden-10 sigmoid MLP on MNIST. ``data_dir``: folder with the four IDX files
     (null = $DECOPT_DATA/mnist). ``partition``: iid | sorted (by label, the papers'
     heterogeneous split) | dirichlet (with ``alpha``). ``train_size``: use only the first N
     training images (null = all 60,000)."""
 
     name: str = "mnist_mlp"
-    data_dir: str | None = None
+    data_dir: str | None = None  # folder with the 4 original IDX files; null = $DECOPT_DATA/mnist
     batch_size: int | None = 256        # minibatch per agent per iteration; null = full local data
     partition: str = "iid"              # iid | sorted (by label: the papers' heterogeneous split) | dirichlet
     alpha: float = 0.5                  # Dirichlet concentration (partition=dirichlet)
@@ -64,7 +67,9 @@ class MnistMLPConfig:
 
 @dataclass
 class DigitsMLPConfig:
-    """64-hidden-10 sigmoid MLP on scikit-learn's bundled 8x8 digits: no data directory needed."""
+    """64-100-10 sigmoid MLP on scikit-learn's bundled 8x8 digits: the zero-setup demo of mnist_mlp.
+
+    64-hidden-10 sigmoid MLP on scikit-learn's bundled 8x8 digits: no data directory needed."""
 
     name: str = "digits_mlp"
     batch_size: int | None = 32         # minibatch per agent per iteration; null = full local data
@@ -144,3 +149,7 @@ class MLP(Supervised):
         W1, b1, W2, b2 = self.views(X)
         H = torch.sigmoid(torch.baddbmm(b1.unsqueeze(1), A, W1.transpose(1, 2)))
         return torch.baddbmm(b2.unsqueeze(1), H, W2.transpose(1, 2)).argmax(2)
+
+
+register("problem", "mnist_mlp", MnistMLPConfig, MLP)
+register("problem", "digits_mlp", DigitsMLPConfig, MLP)

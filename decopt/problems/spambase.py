@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..registry import register
 from ..rng import Key, Stream
 from . import datasets
 from .partition import partition
@@ -25,8 +26,11 @@ from .supervised import Supervised, check_common
 
 @dataclass
 class SpambaseLogisticConfig:
+    """logistic regression + ridge on UCI Spambase (DSGD-GD's real-data experiment without the strategic
+    shift)."""
+
     name: str = "spambase_logistic"
-    data_dir: str | None = None
+    data_dir: str | None = None  # folder with spambase.data; null = $DECOPT_DATA/spambase
     batch_size: int | None = 32         # minibatch per agent per iteration; null = full local data
     partition: str = "iid"              # iid | sorted (by label) | dirichlet
     alpha: float = 0.5                  # Dirichlet concentration (partition=dirichlet)
@@ -86,3 +90,6 @@ class SpambaseLogistic(Supervised):
 
     def _predict(self, X, A):
         return (torch.bmm(A, X.unsqueeze(2)).squeeze(2) > 0).long()
+
+
+register("problem", "spambase_logistic", SpambaseLogisticConfig, SpambaseLogistic)

@@ -39,6 +39,7 @@ import torch
 from scipy.special import expit
 
 from ..errors import ConfigError
+from ..registry import register
 from ..rng import Key, Stream, integers_steps
 from . import datasets
 from .partition import partition
@@ -48,25 +49,28 @@ from .spambase import spambase_split
 
 @dataclass
 class StrategicSpamConfig:
-    """eps_mean: eps_avg; eps_spread: eps_i = eps_mean (1 + spread u_i), u_i evenly in [-1, 1]
+    """Strategic spam classification (Li, Yau & Wai 2022): logistic + ridge on Spambase, users shift features
+    by +eps_i theta_i (best response); metrics on data shifted by the evaluated theta.
+
+    eps_mean: eps_avg; eps_spread: eps_i = eps_mean (1 + spread u_i), u_i evenly in [-1, 1]
     ({0.4, ..., 1.6} eps_avg for 25 agents); eps: explicit per-agent list eps_i (overrides both);
     reg: ridge weight (beta in the paper); batch_size: base samples per agent per iteration;
     test_fraction: held-out share (3:1 in the paper: 138 training e-mails per agent for 25 agents);
     replicas: independent copies run as one (replica r = seed run.seed + r, see the module docstring)."""
 
     name: str = "strategic_spam"
-    data_dir: str | None = None
-    eps_mean: float = 0.1
-    eps_spread: float = 0.6
-    eps: list | None = None
-    reg: float = 0.01
-    batch_size: int | None = 1
-    features: int = 48
-    standardize: bool = True
-    bias: bool = False
-    test_fraction: float = 0.25
-    rrm_iterations: int = 100
-    replicas: int = 1
+    data_dir: str | None = None  # folder with spambase.data (null: $DECOPT_DATA/spambase)
+    eps_mean: float = 0.1  # eps_avg in {0.01, 0.1, 1} in the paper
+    eps_spread: float = 0.6  # eps_i = eps_avg (1 + spread u_i): {0.4, ..., 1.6} eps_avg
+    eps: list | None = None  # explicit list of eps_i >= 0, one per agent of graph.n, overrides the two above
+    reg: float = 0.01  # beta: ridge weight
+    batch_size: int | None = 1  # base samples per agent per iteration (null = full local shard)
+    features: int = 48  # 48 word_freq columns (the paper's d) or all 57
+    standardize: bool = True  # z-score with the training split's statistics
+    bias: bool = False  # append a constant (not shifted) feature
+    test_fraction: float = 0.25  # 3:1 split: 138 training e-mails per agent for 25 agents
+    rrm_iterations: int = 100  # repeated risk minimisation steps for theta_PS (ps_error only if it converges)
+    replicas: int = 1  # independent copies run as one: replica r = the run with run.seed + r
 
     def check(self) -> None:
         if self.eps_mean < 0 or self.eps_spread < 0:
@@ -264,3 +268,6 @@ class StrategicSpam(Performative):
             ps = ((xbar - self.theta_ps) ** 2).view(self.replicas, self.dim).sum(1)
             row.update({"ps_error": float(ps.sum()), **self.per_replica("ps_error", ps)})
         return row
+
+
+register("problem", "strategic_spam", StrategicSpamConfig, StrategicSpam)
