@@ -15,7 +15,7 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from . import catalog, exit_codes
+from . import catalog, exit_codes, registry
 from .errors import ConfigError, RunDirError
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -109,6 +109,9 @@ def _check_key(key: str, picked: dict) -> None:
         return                                      # compressor.inner.* and unknown groups: Hydra says
     if not known or leaf in known:
         return
+    moved = [m for c in picked.get(group, []) for m in [registry.renamed(group, c, leaf)] if m]
+    if moved:
+        raise ConfigError(moved[0])
     leaves = sorted(known - {"name"})
     close = difflib.get_close_matches(leaf, leaves, n=1, cutoff=0.6)
     full = [f"{group}.{k}" for k in leaves]

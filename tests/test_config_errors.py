@@ -163,3 +163,45 @@ def test_memory_estimate_reads_mem_available(monkeypatch):
 def test_seed_bounds_are_inclusive_exclusive():
     assert validate(compose([f"run.seed={2 ** 63 - 1}"])).run.seed == 2 ** 63 - 1
     assert "run.seed=9223372036854775808" in _error([f"run.seed={2 ** 63}"])
+
+
+def test_a_renamed_key_names_the_new_one():
+    """The step-size contract: a key renamed to ``algo.lr`` gets one line naming the new key."""
+    from dataclasses import dataclass
+
+    from decopt.config import _typed
+
+    @dataclass
+    class Renamed:
+        name: str = "docom"
+        lr: float = 0.01
+
+        def check(self):
+            pass
+
+    with pytest.raises(ConfigError) as info:
+        _typed("algo", {"name": "docom", "eta": 0.1}, Renamed)
+    assert str(info.value) == ("algo.eta: renamed algo.lr for algo=docom "
+                               "(the gradient step of every algorithm is algo.lr)")
+    with pytest.raises(ConfigError, match=r"^algo.eta: unknown key for algo=fspda"):   # fspda's eta is its own
+        _typed("algo", {"name": "fspda", "eta": 0.1}, Renamed)
+
+
+RENAMES = [(old, new, algo) for old, (new, algos) in __import__("decopt.registry").registry.RENAMED["algo"].items()
+           for algo in algos]
+
+
+@pytest.mark.parametrize("old, new, algo", RENAMES, ids=[f"{a}.{o}" for o, _, a in RENAMES])
+def test_every_renamed_step_key_errors_on_the_cli(old, new, algo, capsys):
+    from dataclasses import fields
+
+    from decopt import cli
+    from decopt.algorithms import SCHEMAS
+
+    keys = {f.name for f in fields(SCHEMAS[algo])}
+    if old in keys:
+        pytest.skip(f"algo.{old} is still a key of algo={algo} (its rename to algo.{new} has not landed here)")
+    assert new in keys, f"algo={algo} has neither algo.{old} nor algo.{new}"
+    assert cli.main([f"algo={algo}", f"algo.{old}=0.1", "run.iterations=1"]) == 2
+    assert capsys.readouterr().err == (f"decopt: error: algo.{old}: renamed algo.{new} for algo={algo} "
+                                       f"(the gradient step of every algorithm is algo.lr)\n")

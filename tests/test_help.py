@@ -153,3 +153,30 @@ def test_an_interrupted_run_prints_its_resume_command(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert f"decopt: interrupted; continue with: python -m decopt resume '{run}'" in out
+
+
+def test_the_source_read_registry_equals_the_imported_one():
+    """``--help`` reads the registrations from the source; they are the ones the import makes."""
+    from decopt import registry
+
+    for group in registry.GROUPS:
+        imported = {name: entry.schema.__name__ for name, entry in registry.entries(group).items()}
+        assert catalog.index().registered[group] == imported, group
+
+
+def _readme_table(header: str) -> set:
+    """The choices in the first column of the README table whose header starts with ``header``."""
+    text = (REPO / "README.md").read_text()
+    table = text.split(header, 1)[1].split("\n\n", 1)[0]
+    return {name for line in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", line.split("|")[1])}
+
+
+@pytest.mark.parametrize("group", ["algo", "compressor", "problem", "graph"])
+def test_readme_tables_list_exactly_the_registered_choices(group):
+    if group == "graph":
+        section = (REPO / "README.md").read_text().split("### Graphs", 1)[1].split("Mixing matrices", 1)[0]
+        listed = set(re.findall(r"\b([a-z_]+)\b", section.split("`graph=`", 1)[1])) & set(catalog.choices("graph"))
+        assert listed == set(catalog.choices("graph"))
+        return
+    listed, registered = _readme_table(f"| `{group}=` |"), set(catalog.choices(group))
+    assert listed == registered, f"README's {group} table: add {sorted(registered - listed)}, drop {sorted(listed - registered)}"
