@@ -38,6 +38,7 @@ class _Class:
     bases: list
     doc: str
     fields: dict            # name -> Key (this class's own annotations)
+    file: Path = None       # where it is defined
 
 
 def _comment(lines: list[str], lineno: int) -> str:
@@ -107,27 +108,39 @@ def index() -> _Index:
     """Every dataclass and every registration in decopt's component modules and the plugins'."""
     files = [f for where in SOURCES for f in (sorted((ROOT / where).glob("*.py")) if (ROOT / where).is_dir()
                                                 else [ROOT / where])] + _plugin_files()
-    found, registered, constants = {}, {group: {} for group in GROUPS}, {}
+    found, registered = {}, {group: {} for group in GROUPS}
     for file in files:
         source = file.read_text()
+        if not re.search(r"@dataclass|register\(|^    config = ", source, re.M):
+            continue                                                # neither schema nor registration: not parsed
         lines = source.splitlines()
-        for stmt in ast.parse(source).body:                         # module constants: NAME and module.NAME
-            if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant):
-                for target in (t.id for t in stmt.targets if isinstance(t, ast.Name)):
-                    constants[target] = constants[f"{file.stem}.{target}"] = stmt.value.value
-        for node in ast.walk(ast.parse(source)):
+        for node in ast.parse(source).body:                         # registrations and schemas are top level
+            node = node.value if isinstance(node, ast.Expr) else node
             reg = _registration(node)
             if reg and reg[0] in registered:
                 registered[reg[0]][reg[1]] = reg[2]
             if isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
                 own = {s.target.id: _field(s, lines) for s in node.body
                        if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
-                found[node.name] = _Class([ast.unparse(b) for b in node.bases], ast.get_docstring(node) or "", own)
+                found[node.name] = _Class([ast.unparse(b) for b in node.bases], ast.get_docstring(node) or "", own,
+                                          file)
     for cls in found.values():
         for key in cls.fields.values():
-            if isinstance(key.default, _Expr) and key.default in constants:
-                key.default = constants[key.default]
+            if isinstance(key.default, _Expr):
+                key.default = _constant(cls.file, key.default)
     return _Index(found, registered)
+
+
+def _constant(file: Path, name: str):
+    """The literal value of a default written as a module constant, ``NAME`` (of ``file``) or
+    ``module.NAME`` (a sibling module), or ``name`` itself."""
+    module, _, attr = name.rpartition(".")
+    path = file.parent / f"{module}.py" if module else file
+    match = re.search(rf"^{re.escape(attr)}\s*=\s*(.+)$", path.read_text(), re.M) if path.exists() else None
+    try:
+        return ast.literal_eval(match.group(1).split("  #")[0].strip()) if match else name
+    except (ValueError, SyntaxError):
+        return name
 
 
 @lru_cache(maxsize=None)
@@ -202,8 +215,8 @@ def choice(group: str, name: str) -> tuple[str, list[Key]]:
             keys, docs = _resolved(cls)
             keys = {k: Key(k, v.type, schema if k == "name" else v.default, v.help or _from_doc(docs, k))
                     for k, v in keys.items()}
-            own = _resolved(cls)[0]["name"].default == schema
-            doc = index().classes[cls].doc if own else _from_doc(docs, schema)   # a shared schema: ``ring``: ...
+            shared = list(index().registered[base].values()).count(cls) > 1
+            doc = _from_doc(docs, f"``{schema}``") if shared else index().classes[cls].doc   # ``ring``: a cycle
         elif target.startswith(f"/{base}/"):                              # another choice's file (qsgd8: qsgd)
             parent_head, parent = choice(base, target.rsplit("/", 1)[1])
             keys, head = {k.name: k for k in parent}, head or parent_head

@@ -90,8 +90,9 @@ class RunConfig:
 
 @dataclass
 class BackendConfig:
-    """``stacked``: all agents in this process. ``mpi``: agents split over MPI ranks (chosen
-    automatically under ``mpirun`` with more than one rank)."""
+    """The backends of this schema: ``stacked``: every agent in this process (the simulator);
+    ``mpi``: agents split into contiguous blocks over MPI ranks (automatic under ``mpirun`` with
+    more than one rank)."""
 
     name: str = "stacked"
 

@@ -16,6 +16,7 @@ import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import ConfigError
 
@@ -53,20 +54,36 @@ def register(group: str, name: str, schema: type, build=None) -> None:
     if group not in _entries:
         raise ValueError(f"register: unknown group {group!r}; one of {', '.join(GROUPS)}")
     old = _entries[group].get(name)
-    if old is not None and (old.schema, old.build) != (schema, build) and \
-            (old.schema.__qualname__, getattr(old.build, "__qualname__", None)) != \
-            (schema.__qualname__, getattr(build, "__qualname__", None)):
-        raise ValueError(f"{group}={name} is registered twice ({old.schema.__module__}, {schema.__module__})")
+    if old is not None and _origin(old.schema) != _origin(schema):            # a module imported again is fine
+        raise ValueError(f"{group}={name} is registered twice: {_origin(old.schema)} and {_origin(schema)}")
     _entries[group][name] = Entry(group, name, schema, build)
+
+
+def _origin(obj) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
 
 
 def plugin_modules() -> list[str]:
     """Third-party component modules: ``DECOPT_PLUGINS`` (comma-separated), then the entry points."""
     names = [m.strip() for m in os.environ.get(ENV, "").split(",") if m.strip()]
-    from importlib.metadata import entry_points
+    return list(dict.fromkeys(names + _entry_point_modules()))
 
-    names += [ep.value.split(":")[0] for ep in entry_points(group=ENTRY_POINTS)]
-    return list(dict.fromkeys(names))
+
+@lru_cache(maxsize=None)
+def _entry_point_modules() -> list[str]:
+    """The modules of the installed ``decopt.plugins`` entry points (read from each distribution's
+    entry_points.txt only: ``importlib.metadata`` would cost ``--help`` half a second)."""
+    import sys
+    from pathlib import Path
+
+    found = []
+    for folder in map(Path, sys.path):
+        for meta in folder.glob("*.dist-info/entry_points.txt") if folder.is_dir() else ():
+            text = meta.read_text(errors="replace")
+            if f"[{ENTRY_POINTS}]" in text:
+                section = text.split(f"[{ENTRY_POINTS}]", 1)[1].split("\n[", 1)[0]
+                found += [line.split("=", 1)[1].strip().split(":")[0] for line in section.splitlines() if "=" in line]
+    return found
 
 
 def load_plugins() -> None:

@@ -80,3 +80,23 @@ def test_two_mpi_ranks_give_the_stacked_run(plugin, tmp_path):
         for key, value in ra.items():
             if value and key != "sim_time":
                 assert math.isclose(float(value), float(rb[key]), rel_tol=1e-9, abs_tol=1e-12), (key, value, rb[key])
+
+
+def test_an_entry_point_names_a_plugin_module(tmp_path, monkeypatch):
+    """A package's ``decopt.plugins`` entry point is read as importlib.metadata reads it."""
+    from importlib.metadata import entry_points
+
+    from decopt import registry
+
+    meta = tmp_path / "my_methods-1.0.dist-info"
+    meta.mkdir()
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: my-methods\nVersion: 1.0\n")
+    (meta / "entry_points.txt").write_text("[console_scripts]\nx = a:b\n\n[decopt.plugins]\ntoy = my_methods.toy\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DECOPT_PLUGINS", "other.module")
+    registry._entry_point_modules.cache_clear()
+    try:
+        assert registry.plugin_modules() == ["other.module", "my_methods.toy"]
+        assert "my_methods.toy" in [ep.value for ep in entry_points(group=registry.ENTRY_POINTS)]
+    finally:
+        registry._entry_point_modules.cache_clear()

@@ -36,7 +36,7 @@ from .base import Compressor, check_value_bits, segments_of
 
 @dataclass
 class QSGDConfig:
-    """QSGD: stochastic quantization to 2^bits - 1 levels; unbiased=false is the contractive (scaled) version
+    """QSGD: stochastic quantization to 2^bits - 1 levels; unbiased=false is the contractive (scaled) version;
     bits/row = T*value_bits (norms, T = tensors) + 8*ceil(d*(bits+1)/8).
 
     ``bits``: b in 1..16 (s = 2^b - 1 levels); ``unbiased``: no 1/tau shrink;

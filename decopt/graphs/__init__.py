@@ -21,7 +21,12 @@ __all__ = ["Graph", "Links", "build_graph", "edge_count", "mixing_matrix", "edge
 
 @dataclass
 class GraphConfig:
-    """Keys every topology has. ``n: null`` means one agent per MPI rank (or 10 alone)."""
+    """Keys every topology has. ``n: null`` means one agent per MPI rank (or 10 alone).
+
+    The topologies of this schema: ``ring``: a cycle; ``path``: a line; ``star``: one hub;
+    ``complete``: every pair linked; ``grid``: a 2-D grid, as square as n allows; ``torus``: a grid
+    with wrap-around; ``hypercube``: n a power of two, i ~ j when they differ in one bit;
+    ``exponential``: i ~ i + 2^k (mod n)."""
 
     name: str = "ring"
     n: int | None = None                # agents; null: the number of MPI ranks under mpirun, else 10
@@ -43,6 +48,8 @@ class GraphConfig:
 
 @dataclass
 class ErdosRenyiConfig(GraphConfig):
+    """G(n, p): each pair linked with probability p, redrawn (seeded by run.seed) until connected."""
+
     name: str = "erdos_renyi"
     p: float = 0.3  # edge probability; redrawn (seeded by run.seed) until connected
 
@@ -54,6 +61,8 @@ class ErdosRenyiConfig(GraphConfig):
 
 @dataclass
 class GeometricConfig(GraphConfig):
+    """n uniform points of the unit square, linked when closer than ``radius``; redrawn until connected."""
+
     name: str = "random_geometric"
     radius: float = 0.4  # link two uniform points of the unit square closer than this; redrawn until connected
 
@@ -65,6 +74,8 @@ class GeometricConfig(GraphConfig):
 
 @dataclass
 class EdgeListConfig(GraphConfig):
+    """The edges of a text file, one ``i j`` pair per line; n from the file unless graph.n is set."""
+
     name: str = "edge_list"
     file: str = "???"  # text file of "i j" pairs, one edge per line (# comments allowed)
 
