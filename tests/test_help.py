@@ -179,4 +179,5 @@ def test_readme_tables_list_exactly_the_registered_choices(group):
         assert listed == set(catalog.choices("graph"))
         return
     listed, registered = _readme_table(f"| `{group}=` |"), set(catalog.choices(group))
-    assert listed == registered, f"README's {group} table: add {sorted(registered - listed)}, drop {sorted(listed - registered)}"
+    assert listed == registered, f"README's {group} table: add {sorted(registered - listed)}, " \
+                                 f"drop {sorted(listed - registered)}"

@@ -57,7 +57,7 @@ class BEERConfig:
     b0: int | None = None  # batch of the initial tracker V^0 (null = full local data)
     variant: str = "paper"  # paper: the BEER paper's order | pytorch: the DoCoM code's ParallelBEER_V (previous copies)
     momentum: float = 0.0  # heavy ball on the tracker step (official code: 0.9, --momentum_factor's default)
-    copy_init: str = "zero"  # H^0: zero = the DoCoM notebook's BEER (Exp. 1) | x0 = the DoCoM PyTorch code's ParallelBEER_V
+    copy_init: str = "zero"  # H^0: zero = DoCoM notebook's BEER (Exp. 1) | x0 = DoCoM code's ParallelBEER_V
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)

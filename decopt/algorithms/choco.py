@@ -56,9 +56,9 @@ class CHOCOConfig:
     name: str = "choco"
     eta: float = 0.01  # eta: SGD step
     gamma: float = 0.5  # gamma: consensus step on the compressed copies (0.5 top-k 10%, 0.9 8-bit in DoCoM's runs)
-    variant: str = "paper"  # paper: gossip on the updated copies | pytorch: the authors' ParallelCHOCO_V (previous copies, x_hat^0 = 0)
+    variant: str = "paper"  # paper: gossip on updated copies | pytorch: authors' ParallelCHOCO_V (previous copies)
     momentum: float = 0.0  # heavy ball on the gradient (official code: 0.9, --momentum_factor's default)
-    copy_init: str = "zero"  # x_hat^0 (every per-edge copy too): zero = Koloskova et al. 2019, the DoCoM notebook and code | x0
+    copy_init: str = "zero"  # x_hat^0 (per-edge copies too): zero = Koloskova et al., DoCoM notebook and code | x0
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)

@@ -53,11 +53,11 @@ class DoCoMConfig:
     name: str = "docom"
     eta: float = 0.01  # eta: step along the tracker g  (theta_half = theta - eta g)
     gamma: float = 0.2  # gamma: consensus step on the compressed copies (0.2 for top-k 5%, 0.6 for 4-bit)
-    beta: float = 0.01  # beta: momentum weight in v^{t+1} = grad(theta^{t+1}) + (1-beta)(v^t - grad(theta^t)); 1 = plain SGD
+    beta: float = 0.01  # beta: v^{t+1} = grad(theta^{t+1}) + (1-beta)(v^t - grad(theta^t)); 1 = plain SGD
     b0: int | None = None  # b_0: batch of the initial tracker g^0 = v^0 (null = full local data)
     variant: str = "paper"  # paper: (9a)-(9g), gossip on the updated copies | pytorch: official code, previous copies
     momentum: float = 0.0  # heavy ball on the tracker step (official code: 0.9, --momentum_factor's default)
-    copy_init: str = "zero"  # theta-hat^0: zero = the authors' notebook (Exp. 1) | x0 = the slides' (9a) and the PyTorch code (MNIST/FEMNIST)
+    copy_init: str = "zero"  # theta-hat^0: zero = authors' notebook (Exp. 1) | x0 = slides' (9a), PyTorch code
 
     def check(self) -> None:
         check_positive("algo", eta=self.eta, gamma=self.gamma)

@@ -162,7 +162,7 @@ class FSPDAConfig(_FSPDACommon):
     dual_update: str = "paper"  # paper: beta S(x_i^t - x_j^t) (4b) | official: beta S(x_i^{t+1} - x_j^t) as in the code
     momentum: float = 0.0  # heavy ball on the gradient (code default 0.9); 0 = the paper
     eta_follows_lr: bool = False  # code: eta_t = eta * lr_t / lr (matters under a schedule)
-    async_cbar: list[float] | None = None  # async: [cbar] or a cbar_i per agent; gradient w.p. 1/cbar_i, rescaled by cbar_i
+    async_cbar: list[float] | None = None  # async: [cbar] or cbar_i per agent; gradient w.p. 1/cbar_i, scaled by cbar_i
 
     def check(self) -> None:
         super().check()

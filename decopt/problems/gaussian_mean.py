@@ -56,11 +56,11 @@ class GaussianMeanConfig:
     eps: list | None = None  # explicit list of eps_i >= 0 (one per agent of graph.n), overrides the two above
     zbar_low: float = 0.0  # zbar_i ~ U(zbar_low, zbar_high), drawn once
     zbar_high: float = 10.0     # upper end of the zbar_i ~ U(zbar_low, zbar_high) range
-    zbar: list | None = None  # explicit list of zbar_i, one per agent of graph.n (or dim numbers each), overrides the range
+    zbar: list | None = None  # zbar_i per agent of graph.n (or dim numbers each); overrides the range
     sigma: float = 1.0  # sigma: response noise
     batch_size: int | None = 1  # samples Z_i per agent per iteration (null = the exact expected gradient)
     dim: int = 1  # d (scalar in the paper)
-    replicas: int = 1  # R independent copies as one run (replica r = seed run.seed + r); metrics <name>_r<k> per replica
+    replicas: int = 1  # R independent copies as one run (replica r: seed run.seed + r), metrics <name>_r<k>
 
     def check(self) -> None:
         if self.eps_mean < 0 or self.eps_spread < 0:
