@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import sys
 import traceback
 from datetime import datetime
@@ -137,6 +138,9 @@ def _hydra_message(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
     key = next((ln.split("full_key:")[1].strip() for ln in lines if ln.startswith("full_key:")), None)
     reason = lines[0] if lines else type(cause).__name__
+    listed = re.search(r"is not a ListConfig.*override ([\w.]+)=([^\s)]+)", f"{reason} {exc}", re.S)
+    if listed:                                                  # run.loggers=tensorboard
+        return f"{listed[1]}={listed[2]}: takes a list; write {listed[1]}=[{listed[2]}]"
     if cause is not exc and str(exc).strip():
         first = str(exc).strip().splitlines()[0]
         reason = f"{reason} ({first.rstrip('.')})" if "override" in first else reason
