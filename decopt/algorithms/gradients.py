@@ -2,8 +2,6 @@
 from a large batch b0 (the papers' g^0 = v^0) and the samples one gradient call draws."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from ..errors import ConfigError
@@ -32,21 +30,13 @@ def deterministic(problem) -> bool:
     return problem.batch_size is None and not getattr(problem, "performative", False)
 
 
-@contextlib.contextmanager
-def batch_size(problem, b):
-    """Temporarily change the problem's minibatch size (b0 draws; None = full local data)."""
-    old = problem.batch_size
-    problem.batch_size = b
-    try:
-        yield
-    finally:
-        problem.batch_size = old
-
-
 def large_batch_grad(problem, X: torch.Tensor, b0) -> torch.Tensor:
     """The initial tracker: the full local gradient (``b0`` None) or a b0-sample minibatch
     gradient keyed at ``INIT_T`` (never reused by the loop)."""
     if b0 is None:
         return problem.loss_grad(X)[1]
-    with batch_size(problem, int(b0)):
+    old, problem.batch_size = problem.batch_size, int(b0)
+    try:
         return problem.grad(X, INIT_T)
+    finally:
+        problem.batch_size = old
