@@ -63,6 +63,29 @@ def test_docom_pytorch_variant_keeps_the_tracking_invariant():
         np.testing.assert_allclose(state["x"].mean(0), x.mean(0) - algo.cfg.lr * state["g"].mean(0), atol=1e-12)
 
 
+@pytest.mark.parametrize("over,direction,after", [
+    (("algo=docom",), "g", False),
+    (("algo=docom", "algo.variant=pytorch"), "g", True),       # moves with the tracker it has just updated
+    (("algo=beer",), "v", False),
+    (("algo=beer", "algo.variant=pytorch"), "v", True),
+    (("algo=choco",), None, False),
+    (("algo=choco", "algo.variant=pytorch"), None, False),
+    (("algo=choco", "graph.links=bernoulli", "graph.link_p=0.5"), None, False),
+], ids=["docom", "docom-pytorch", "beer", "beer-pytorch", "choco", "choco-pytorch", "choco-random-links"])
+def test_gradient_step_follows_the_lr_schedule(over, direction, after):
+    """``schedule=inverse``: the mean iterate moves by -lr / (a1 + t) times the mean step direction
+    (the tracker, or the gradient for CHOCO), since every gossip term has zero mean."""
+    net, problem, algo = setup(*over, *SMALL, "problem.batch_size=4", "compressor=topk", "compressor.ratio=0.4",
+                               "algo.lr=0.3", "algo.schedule=inverse", "algo.a1=2")
+    state = algo.init(problem.x0())
+    for t in range(6):
+        x = state.x.clone()
+        d = problem.grad(x, t) if direction is None else state[direction].clone()
+        state = step(net, algo, state, t)
+        d = state[direction] if after else d
+        np.testing.assert_allclose(state.x.mean(0), x.mean(0) - 0.3 / (2 + t) * d.mean(0), atol=1e-12, rtol=0)
+
+
 # ----------------------------------------------------------------------------- exact convergence
 def _final(*overrides):
     r = decopt.run(*SMALL, *overrides, run_dir=False)
