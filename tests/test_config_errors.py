@@ -26,7 +26,7 @@ CASES = [
     (["problem=imagenet"], "problem=imagenet: unknown choice; choose one of"),
     (["algo=ticopd", "algo.lr=0"], "algo.lr=0.0: must be > 0"),
     (["algo=fspda", "algo.lr=-0.1"], "algo.lr=-0.1: must be > 0"),
-    (["algo=docom", "algo.eta=0"], "algo.eta=0.0"),
+    (["algo=docom", "algo.lr=0"], "algo.lr=0.0"),
     (["compressor=topk", "compressor.ratio=0"], "compressor.ratio=0.0"),
     (["compressor=topk", "compressor.ratio=1.5"], "compressor.ratio=1.5"),
     (["compressor=randk", "compressor.ratio=-0.2"], "compressor.ratio=-0.2"),

@@ -75,7 +75,7 @@ def test_compressor_in_labels_when_it_varies_and_col_panels(tmp_path, legends):
 
 def test_group_keys_count_only_within_one_choice():
     descs = [{"algo": "ticopd", "algo.lr": 0.05, "algo.beta": 1.0, "compressor": "qsgd8", "run.iterations": 10},
-             {"algo": "choco", "algo.eta": 0.01, "compressor": "qsgd8", "run.iterations": 10}]
+             {"algo": "choco", "algo.lr": 0.01, "compressor": "qsgd8", "run.iterations": 10}]
     assert varying_keys(descs) == ["algo"]
     descs.append({"algo": "ticopd", "algo.lr": 0.1, "algo.beta": 1.0, "compressor": "topk", "run.iterations": 20})
     assert varying_keys(descs) == ["algo", "algo.lr", "compressor", "run.iterations"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .base import StepSize
-from .copies import check_copy_init
+from .public_copy import check_copy_init
 from .ticopd import _PrimalDual, _gradient
 
 

@@ -51,7 +51,7 @@ import torch
 from ..compressors.identity import Identity
 from ..errors import ConfigError
 from .base import Algorithm, StepSize
-from .copies import check_copy_init, copy_start
+from .public_copy import check_copy_init, copy_start
 
 DUAL_ON = ("xhat", "x")
 PENALTY_LR = ("initial", "scheduled")
