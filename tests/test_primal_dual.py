@@ -11,8 +11,11 @@ import torch
 
 import decopt
 from decopt.algorithms.cpsgd import CPSGD, CPSGDConfig
-from decopt.algorithms.fspda import FSPDA, FSPDAConfig, FSPDAStorm, FSPDAStormConfig, CoordinateMasks
-from decopt.algorithms.ticopd import TiCoPD, TiCoPDConfig, TiCoPDRobust, TiCoPDRobustConfig
+from decopt.algorithms.fspda import FSPDA, FSPDAConfig
+from decopt.algorithms.fspda_storm import FSPDAStorm, FSPDAStormConfig
+from decopt.algorithms.masked_gossip import CoordinateMasks
+from decopt.algorithms.ticopd import TiCoPD, TiCoPDConfig
+from decopt.algorithms.ticopd_robust import TiCoPDRobust, TiCoPDRobustConfig
 from decopt.comm import StackedNetwork
 from decopt.compressors import SCHEMAS as COMPRESSORS, build_compressor
 from decopt.errors import ConfigError
@@ -109,7 +112,8 @@ def test_both_endpoints_of_an_active_edge_use_the_same_keyed_mask():
         (e,) = np.flatnonzero(net.active)
         pos = net.active_out()
         assert list(net.out_arcs[pos]) == [2 * e, 2 * e + 1]
-        flat_out, flat_in, [(sent, got)] = algo._exchange(t, [X])
+        rnd = algo.gossip.round(t, [X])
+        flat_out, flat_in, sent, got = rnd.flat_out, rnd.flat_in, rnd.sent[0], rnd.got[0]
         mask = fresh.indices(t, [e])[0]
         i, j = graph.arcs[0][2 * e], graph.arcs[1][2 * e]
         assert mask.numel() == k and torch.equal(flat_out, flat_in)
@@ -290,7 +294,7 @@ def test_ticopd_robust_step_by_hand(links, penalty_lr):
     np.testing.assert_allclose(state["xhat_out"][1::2], Hd1, atol=1e-14)
     np.testing.assert_allclose(state["xhat_in"][0::2], Hd1, atol=1e-14)
     np.testing.assert_allclose(state["xhat_in"][1::2], Hs1, atol=1e-14)
-    assert TiCoPDRobust.arc_state == ("xhat_out", "xhat_in")
+    assert state.rows() == {"x": "agent", "lam": "agent", "xhat_out": "arc", "xhat_in": "arc"}
 
 
 def _masked_laplacian(V, masks, P):
