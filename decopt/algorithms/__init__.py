@@ -12,8 +12,10 @@ from .gradient_tracking import GNSD, DIGing, DIGingConfig, GNSDConfig
 from .gt_hsgd import GTHSGD, GTHSGDConfig
 from .swarm_sgd import SwarmSGD, SwarmSGDConfig
 from .cpsgd import CPSGD, CPSGDConfig
-from .fspda import FSPDA, FSPDAConfig, FSPDAStorm, FSPDAStormConfig
-from .ticopd import TiCoPD, TiCoPDConfig, TiCoPDRobust, TiCoPDRobustConfig
+from .fspda import FSPDA, FSPDAConfig
+from .fspda_storm import FSPDAStorm, FSPDAStormConfig
+from .ticopd import TiCoPD, TiCoPDConfig
+from .ticopd_robust import TiCoPDRobust, TiCoPDRobustConfig
 
 REGISTRY = {"dsgd": (DSGDConfig, DSGD)}
 REGISTRY.update({"docom": (DoCoMConfig, DoCoM), "dsgd_gd": (DSGDGDConfig, DSGDGD), "choco": (CHOCOConfig, CHOCO),
