@@ -67,6 +67,7 @@ class MPINetwork(Network):
     """Agents ``rows`` of ``graph`` on this rank of ``comm``; see the module docstring."""
 
     backend = "mpi"
+    round_time_is_global = True
     initial_capacity: int | None = None     # bytes per receive buffer; None: from the graph and d
 
     def __init__(self, graph, links, comm, rows: range, **kw):
@@ -139,7 +140,6 @@ class MPINetwork(Network):
         self._bufs: dict = {}
         self._MPI = _mpi()
         self._statuses: list = []
-        self._round_max: list[int] = []
 
     # --- set-up helpers ----------------------------------------------------------------------
     def _operator(self, ia, w, diag=None):
@@ -288,7 +288,7 @@ class MPINetwork(Network):
         arc_on = self._all_arcs if act is None else act[self._oa_edge]
         arc_bits = np.where(arc_on, bits[self._oa_src], 0)
         sent = np.bincount(self._oa_src[arc_on], minlength=nl) > 0
-        self._account(arc_bits, bits, sent)
+        self.traffic.record(arc_bits, bits, sent)
         self.comm_time += t2 - t1
         self.codec_time += (t1 - t0) + (t3 - t2)
         return H
@@ -345,35 +345,23 @@ class MPINetwork(Network):
             for a, arc, p in zip(row_of[recv_pos[q]].tolist(), arcs.tolist(), payloads):
                 R[a] = _decode(compressor, p, d, M.dtype, key, arc >> 1 if shared else arc)
         t4 = time.perf_counter()
-        arc_bits = self._mask_index_bits(arc_bits, mask_entries, shared)
-        self._account(arc_bits, arc_bits, arc_bits > 0)
+        arc_bits = self.traffic.with_mask_indices(arc_bits, mask_entries, shared)
+        self.traffic.record(arc_bits, arc_bits, arc_bits > 0)
         M.copy_(Msent)
         self.comm_time += t3 - t2
         self.codec_time += (t1 - t0) + (t2 - t1) + (t4 - t3)
         return R
 
-    # --- accounting: the link model's round time is a max over all ranks' arcs ---------------
-    def _account(self, arc_bits, sender_bits, sender_sent):
-        on, self.link_model = self.link_model, False
-        try:
-            super()._account(arc_bits, sender_bits, sender_sent)
-        finally:
-            self.link_model = on
-        if on:
-            carried = arc_bits > 0
-            self._round_max.append(int(arc_bits[carried].max()) if carried.any() else -1)
-
+    # --- the link model: a round lasts as long as its slowest arc on any rank ---------------
     def total_sim_time(self):
         """Sum over rounds of the slowest carrying arc's time, maxed over ranks (collective)."""
         if self.link_model:
             MPI = _mpi()
-            rounds = np.array(self._round_max, dtype=np.int64)
-            self._round_max = []
+            rounds = np.array(self.traffic.rounds, dtype=np.int64)
+            self.traffic.rounds.clear()
             self.comm.Allreduce(MPI.IN_PLACE, rounds, op=MPI.MAX)
-            per_bit = 0.0 if self.link_bandwidth is None else 1.0 / self.link_bandwidth
-            for b in rounds[rounds >= 0].tolist():
-                self.sim_time += float(self.link_latency + b * per_bit)
-        return self.sim_time
+            self.traffic.add_rounds(rounds)
+        return self.traffic.sim_time
 
     # --- linear operators on halos -----------------------------------------------------------
     def _active_in(self):
@@ -454,17 +442,18 @@ class MPINetwork(Network):
 
     # --- checkpoints and the ledger ----------------------------------------------------------
     def state_dict(self):
-        total = self.comm.allreduce(int(self.bits))
-        return {"bits": total, "arc_bits": self._gather_arcs(self.arc_bits),
-                "arc_msgs": self._gather_arcs(self.arc_msgs), "sim_time": self.total_sim_time()}
+        total = self.comm.allreduce(int(self.traffic.bits))
+        return {"bits": total, "arc_bits": self._gather_arcs(self.traffic.arc_bits),
+                "arc_msgs": self._gather_arcs(self.traffic.arc_msgs), "sim_time": self.total_sim_time()}
 
     def load_state_dict(self, d):
         super().load_state_dict(d)
-        self.bits = int(d["bits"]) if self.rank == 0 else 0   # total_bits() sums over ranks
+        if self.rank != 0:
+            self.traffic.bits = 0                           # total_bits() sums over ranks
 
     def ledger(self):
         """The global ledger on rank 0 (None elsewhere); collective."""
-        bits, msgs = self._gather_arcs(self.arc_bits), self._gather_arcs(self.arc_msgs)
+        bits, msgs = self._gather_arcs(self.traffic.arc_bits), self._gather_arcs(self.traffic.arc_msgs)
         if self.rank != 0:
             return None
         return {"src": self._src.copy(), "dst": self._dst.copy(), "bits": bits, "messages": msgs}

@@ -66,10 +66,6 @@ class Graph:
     def laplacian(self) -> sp.csr_matrix:
         return (sp.diags(self.degree.astype(float)) - self.adjacency).tocsr()
 
-    def neighbors(self, i: int) -> np.ndarray:
-        a = self.adjacency
-        return np.sort(a.indices[a.indptr[i]:a.indptr[i + 1]])
-
     @cached_property
     def edge_index(self) -> dict:
         return {(int(i), int(j)): e for e, (i, j) in enumerate(self.edges)}
