@@ -3,7 +3,7 @@
 Config errors are caught before any work (every point of a sweep) and printed as one line (exit
 code 2); the exit code is the run's status (``decopt.exit_codes``), a sweep's the worst of its points'. Under
 ``mpirun`` only rank 0 runs Hydra; it broadcasts each job to the other ranks (see
-``decopt.comm.mpi`` and the shared notes on Hydra + MPI).
+``decopt.mpi_jobs`` and the shared notes on Hydra + MPI).
 """
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ def run_task(cfg, comm=None) -> int:
         comm.bcast({"cfg": job, "out": out}, root=0)
     try:
         if comm is not None:
-            from .comm.mpi import run_guarded     # any failure after validation aborts every rank
+            from .mpi_jobs import run_guarded     # any failure after validation aborts every rank
 
             result = run_guarded(job, out, comm)
         else:
@@ -367,9 +367,9 @@ def main(argv: list[str]) -> int:
             return _error(exc)
 
     if world_size() > 1:
-        from .comm.mpi import mpi_main
+        from .mpi_jobs import mpi_main
 
-        return mpi_main(argv)
+        return mpi_main(hydra_main, argv)
     return hydra_main(argv)
 
 
