@@ -1,6 +1,5 @@
 """decopt: decentralized optimization with compressed, noisy messages, stacked or over MPI."""
-__version__ = "0.1.0"
-
-from .api import run  # noqa: E402
+from .api import run
+from .version import __version__
 
 __all__ = ["run", "__version__"]

@@ -1,6 +1,7 @@
 """``python -m decopt run [overrides]`` | ``resume RUN_DIR`` | ``plot DIR...``"""
 from __future__ import annotations
 
+import os
 import sys
 
 USAGE = """usage: python -m decopt COMMAND [args]
@@ -39,5 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _quiet_pipe() -> int:
+    """``python -m decopt plot DIR | head -1``: the reader went away; exit quietly like other tools do
+    (stdout pointed at /dev/null so the interpreter's final flush cannot raise again)."""
+    from .exit_codes import PIPE_CLOSED
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return PIPE_CLOSED
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _quiet_pipe()
+    sys.exit(code)

@@ -49,7 +49,7 @@ def encode(t: int, elapsed: float, state: dict, traffic: dict, config: dict) -> 
     """The checkpoint file's bytes: ``state`` (global tensors) and ``traffic`` (``Network.state_dict``)."""
     from safetensors.torch import save
 
-    from . import __version__
+    from .version import __version__
 
     tensors = {f"state.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
     tensors["net.arc_bits"] = torch.as_tensor(traffic["arc_bits"])

@@ -3,13 +3,14 @@
 Config errors are caught before any work (every point of a sweep) and printed as one line (exit
 code 2); the exit code is the run's status (``decopt.exit_codes``), a sweep's the worst of its points'. Under
 ``mpirun`` only rank 0 runs Hydra; it broadcasts each job to the other ranks (see
-``decopt.comm.mpi`` and the shared notes on Hydra + MPI).
+``decopt.mpi_jobs`` and the shared notes on Hydra + MPI).
 """
 from __future__ import annotations
 
 import difflib
 import logging
 import os
+import re
 import sys
 import traceback
 from datetime import datetime
@@ -140,6 +141,9 @@ def _hydra_message(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
     key = next((ln.split("full_key:")[1].strip() for ln in lines if ln.startswith("full_key:")), None)
     reason = lines[0] if lines else type(cause).__name__
+    listed = re.search(r"is not a ListConfig.*override ([\w.]+)=([^\s)]+)", f"{reason} {exc}", re.S)
+    if listed:                                                  # run.loggers=tensorboard
+        return f"{listed[1]}={listed[2]}: takes a list; write {listed[1]}=[{listed[2]}]"
     if cause is not exc and str(exc).strip():
         first = str(exc).strip().splitlines()[0]
         reason = f"{reason} ({first.rstrip('.')})" if "override" in first else reason
@@ -177,7 +181,7 @@ def run_task(cfg, comm=None) -> int:
         comm.bcast({"cfg": job, "out": out}, root=0)
     try:
         if comm is not None:
-            from .comm.mpi import run_guarded     # any failure after validation aborts every rank
+            from .mpi_jobs import run_guarded     # any failure after validation aborts every rank
 
             result = run_guarded(job, out, comm)
         else:
@@ -366,9 +370,9 @@ def main(argv: list[str]) -> int:
             return _error(exc)
 
     if world_size() > 1:
-        from .comm.mpi import mpi_main
+        from .mpi_jobs import mpi_main
 
-        return mpi_main(argv)
+        return mpi_main(hydra_main, argv)
     return hydra_main(argv)
 
 

@@ -9,22 +9,19 @@ broadcast) config against the same dataclasses, which also catches keys smuggled
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from . import graphs, registry
 from .comm import CONVENTIONS
 from .errors import ConfigError
+from .schema import INT_LIMIT, numbers as _numbers, typed as _typed
 
 DTYPES = ("float32", "float64")
 PROGRESS = ("auto", "bar", "log", "none")
 EVAL_GRIDS = ("auto", "linear", "geometric")
-INT_LIMIT = 2 ** 63            # every integer key is below it in magnitude (numpy/torch int64); seeds in [0, 2^63)
 MAX_THREADS = 1024             # torch threads per process
 MAX_ITERATIONS = 10 ** 12      # run.iterations above this is a typo, not a plan (years of steps)
 
@@ -150,62 +147,13 @@ class Settings:
     run: RunConfig
 
 
-def _one_line(exc: Exception) -> str:
-    msg = str(exc).strip().splitlines()
-    return msg[0] if msg else type(exc).__name__
-
-
-def _typed(group: str, node, schema) -> object:
-    data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+def check_renamed(group: str, node, schema) -> None:
+    """A key renamed by the step-size contract (``algo.eta`` -> ``algo.lr``): one line naming the new key."""
     known = {f.name for f in fields(schema)}
-    for key in data:
-        if key not in known:
-            moved = registry.renamed(group, data.get("name"), key)
-            if moved:
-                raise ConfigError(moved)
-            where = f"{group}={data.get('name')}" if group != "run" else "run"
-            raise ConfigError(f"{group}.{key}: unknown key for {where}; known keys: {', '.join(sorted(known))}")
-    try:
-        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), data))
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or "?"
-        raise ConfigError(f"{group}.{key}: {_one_line(exc)}") from None
-    for key, value in _numbers(group, obj):
-        check_number(key, value)
-    obj.check()
-    return obj
-
-
-def _numbers(prefix: str, obj):
-    """``(key, value)`` of every number in a config dataclass: its fields, list entries
-    (``key[i]``) and nested configs (``compressor.inner``); bools are not numbers here."""
-    for f in fields(obj):
-        key, value = f"{prefix}.{f.name}", getattr(obj, f.name)
-        if is_dataclass(value):
-            yield from _numbers(key, value)
-        elif isinstance(value, (list, tuple)) and not all(isinstance(item, str) for item in value):   # names: run.loggers
-            yield from _list_numbers(key, value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            yield key, value
-
-
-def _list_numbers(key: str, values):
-    """``(key[i], value)`` of a list of numbers, or of lists of numbers (``problem.zbar``: a row per agent)."""
-    for i, item in enumerate(values):
-        if isinstance(item, (list, tuple)):
-            yield from _list_numbers(f"{key}[{i}]", item)
-        elif isinstance(item, bool) or not isinstance(item, (int, float)):
-            raise ConfigError(f"{key}[{i}]={item}: must be a number")
-        else:
-            yield f"{key}[{i}]", item
-
-
-def check_number(key: str, value) -> None:
-    """Every numeric key is finite (NaN and inf pass no ``x < 0`` check) and fits int64."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key}={value}: must be a finite number")
-    if isinstance(value, int) and not -INT_LIMIT < value < INT_LIMIT:
-        raise ConfigError(f"{key}={value}: must be within (-2^63, 2^63)")
+    for key in node:
+        moved = None if key in known else registry.renamed(group, node.get("name"), key)
+        if moved:
+            raise ConfigError(moved)
 
 
 def check_representable(settings: "Settings") -> None:
@@ -228,6 +176,7 @@ def validate(cfg) -> Settings:
         name = node.get("name")
         if name not in schemas:
             raise ConfigError(f"{group}={name}: choose one of {', '.join(schemas)}")
+        check_renamed(group, node, schemas[name])
         parts[group] = _typed(group, node, schemas[name])
     parts["run"] = _typed("run", cfg.get("run", {}), RunConfig)
     settings = Settings(**parts)

@@ -11,6 +11,7 @@ FAILED = 1         # status failed: an unexpected error (a traceback), a rank th
 BAD_INPUT = 2      # a bad config, data file or run directory: one line on stderr, nothing ran
 DIVERGED = 3       # status diverged: non-finite iterate or metrics, or beyond run.diverge_threshold
 INTERRUPTED = 130  # status interrupted: SIGINT/SIGTERM, final checkpoint written (128 + SIGINT)
+PIPE_CLOSED = 141  # stdout's reader went away (``plot DIR | head -1``): quiet, as after SIGPIPE (128 + 13)
 
 BY_STATUS = {"completed": COMPLETED, "failed": FAILED, "diverged": DIVERGED, "interrupted": INTERRUPTED}
 SEVERITY = (COMPLETED, DIVERGED, INTERRUPTED, BAD_INPUT, FAILED)

@@ -13,7 +13,7 @@ LIBRARIES = ("numpy", "scipy", "networkx", "torch", "hydra-core", "omegaconf", "
 
 @lru_cache(maxsize=1)
 def _static() -> dict:
-    from . import __version__
+    from .version import __version__
 
     versions = {}
     for lib in LIBRARIES:

@@ -442,7 +442,7 @@ def _open_run(cfg, config: dict, out: RunDir, state: dict):
     where = out.path / CHECKPOINT
     manifest, tensors = checkpoint.decode(data, where)
     changed = checkpoint.check(manifest, tensors, config, state, where)
-    from . import __version__
+    from .version import __version__
 
     if manifest["decopt_version"] != __version__:
         log.warning("%s: written by decopt %s, resumed by %s", where, manifest["decopt_version"], __version__)

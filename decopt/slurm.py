@@ -24,9 +24,8 @@ def sweep_results(argv: list[str]) -> tuple[str, list[int]]:
 
     from hydra import compose, initialize_config_dir
 
-    from .cli import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    conf = str(Path(__file__).resolve().parent / "conf")     # cli.CONF_DIR (cli imports this module)
+    with initialize_config_dir(config_dir=conf, version_base="1.3"):
         cfg = compose("config", [a for a in argv if a.startswith("hydra.sweep.dir=")], return_hydra_config=True)
     sweep = str(cfg.hydra.sweep.dir)
     codes = []

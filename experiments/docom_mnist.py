@@ -35,9 +35,9 @@ def points(form: str, iterations: int) -> list[common.Point]:
     code = ["algo.variant=pytorch", "algo.momentum=0.9"] if form == "code" else []
     choco_len = [f"run.iterations={3 * iterations}"] if form == "code" else []
     overrides = [
-        ["algo=docom", "algo.eta=0.01", "algo.beta=0.01", "algo.gamma=0.2", "problem.batch_size=16", *top(0.05)],
-        ["algo=beer", "algo.eta=0.01", "algo.gamma=0.2", "problem.batch_size=16", *top(0.05)],
-        ["algo=choco", "algo.eta=0.01", "algo.gamma=0.3", "problem.batch_size=256", *top(0.1), *choco_len],
+        ["algo=docom", "algo.lr=0.01", "algo.beta=0.01", "algo.gamma=0.2", "problem.batch_size=16", *top(0.05)],
+        ["algo=beer", "algo.lr=0.01", "algo.gamma=0.2", "problem.batch_size=16", *top(0.05)],
+        ["algo=choco", "algo.lr=0.01", "algo.gamma=0.3", "problem.batch_size=256", *top(0.1), *choco_len],
     ]
     if form == "code":                    # the code copies the model into DoCoM's and BEER's x-copies
         overrides[0].append("algo.copy_init=x0")

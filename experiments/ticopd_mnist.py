@@ -43,7 +43,7 @@ def points() -> list[common.Point]:
     return [
         common.Point("TiCoPD 8-bit", ["algo=ticopd", f"algo.lr={LR}", *q8]),
         common.Point("CP-SGD 8-bit", ["algo=cpsgd", f"algo.lr={LR}", *q8]),
-        common.Point("CHOCO-SGD 8-bit", ["algo=choco", f"algo.eta={LR}", "algo.gamma=0.9", *q8]),
+        common.Point("CHOCO-SGD 8-bit", ["algo=choco", f"algo.lr={LR}", "algo.gamma=0.9", *q8]),
         # DGD exchanging quantised iterates: the unbiased QSGD (the contractive one shrinks every
         # received model by 1/(1 + omega), about 0.48 at d = 79,510, and the model collapses)
         common.Point("DGD 8-bit", ["algo=dsgd", f"algo.lr={LR}", *q8, "compressor.unbiased=true"]),

@@ -37,7 +37,7 @@ def points(sigmas) -> list[common.Point]:
         chan = ["compressor=noisy", "compressor/inner=qsgd", "compressor.inner.bits=8", f"compressor.sigma={s}"]
         tic = ["algo=ticopd_robust", f"algo.lr={LR}", f"algo.theta={THETA}", f"algo.eta={ETA}"]
         pts.append(common.Point(f"TiCoPD-robust sigma={s:g}", [*tic, *chan]))
-        pts.append(common.Point(f"CHOCO-SGD sigma={s:g}", ["algo=choco", f"algo.eta={LR}", "algo.gamma=0.9", *chan]))
+        pts.append(common.Point(f"CHOCO-SGD sigma={s:g}", ["algo=choco", f"algo.lr={LR}", "algo.gamma=0.9", *chan]))
     return pts
 
 

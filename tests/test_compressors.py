@@ -455,7 +455,7 @@ def test_shared_mask_exchange_both_directions():
     net.exchange(M, comp, shared=True)
     mask = (M != 0).view(graph.m, 2, 16)
     assert torch.equal(mask[:, 0], mask[:, 1])
-    assert int(net.bits) == 2 * graph.m * 4 * 32
+    assert net.total_bits() == 2 * graph.m * 4 * 32
 
 
 # --- the noisy channel ------------------------------------------------------------------------

@@ -26,7 +26,7 @@ CASES = [
     (["problem=imagenet"], "problem=imagenet: unknown choice; choose one of"),
     (["algo=ticopd", "algo.lr=0"], "algo.lr=0.0: must be > 0"),
     (["algo=fspda", "algo.lr=-0.1"], "algo.lr=-0.1: must be > 0"),
-    (["algo=docom", "algo.eta=0"], "algo.eta=0.0"),
+    (["algo=docom", "algo.lr=0"], "algo.lr=0.0"),
     (["compressor=topk", "compressor.ratio=0"], "compressor.ratio=0.0"),
     (["compressor=topk", "compressor.ratio=1.5"], "compressor.ratio=1.5"),
     (["compressor=randk", "compressor.ratio=-0.2"], "compressor.ratio=-0.2"),
@@ -169,22 +169,20 @@ def test_a_renamed_key_names_the_new_one():
     """The step-size contract: a key renamed to ``algo.lr`` gets one line naming the new key."""
     from dataclasses import dataclass
 
-    from decopt.config import _typed
+    from decopt.config import check_renamed
 
     @dataclass
     class Renamed:
         name: str = "docom"
         lr: float = 0.01
 
-        def check(self):
-            pass
-
     with pytest.raises(ConfigError) as info:
-        _typed("algo", {"name": "docom", "eta": 0.1}, Renamed)
+        check_renamed("algo", {"name": "docom", "eta": 0.1}, Renamed)
     assert str(info.value) == ("algo.eta: renamed algo.lr for algo=docom "
                                "(the gradient step of every algorithm is algo.lr)")
-    with pytest.raises(ConfigError, match=r"^algo.eta: unknown key for algo=fspda"):   # fspda's eta is its own
-        _typed("algo", {"name": "fspda", "eta": 0.1}, Renamed)
+    check_renamed("algo", {"name": "fspda", "eta": 0.1}, Renamed)       # fspda's eta is its own dual weight
+    with pytest.raises(ConfigError, match=r"^algo.eta: renamed algo.lr for algo=docom"):   # also past the CLI
+        validate(compose(["algo=docom", "+algo.eta=0.1"]))
 
 
 RENAMES = [(old, new, algo) for old, (new, algos) in __import__("decopt.registry").registry.RENAMED["algo"].items()

@@ -36,10 +36,10 @@ def _compressor_overrides():
 @pytest.mark.parametrize("comp", _compressor_overrides())
 def test_docom_invariants_hold_after_every_step_for_any_compressor(comp):
     try:
-        net, problem, algo = setup("algo=docom", *SMALL, "problem.batch_size=4", "algo.eta=0.05", *comp)
+        net, problem, algo = setup("algo=docom", *SMALL, "problem.batch_size=4", "algo.lr=0.05", *comp)
     except Exception as exc:                      # a compressor that needs more settings than its defaults
         pytest.skip(reason=f"{comp}: {exc}")
-    eta = algo.cfg.eta
+    eta = algo.cfg.lr
     state = algo.init(problem.x0())
     mean = lambda X: X.mean(0)
     assert torch.allclose(mean(state["g"]), mean(state["v"]), atol=1e-13, rtol=0)
@@ -60,7 +60,30 @@ def test_docom_pytorch_variant_keeps_the_tracking_invariant():
         state = step(net, algo, state, t)
         np.testing.assert_allclose(state["g"].mean(0), state["v"].mean(0), atol=1e-12, rtol=0)
         # the official code moves theta with the tracker it has just updated
-        np.testing.assert_allclose(state["x"].mean(0), x.mean(0) - algo.cfg.eta * state["g"].mean(0), atol=1e-12)
+        np.testing.assert_allclose(state["x"].mean(0), x.mean(0) - algo.cfg.lr * state["g"].mean(0), atol=1e-12)
+
+
+@pytest.mark.parametrize("over,direction,after", [
+    (("algo=docom",), "g", False),
+    (("algo=docom", "algo.variant=pytorch"), "g", True),       # moves with the tracker it has just updated
+    (("algo=beer",), "v", False),
+    (("algo=beer", "algo.variant=pytorch"), "v", True),
+    (("algo=choco",), None, False),
+    (("algo=choco", "algo.variant=pytorch"), None, False),
+    (("algo=choco", "graph.links=bernoulli", "graph.link_p=0.5"), None, False),
+], ids=["docom", "docom-pytorch", "beer", "beer-pytorch", "choco", "choco-pytorch", "choco-random-links"])
+def test_gradient_step_follows_the_lr_schedule(over, direction, after):
+    """``schedule=inverse``: the mean iterate moves by -lr / (a1 + t) times the mean step direction
+    (the tracker, or the gradient for CHOCO), since every gossip term has zero mean."""
+    net, problem, algo = setup(*over, *SMALL, "problem.batch_size=4", "compressor=topk", "compressor.ratio=0.4",
+                               "algo.lr=0.3", "algo.schedule=inverse", "algo.a1=2")
+    state = algo.init(problem.x0())
+    for t in range(6):
+        x = state.x.clone()
+        d = problem.grad(x, t) if direction is None else state[direction].clone()
+        state = step(net, algo, state, t)
+        d = state[direction] if after else d
+        np.testing.assert_allclose(state.x.mean(0), x.mean(0) - 0.3 / (2 + t) * d.mean(0), atol=1e-12, rtol=0)
 
 
 # ----------------------------------------------------------------------------- exact convergence
@@ -71,10 +94,10 @@ def _final(*overrides):
 
 
 @pytest.mark.parametrize("algo", [
-    pytest.param(("algo=docom", "algo.eta=0.05", "algo.gamma=0.5"), id="docom"),
-    pytest.param(("algo=docom", "algo.eta=0.05", "algo.gamma=0.2", "compressor=topk", "compressor.ratio=0.4",
+    pytest.param(("algo=docom", "algo.lr=0.05", "algo.gamma=0.5"), id="docom"),
+    pytest.param(("algo=docom", "algo.lr=0.05", "algo.gamma=0.2", "compressor=topk", "compressor.ratio=0.4",
                   "compressor.value_bits=64"), id="docom-topk"),
-    pytest.param(("algo=beer", "algo.eta=0.05", "algo.gamma=0.5"), id="beer"),
+    pytest.param(("algo=beer", "algo.lr=0.05", "algo.gamma=0.5"), id="beer"),
     pytest.param(("algo=diging", "algo.eta=0.05"), id="diging"),
     pytest.param(("algo=diging", "algo.eta=0.05", "graph.links=bernoulli", "graph.link_p=0.5"), id="diging-random"),
 ])
@@ -108,7 +131,7 @@ def _consensus_errors(net, algo, x0, steps, every):
                          ids=["static", "one_edge", "bernoulli"])
 def test_choco_topk_on_a_ring_reaches_consensus_with_falling_error(links, steps):
     # pure gossip: a negligible gradient step, distinct starting points; top-k keeps 1 of 5 entries
-    net, problem, algo = setup("algo=choco", "algo.eta=1e-300", "algo.gamma=0.3", *SMALL, "compressor=topk",
+    net, problem, algo = setup("algo=choco", "algo.lr=1e-300", "algo.gamma=0.3", *SMALL, "compressor=topk",
                                "compressor.ratio=0.2", "compressor.value_bits=64", *links)
     x0 = torch.as_tensor(np.random.default_rng(0).normal(size=(8, 5)))
     errs, state = _consensus_errors(net, algo, x0, steps, steps // 10)
@@ -156,7 +179,7 @@ def top1(V):
                                                        "compressor.value_bits=64"), top1)], ids=["none", "top1"])
 def test_docom_step_by_hand(comp):
     overrides, Q = comp
-    net, problem, algo, grad = tiny("algo=docom", "algo.copy_init=x0", "algo.eta=0.1", "algo.gamma=0.4", "algo.beta=0.3",
+    net, problem, algo, grad = tiny("algo=docom", "algo.copy_init=x0", "algo.lr=0.1", "algo.gamma=0.4", "algo.beta=0.3",
                                     *overrides)
     eta, gamma, beta, I = 0.1, 0.4, 0.3, np.eye(3)
     state = algo.init(start(problem))
@@ -176,7 +199,7 @@ def test_docom_step_by_hand(comp):
 
 
 def test_docom_pytorch_variant_step_by_hand():
-    net, problem, algo, grad = tiny("algo=docom", "algo.variant=pytorch", "algo.copy_init=x0", "algo.eta=0.1",
+    net, problem, algo, grad = tiny("algo=docom", "algo.variant=pytorch", "algo.copy_init=x0", "algo.lr=0.1",
                                     "algo.gamma=0.4", "algo.beta=0.3")
     eta, gamma, beta, I = 0.1, 0.4, 0.3, np.eye(3)
     state = algo.init(start(problem))
@@ -196,7 +219,7 @@ def test_docom_pytorch_variant_step_by_hand():
 
 
 def test_beer_step_by_hand():
-    net, problem, algo, grad = tiny("algo=beer", "algo.copy_init=x0", "algo.eta=0.1", "algo.gamma=0.4", "compressor=topk",
+    net, problem, algo, grad = tiny("algo=beer", "algo.copy_init=x0", "algo.lr=0.1", "algo.gamma=0.4", "compressor=topk",
                                     "compressor.ratio=0.5", "compressor.value_bits=64")
     eta, gamma, I = 0.1, 0.4, np.eye(3)
     state = algo.init(start(problem))
@@ -213,7 +236,7 @@ def test_beer_step_by_hand():
 
 
 def test_choco_step_by_hand():
-    net, problem, algo, grad = tiny("algo=choco", "algo.copy_init=x0", "algo.eta=0.1", "algo.gamma=0.4", "compressor=topk",
+    net, problem, algo, grad = tiny("algo=choco", "algo.copy_init=x0", "algo.lr=0.1", "algo.gamma=0.4", "compressor=topk",
                                     "compressor.ratio=0.5", "compressor.value_bits=64")
     eta, gamma, I = 0.1, 0.4, np.eye(3)
     state = algo.init(start(problem))
@@ -228,11 +251,11 @@ def test_choco_step_by_hand():
 
 
 def test_choco_random_links_step_by_hand():
-    net, problem, algo, grad = tiny("algo=choco", "algo.eta=0.1", "algo.gamma=0.4", "graph.links=one_edge")
+    net, problem, algo, grad = tiny("algo=choco", "algo.lr=0.1", "algo.gamma=0.4", "graph.links=one_edge")
     eta, gamma = 0.1, 0.4
     state = algo.init(start(problem))
     x = np.tile(X0, (3, 1)) + np.arange(3)[:, None]
-    state["x"] = torch.as_tensor(x)
+    state.x = torch.as_tensor(x)
     h = {}                                            # h[(i, j)]: i's copy as j knows it (starts at 0)
     for t in range(4):
         net.begin(t)
@@ -352,7 +375,7 @@ MU = 0.9                                              # the authors' --momentum_
 def test_beer_pytorch_variant_with_momentum_step_by_hand():
     """The DoCoM code's ParallelBEER_V: iteration 0 only moves x; then the tracker takes the fresh
     gradient minus the previous one and gossips on the previous copies; heavy ball on the tracker."""
-    net, problem, algo, grad = tiny("algo=beer", "algo.variant=pytorch", "algo.copy_init=x0", f"algo.momentum={MU}", "algo.eta=0.1",
+    net, problem, algo, grad = tiny("algo=beer", "algo.variant=pytorch", "algo.copy_init=x0", f"algo.momentum={MU}", "algo.lr=0.1",
                                     "algo.gamma=0.4", "compressor=topk", "compressor.ratio=0.5",
                                     "compressor.value_bits=64")
     eta, gamma, I = 0.1, 0.4, np.eye(3)
@@ -374,7 +397,7 @@ def test_beer_pytorch_variant_with_momentum_step_by_hand():
 def test_choco_pytorch_variant_with_momentum_step_by_hand():
     """The authors' ParallelCHOCO_V: heavy-ball SGD step, gossip on the previous copies (x_hat^0 = 0),
     then the post-gossip iterate is compressed."""
-    net, problem, algo, grad = tiny("algo=choco", "algo.variant=pytorch", f"algo.momentum={MU}", "algo.eta=0.1",
+    net, problem, algo, grad = tiny("algo=choco", "algo.variant=pytorch", f"algo.momentum={MU}", "algo.lr=0.1",
                                     "algo.gamma=0.4", "compressor=topk", "compressor.ratio=0.5",
                                     "compressor.value_bits=64")
     eta, gamma, I = 0.1, 0.4, np.eye(3)
@@ -390,7 +413,7 @@ def test_choco_pytorch_variant_with_momentum_step_by_hand():
 
 
 def test_docom_momentum_moves_theta_with_the_heavy_ball_of_the_tracker():
-    net, problem, algo, grad = tiny("algo=docom", "algo.variant=pytorch", f"algo.momentum={MU}", "algo.eta=0.1",
+    net, problem, algo, grad = tiny("algo=docom", "algo.variant=pytorch", f"algo.momentum={MU}", "algo.lr=0.1",
                                     "algo.gamma=0.4", "algo.beta=0.3")
     state = algo.init(start(problem))
     buf = np.zeros((3, 2))
@@ -404,7 +427,7 @@ def test_docom_momentum_moves_theta_with_the_heavy_ball_of_the_tracker():
 
 
 def test_parallel_choco_with_exact_messages_and_unit_gamma_is_dgd():
-    a = decopt.run("algo=choco", "algo.variant=pytorch", "algo.gamma=1", "algo.eta=0.05", *SMALL,
+    a = decopt.run("algo=choco", "algo.variant=pytorch", "algo.gamma=1", "algo.lr=0.05", *SMALL,
                    "run.iterations=50", "run.eval_every=10", run_dir=False)
     b = decopt.run("algo=dsgd", "algo.lr=0.05", *SMALL, "run.iterations=50", "run.eval_every=10", run_dir=False)
     for key in ("loss", "consensus_error", "dist_opt"):

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 import decopt
-from decopt.algorithms.fspda import FSPDA, CoordinateMasks, FSPDAConfig, FSPDAStorm, FSPDAStormConfig, keep_counts
+from decopt.algorithms.fspda import FSPDA, FSPDAConfig
+from decopt.algorithms.fspda_storm import FSPDAStorm, FSPDAStormConfig
+from decopt.algorithms.masked_gossip import CoordinateMasks, keep_counts
 from decopt.comm import StackedNetwork
 from decopt.compressors import SCHEMAS as COMPRESSORS, build_compressor
 from decopt.errors import ConfigError

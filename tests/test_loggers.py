@@ -199,3 +199,12 @@ def test_tensorboard_after_resume_equals_metrics_csv(tmp_path):
     logged = events.Scalars("wall_time")
     assert [e.step for e in logged] == steps == list(range(0, 90, 10))
     assert [e.value for e in logged] == pytest.approx(values, rel=1e-6)       # the resumed session's rows
+
+
+def test_a_logger_without_brackets_gets_the_list_spelling():
+    from decopt.cli import compose
+    from decopt.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        compose(["run.loggers=tensorboard"])
+    assert str(err.value) == "run.loggers=tensorboard: takes a list; write run.loggers=[tensorboard]"

@@ -153,7 +153,7 @@ def _finite(row):
 
 
 @pytest.mark.parametrize("over", [
-    ["algo=choco", "algo.eta=2", "compressor=qsgd"],
+    ["algo=choco", "algo.lr=2", "compressor=qsgd"],
     ["algo=ticopd", "algo.lr=2", "compressor=topk", "compressor.value_bits=16"],
     ["algo=dsgd", "algo.lr=2", "compressor=sign"],
 ])
@@ -173,7 +173,7 @@ def test_mpi_run_whose_messages_turn_nan_ends_diverged(tmp_path):
     from test_mpi import HAVE_MPI4PY, HAVE_MPIRUN, mpirun
     if not HAVE_MPI4PY or not HAVE_MPIRUN:
         pytest.skip(reason="needs mpi4py and mpirun")
-    proc = mpirun(2, ["-m", "decopt", "run", "algo=choco", "algo.eta=2", "compressor=topk", "graph.n=4",
+    proc = mpirun(2, ["-m", "decopt", "run", "algo=choco", "algo.lr=2", "compressor=topk", "graph.n=4",
                       "run.dtype=float32", "run.diverge_threshold=null", "run.iterations=300", "run.eval_every=100",
                       "run.progress=none", f"hydra.run.dir={tmp_path}"])
     assert "Traceback" not in proc.stderr and "PayloadError" not in proc.stderr, proc.stderr[-2000:]

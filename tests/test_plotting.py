@@ -75,7 +75,7 @@ def test_compressor_in_labels_when_it_varies_and_col_panels(tmp_path, legends):
 
 def test_group_keys_count_only_within_one_choice():
     descs = [{"algo": "ticopd", "algo.lr": 0.05, "algo.beta": 1.0, "compressor": "qsgd8", "run.iterations": 10},
-             {"algo": "choco", "algo.eta": 0.01, "compressor": "qsgd8", "run.iterations": 10}]
+             {"algo": "choco", "algo.lr": 0.01, "compressor": "qsgd8", "run.iterations": 10}]
     assert varying_keys(descs) == ["algo"]
     descs.append({"algo": "ticopd", "algo.lr": 0.1, "algo.beta": 1.0, "compressor": "topk", "run.iterations": 20})
     assert varying_keys(descs) == ["algo", "algo.lr", "compressor", "run.iterations"]
@@ -112,3 +112,42 @@ def test_log_axis_under_a_decade_gets_several_labels():
 def test_plot_without_runs_is_a_clear_error(tmp_path):
     proc = run_cli("plot", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.startswith("decopt: error: plot: no run directories")
+
+
+def test_named_figures_colour_each_method_alike_whatever_the_label_order(legends, tmp_path):
+    """Experiment scripts name their curves: each method keeps its colour across figures (the label
+    order differs between them), and labels sharing a method differ by line style."""
+    runs = {}
+    for label, over in (("TiCoPD 8-bit", ["algo=ticopd", "compressor=qsgd8"]),
+                        ("TiCoPD top-k", ["algo=ticopd", "compressor=topk"]), ("CHOCO-SGD", ["algo=choco"])):
+        runs[label] = str(tmp_path / label.replace(" ", "_"))
+        decopt.run(*over, "run.iterations=10", "run.eval_every=5", run_dir=runs[label])
+    orders = (["TiCoPD 8-bit", "CHOCO-SGD"], ["CHOCO-SGD", "TiCoPD top-k", "TiCoPD 8-bit"])
+    for k, order in enumerate(orders):
+        names = {runs[label]: label for label in order}
+        plot(list(names), x="iteration", ys=["loss"], names=names, out=tmp_path / f"fig{k}")
+    for fig, entries in legends:
+        colours = {label: h.get_color() for label, h in entries.items()}
+        assert colours["TiCoPD 8-bit"] == METHOD_COLORS["ticopd"] and colours["CHOCO-SGD"] == METHOD_COLORS["choco"]
+    shared = legends[1][1]
+    assert shared["TiCoPD top-k"].get_color() == METHOD_COLORS["ticopd"]
+    looks = {label: (h.get_linestyle(), h.get_marker()) for label, h in shared.items()}
+    assert looks["TiCoPD top-k"] != looks["TiCoPD 8-bit"]
+
+
+def test_plot_into_a_closed_pipe_exits_quietly(tmp_path):
+    """``python -m decopt plot DIR | head -1``: the reader is gone before the file names are
+    printed; no traceback, the PIPE_CLOSED exit code, and the figures are written."""
+    import subprocess
+    import sys
+
+    from decopt.exit_codes import PIPE_CLOSED
+    from conftest import REPO
+
+    decopt.run("run.iterations=10", "run.eval_every=5", run_dir=tmp_path / "r")
+    proc = subprocess.Popen([sys.executable, "-m", "decopt", "plot", str(tmp_path / "r"), "--out", str(tmp_path / "f")],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                                     # before the child has printed anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == PIPE_CLOSED and "Traceback" not in err, err
+    assert (tmp_path / "f" / "table.md").exists()

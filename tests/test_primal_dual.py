@@ -11,8 +11,11 @@ import torch
 
 import decopt
 from decopt.algorithms.cpsgd import CPSGD, CPSGDConfig
-from decopt.algorithms.fspda import FSPDA, FSPDAConfig, FSPDAStorm, FSPDAStormConfig, CoordinateMasks
-from decopt.algorithms.ticopd import TiCoPD, TiCoPDConfig, TiCoPDRobust, TiCoPDRobustConfig
+from decopt.algorithms.fspda import FSPDA, FSPDAConfig
+from decopt.algorithms.fspda_storm import FSPDAStorm, FSPDAStormConfig
+from decopt.algorithms.masked_gossip import CoordinateMasks
+from decopt.algorithms.ticopd import TiCoPD, TiCoPDConfig
+from decopt.algorithms.ticopd_robust import TiCoPDRobust, TiCoPDRobustConfig
 from decopt.comm import StackedNetwork
 from decopt.compressors import SCHEMAS as COMPRESSORS, build_compressor
 from decopt.errors import ConfigError
@@ -109,7 +112,8 @@ def test_both_endpoints_of_an_active_edge_use_the_same_keyed_mask():
         (e,) = np.flatnonzero(net.active)
         pos = net.active_out()
         assert list(net.out_arcs[pos]) == [2 * e, 2 * e + 1]
-        flat_out, flat_in, [(sent, got)] = algo._exchange(t, [X])
+        rnd = algo.gossip.round(t, [X])
+        flat_out, flat_in, sent, got = rnd.flat_out, rnd.flat_in, rnd.sent[0], rnd.got[0]
         mask = fresh.indices(t, [e])[0]
         i, j = graph.arcs[0][2 * e], graph.arcs[1][2 * e]
         assert mask.numel() == k and torch.equal(flat_out, flat_in)
@@ -290,7 +294,7 @@ def test_ticopd_robust_step_by_hand(links, penalty_lr):
     np.testing.assert_allclose(state["xhat_out"][1::2], Hd1, atol=1e-14)
     np.testing.assert_allclose(state["xhat_in"][0::2], Hd1, atol=1e-14)
     np.testing.assert_allclose(state["xhat_in"][1::2], Hs1, atol=1e-14)
-    assert TiCoPDRobust.arc_state == ("xhat_out", "xhat_in")
+    assert state.rows() == {"x": "agent", "lam": "agent", "xhat_out": "arc", "xhat_in": "arc"}
 
 
 def _masked_laplacian(V, masks, P):
@@ -331,6 +335,31 @@ def test_fspda_step_by_hand(links, dual_update):
     np.testing.assert_allclose(state["lam"], L1, atol=1e-14)
 
 
+@pytest.mark.parametrize("links", ["static", "bernoulli"])
+def test_fspda_unshared_masks_step_by_hand(links):
+    """shared_mask=false: each sender draws its own mask, keyed (seed, t, arc); agent i differences
+    on the coordinates it received from j, S_{j->i} ⊙ (x_i - x_j), never on its own mask."""
+    alpha, eta, gamma, beta = 0.1, 0.05, 0.5, 0.8
+    cfg = FSPDAConfig(lr=alpha, eta=eta, gamma=gamma, beta=beta, mask_ratio=0.5, shared_mask=False)
+    net = _net(links, 0.5)
+    algo = FSPDA(cfg, net, Quadratic(), build_compressor(COMPRESSORS["none"](), 64))
+    state = algo.init(torch.tensor(X0))
+    state.lam.copy_(torch.tensor(LAM))
+    t = 4
+    net.begin(t)
+    P = np.ones(3, bool) if net.active is None else net.active
+    S = CoordinateMasks(net.seed, [4], 0.5).masks(t, range(6)).numpy().astype(float)   # arcs 2e = i->j, 2e+1 = j->i
+    assert P.any() and (S[0::2] != S[1::2]).any()                  # the two directions' masks differ
+    algo.step(state, t)
+    Lt = np.zeros_like(X0)
+    for e, (i, j) in enumerate(EDGES):
+        if P[e]:
+            Lt[i] += S[2 * e + 1] * (X0[i] - X0[j])                # i holds j's values on j's mask
+            Lt[j] += S[2 * e] * (X0[j] - X0[i])
+    np.testing.assert_allclose(state.x, X0 - alpha * (X0 - B) - eta * LAM - gamma * Lt, atol=1e-14)   # (4a)
+    np.testing.assert_allclose(state.lam, LAM + beta * Lt, atol=1e-14)                                 # (4b)
+
+
 def test_fspda_storm_two_steps_by_hand():
     alpha, eta, gamma, beta, a, b = 0.1, 0.05, 0.5, 0.8, 0.3, 0.6
     cfg = FSPDAStormConfig(lr=alpha, eta=eta, gamma=gamma, beta=beta, mask_ratio=0.5,
@@ -356,6 +385,26 @@ def test_fspda_storm_two_steps_by_hand():
         np.testing.assert_allclose(state["x"], X, atol=1e-14)
         np.testing.assert_allclose(state["x_prev"], Xp, atol=1e-14)
         np.testing.assert_allclose(state["lam"], Lam, atol=1e-14)
+
+
+def test_states_declare_their_rows_and_optional_fields():
+    """Each method's typed state: agent rows, TiCoPD-robust's arc rows, and the optional fields
+    (heavy-ball buffer, deferred drift) set exactly when their option is on."""
+    net, x0, plain = _net(), torch.tensor(X0), build_compressor(COMPRESSORS["none"](), 64)
+    agent = lambda *keys: dict.fromkeys(keys, "agent")
+    mirror = agent("x", "lam", "xhat", "lxhat")
+    for cls, cfg in [(TiCoPD, TiCoPDConfig), (CPSGD, CPSGDConfig)]:
+        assert cls(cfg(), net, Quadratic(), _topk1()).init(x0).rows() == mirror
+        on = cls(cfg(momentum=0.5), net, Quadratic(), _topk1()).init(x0)
+        assert on.rows() == {**mirror, "momentum": "agent"} and not on.momentum.any()
+    robust = TiCoPDRobust(TiCoPDRobustConfig(momentum=0.5), net, Quadratic(), _topk1()).init(x0)
+    assert robust.rows() == {**agent("x", "lam", "momentum"), "xhat_out": "arc", "xhat_in": "arc"}
+    assert robust.xhat_out.shape == (len(net.out_arcs), 4)
+    assert FSPDA(FSPDAConfig(), net, Quadratic(), plain).init(x0).rows() == agent("x", "lam")
+    lazy = FSPDA(FSPDAConfig(async_cbar=[2.0]), net, Quadratic(), plain).init(x0)
+    assert lazy.rows() == agent("x", "lam", "drift") and lazy.drift.shape == (3, 1)
+    storm = FSPDAStorm(FSPDAStormConfig(weight_decay=0.1), net, Quadratic(), plain).init(x0)
+    assert storm.rows() == agent("x", "lam", "x_prev", "m", "u")
 
 
 # --- bits in metrics.csv --------------------------------------------------------------------

@@ -11,9 +11,9 @@ Default ``variant=paper``, per iteration (two compressed rounds)::
 with G^0 = 0, V^0 = the b0-sample (default full local) gradient and H^0 = ``copy_init``: 0 by
 default, as the DoCoM authors' notebook [NB] runs BEER in the DoCoM paper's Exp. 1 (H = G = 0,
 b0 = the 100-sample minibatch; specs/docom.md §5), or ``x0`` = X^0 (the DoCoM PyTorch code's
-``ParallelBEER_V`` copies the model).
+``ParallelBEER_V`` copies the model). The paper's eta is ``lr`` (with ``schedule``: eta_t).
 grad(X) is the stochastic gradient kept from the previous iteration (one evaluation per iteration,
-on a fresh minibatch). Copies are kept as local rows plus e = (W - I) * copy (see ``copies``).
+on a fresh minibatch). Copies are kept as local rows plus e = (W - I) * copy (see ``public_copy``).
 
 ``variant=pytorch`` is the baseline as the DoCoM authors' code runs it (``ParallelBEER_V``,
 specs/docom.md §2.4 style: CHOCO's "parallel" order). Iteration 0 only moves X; from t = 1::
@@ -33,26 +33,27 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
-from .base import Algorithm
-from .copies import (check_copy_init, check_momentum, check_positive, copy_start, heavy_ball, init_copy,
-                     large_batch_grad, push)
+from .base import Algorithm, State, StepSize, agent_rows
+from .checks import check_choice, check_positive
+from .gradients import check_b0, large_batch_grad
+from .public_copy import check_copy_init, copy_start, init_copy, push
+from .transforms import HeavyBall, check_momentum
 
 VARIANTS = ("paper", "pytorch")
 
 
 @dataclass
-class BEERConfig:
+class BEERConfig(StepSize):
     """BEER (Zhao et al. 2022): X += -eta V + gamma (W - I) H; H += Q(X - H); V += gamma (W - I) G +
     grad(X_new) - grad(X_old); G += Q(V - G).
 
-    eta: step along the tracker V; gamma: consensus step on the compressed copies H and G;
-    b0: batch of the initial tracker V^0 (null = full local data); variant: paper | pytorch
-    (the DoCoM code's order); momentum: heavy ball on V (official code 0.9); copy_init: zero | x0,
-    H^0 (zero: [NB]; x0: [PT])."""
+    lr: eta, the step along the tracker V (``schedule``/``a1``: eta_t); gamma: consensus step on
+    the compressed copies H and G; b0: batch of the initial tracker V^0 (null = full local data);
+    variant: paper | pytorch (the DoCoM code's order); momentum: heavy ball on V (official code
+    0.9); copy_init: zero | x0, H^0 (zero: [NB]; x0: [PT])."""
 
     name: str = "beer"
-    eta: float = 0.01  # eta: step along the tracker V
+    lr: float = 0.01  # eta: step along the tracker V
     gamma: float = 0.2  # gamma: consensus step on the compressed copies H, G (0.16-0.2 top-k 5%, 0.5 4-bit)
     b0: int | None = None  # batch of the initial tracker V^0 (null = full local data)
     variant: str = "paper"  # paper: the BEER paper's order | pytorch: the DoCoM code's ParallelBEER_V (previous copies)
@@ -60,13 +61,27 @@ class BEERConfig:
     copy_init: str = "zero"  # H^0: zero = DoCoM notebook's BEER (Exp. 1) | x0 = DoCoM code's ParallelBEER_V
 
     def check(self) -> None:
-        check_positive("algo", eta=self.eta, gamma=self.gamma)
+        self.check_step()
+        check_positive("algo", gamma=self.gamma)
         check_momentum(self.momentum)
         check_copy_init(self.copy_init)
-        if self.b0 is not None and self.b0 < 1:
-            raise ConfigError(f"algo.b0={self.b0}: must be >= 1 or null (full local data)")
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"algo.variant={self.variant}: choose one of {', '.join(VARIANTS)}")
+        check_b0(self.b0)
+        check_choice("algo.variant", self.variant, VARIANTS)
+
+
+@dataclass(eq=False)
+class BEERState(State):
+    """X (``x``), the tracker V, the last stochastic gradient ``grad_x``, the copies H (``h``) and
+    G (``g_hat``) with their gossip directions e_h = (W - I) H and e_g = (W - I) G; ``momentum``:
+    the heavy-ball buffer."""
+
+    v: torch.Tensor = agent_rows()
+    grad_x: torch.Tensor = agent_rows()
+    h: torch.Tensor = agent_rows()
+    e_h: torch.Tensor = agent_rows()
+    g_hat: torch.Tensor = agent_rows()
+    e_g: torch.Tensor = agent_rows()
+    momentum: torch.Tensor | None = agent_rows()
 
 
 class BEER(Algorithm):
@@ -75,38 +90,37 @@ class BEER(Algorithm):
     links = "static"
 
     def init(self, x0):
+        self.heavy_ball = HeavyBall(self.cfg.momentum)
         v0 = large_batch_grad(self.problem, x0, self.cfg.b0)
-        h, eh = init_copy(x0, copy_start(self.cfg, x0))
-        gc, eg = init_copy(x0)                                   # G^0 = 0 ([NB], [PT])
-        state = {"x": x0.clone(), "v": v0, "grad_x": v0.clone(), "h": h, "e_h": eh, "g_hat": gc, "e_g": eg}
-        if self.cfg.momentum:
-            state["momentum"] = torch.zeros_like(x0)
-        return state
+        h, e_h = init_copy(x0, copy_start(self.cfg, x0))
+        g_hat, e_g = init_copy(x0)                               # G^0 = 0 ([NB], [PT])
+        return BEERState(x=x0.clone(), v=v0, grad_x=v0.clone(), h=h, e_h=e_h, g_hat=g_hat, e_g=e_g,
+                         **self.heavy_ball.init_fields(x0))
 
     def step(self, state, t):
-        return self._paper(state, t) if self.cfg.variant == "paper" else self._pytorch(state, t)
+        return self.paper_step(state, t) if self.cfg.variant == "paper" else self.pytorch_step(state, t)
 
-    def _paper(self, state, t):
-        net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
-        x, v, h, eh, gc, eg = (state[k] for k in ("x", "v", "h", "e_h", "g_hat", "e_g"))
-        x_new = x - eta * heavy_ball(state, v, self.cfg.momentum)
-        x_new.add_(eh, alpha=gamma)
-        push(net, Q, x_new - h, h, eh)                              # round 1
+    def paper_step(self, state, t):
+        net, Q, gamma = self.net, self.compressor, self.cfg.gamma
+        x_new = state.x - self.cfg.step_size(t) * self.heavy_ball(state.v, state.x, state)
+        x_new.add_(state.e_h, alpha=gamma)
+        push(net, Q, x_new - state.h, state.h, state.e_h)                  # round 1
         grad_new = self.problem.grad(x_new, t)
-        v_new = v + gamma * eg + (grad_new - state["grad_x"])
-        push(net, Q, v_new - gc, gc, eg)                            # round 2
-        state.update(x=x_new, v=v_new, grad_x=grad_new)
+        v_new = state.v + gamma * state.e_g + (grad_new - state.grad_x)
+        push(net, Q, v_new - state.g_hat, state.g_hat, state.e_g)          # round 2
+        state.x, state.v, state.grad_x = x_new, v_new, grad_new
         return state
 
-    def _pytorch(self, state, t):
-        net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
-        x, v, h, eh, gc, eg = (state[k] for k in ("x", "v", "h", "e_h", "g_hat", "e_g"))
-        grad_new = self.problem.grad(x, t)                          # the step's fresh minibatch gradient
+    def pytorch_step(self, state, t):
+        """``ParallelBEER_V``: tracker round on the previous copies, then the iterate round."""
+        net, Q, gamma = self.net, self.compressor, self.cfg.gamma
+        v = state.v
+        grad_new = self.problem.grad(state.x, t)                          # the step's fresh minibatch gradient
         if t > 0:
-            v = v + (grad_new - state["grad_x"]) + gamma * eg
-            push(net, Q, v - gc, gc, eg)                            # the tracker round
-        x = x - eta * heavy_ball(state, v, self.cfg.momentum)
-        x.add_(eh, alpha=gamma)
-        push(net, Q, x - h, h, eh)                                  # the iterate round
-        state.update(x=x, v=v, grad_x=grad_new)
+            v = v + (grad_new - state.grad_x) + gamma * state.e_g
+            push(net, Q, v - state.g_hat, state.g_hat, state.e_g)          # the tracker round
+        x = state.x - self.cfg.step_size(t) * self.heavy_ball(v, state.x, state)
+        x.add_(state.e_h, alpha=gamma)
+        push(net, Q, x - state.h, state.h, state.e_h)                      # the iterate round
+        state.x, state.v, state.grad_x = x, v, grad_new
         return state

@@ -1,26 +1,29 @@
 """CHOCO-SGD (Koloskova, Stich, Jaggi, ICML 2019): compressed gossip on public copies x-hat.
 
-Static links (the paper)::
+Three forms share the SGD step X_half = X - eta grad(X) (``lr``, with ``schedule``: eta_t) and
+differ in how they gossip:
 
-    X_half = X - eta grad(X)
+Static links, the paper (``choco_static``)::
+
     X_hat += Q(X_half - X_hat)                  # one compressed round
     X_new  = X_half + gamma (W - I) X_hat
 
 Random links (``graph.links=bernoulli|one_edge``; the FSPDA paper's baseline, where only the
-endpoints of active edges are active nodes): a copy held by several neighbours cannot stay
-identical when some of them miss a message, so each agent keeps one copy per incident edge.
-h_out[i->j] is agent i's copy as j knows it, h_in[i->j] is j's copy as i knows it; on an active
-edge both directions carry Q(x_half_i - h_out[i->j]) and both ends apply the same message::
+endpoints of active edges are active nodes; ``choco_random_links``): a copy held by several
+neighbours cannot stay identical when some of them miss a message, so each agent keeps one copy
+per incident edge. h_out[i->j] is agent i's copy as j knows it, h_in[i->j] is j's copy as i knows
+it; on an active edge both directions carry Q(x_half_i - h_out[i->j]) and both ends apply the
+same message::
 
     X_new_i = X_half_i + gamma sum_{j ~ i active} W_ij (h_in[i->j] - h_out[i->j])
 
 (on static links with an exact compressor both forms reduce to x <- W x - eta grad).
 
-``variant=pytorch`` (static links) is CHOCO as the DoCoM/FSPDA authors' code runs it
-(``ParallelCHOCO_V``, the "parallel" order of Koloskova et al. 2020): the gossip uses the copies
-from the previous round and the post-gossip iterate is compressed::
+``variant=pytorch`` (static links, ``choco_parallel``) is CHOCO as the DoCoM/FSPDA authors' code
+runs it (``ParallelCHOCO_V``, the "parallel" order of Koloskova et al. 2020): the gossip uses the
+copies from the previous round and the post-gossip iterate is compressed::
 
-    X  = X - eta grad(X) + gamma (W - I) X_hat
+    X      = X_half + gamma (W - I) X_hat
     X_hat += Q(X - X_hat)
 
 ``momentum`` (official code 0.9, ``--momentum_factor``'s default) puts heavy ball on the gradient:
@@ -36,36 +39,50 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
-from .base import Algorithm
-from .copies import check_copy_init, check_momentum, check_positive, copy_start, heavy_ball, init_copy, push
+from .base import Algorithm, State, StepSize, agent_rows, arc_rows
+from .checks import check_choice, check_positive
+from .public_copy import check_copy_init, copy_start, init_copy, push
+from .transforms import HeavyBall, check_momentum
 
 VARIANTS = ("paper", "pytorch")
 
 
 @dataclass
-class CHOCOConfig:
+class CHOCOConfig(StepSize):
     """CHOCO-SGD (Koloskova, Stich & Jaggi 2019): x_half = x - eta grad; x_hat += Q(x_half - x_hat); x =
     x_half + gamma (W - I) x_hat. On random links: one copy per incident edge, active edges only.
 
-    eta: SGD step (``lr / (a1 + t)`` style schedules are not used by the paper); gamma:
-    consensus step on the compressed copies (tune per compressor: ~0.5 top-10%, ~0.9 8-bit);
-    variant: paper | pytorch (the authors' code order, static links); momentum: heavy ball on the
-    gradient (official code 0.9); copy_init: zero | x0 (zero: the paper, [NB], [PT])."""
+    lr: eta, the SGD step (``schedule``/``a1``: eta_t; the paper's runs keep it constant);
+    gamma: consensus step on the compressed copies (tune per compressor: ~0.5 top-10%, ~0.9
+    8-bit); variant: paper | pytorch (the authors' code order, static links); momentum: heavy
+    ball on the gradient (official code 0.9); copy_init: zero | x0 (zero: the paper, [NB], [PT])."""
 
     name: str = "choco"
-    eta: float = 0.01  # eta: SGD step
+    lr: float = 0.01  # eta: SGD step
     gamma: float = 0.5  # gamma: consensus step on the compressed copies (0.5 top-k 10%, 0.9 8-bit in DoCoM's runs)
     variant: str = "paper"  # paper: gossip on updated copies | pytorch: authors' ParallelCHOCO_V (previous copies)
     momentum: float = 0.0  # heavy ball on the gradient (official code: 0.9, --momentum_factor's default)
     copy_init: str = "zero"  # x_hat^0 (per-edge copies too): zero = Koloskova et al., DoCoM notebook and code | x0
 
     def check(self) -> None:
-        check_positive("algo", eta=self.eta, gamma=self.gamma)
+        self.check_step()
+        check_positive("algo", gamma=self.gamma)
         check_momentum(self.momentum)
         check_copy_init(self.copy_init)
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"algo.variant={self.variant}: choose one of {', '.join(VARIANTS)}")
+        check_choice("algo.variant", self.variant, VARIANTS)
+
+
+@dataclass(eq=False)
+class CHOCOState(State):
+    """X (``x``); on static links the copy X_hat with its gossip direction e_hat = (W - I) X_hat;
+    on random links the per-edge copies h_out[i->j] and h_in[i->j], one row per local out-arc;
+    ``momentum``: the heavy-ball buffer."""
+
+    x_hat: torch.Tensor | None = agent_rows()
+    e_hat: torch.Tensor | None = agent_rows()
+    h_out: torch.Tensor | None = arc_rows()
+    h_in: torch.Tensor | None = arc_rows()
+    momentum: torch.Tensor | None = agent_rows()
 
 
 class CHOCO(Algorithm):
@@ -78,38 +95,44 @@ class CHOCO(Algorithm):
         return "static" if cfg.variant == "pytorch" else cls.links       # the authors' parallel CHOCO
 
     def init(self, x0):
-        extra = {"momentum": torch.zeros_like(x0)} if self.cfg.momentum else {}
+        self.heavy_ball = HeavyBall(self.cfg.momentum)
+        state = CHOCOState(x=x0.clone(), **self.heavy_ball.init_fields(x0))
         start = copy_start(self.cfg, x0)
         if self.net.links.static:
-            h, e = init_copy(x0, start)
-            return {"x": x0.clone(), "x_hat": h, "e_hat": e, **extra}
-        net = self.net
-        src = net.graph.arcs[0][net.out_arcs]
-        self._arc_agent = torch.as_tensor(src - net.rows.start, device=x0.device)
+            state.x_hat, state.e_hat = init_copy(x0, start)
+            self.gossip = self.choco_parallel if self.cfg.variant == "pytorch" else self.choco_static
+            return state
+        net, self.gossip = self.net, self.choco_random_links
+        self._arc_agent = torch.as_tensor(net.out_src, device=x0.device)
         self._arc_w = torch.as_tensor(net.edge_w[net.out_arcs >> 1], device=x0.device, dtype=x0.dtype)
-        self.arc_state = ("h_out", "h_in")                                 # rows = local out-arcs
         h0 = x0.new_zeros(len(net.out_arcs), x0.shape[1]) if start is None else start[self._arc_agent]
-        return {"x": x0.clone(), "h_out": h0, "h_in": h0.clone(), **extra}   # common start: h_in = h_out
+        state.h_out, state.h_in = h0, h0.clone()                            # common start: h_in = h_out
+        return state
 
     def step(self, state, t):
-        net, eta, gamma = self.net, self.cfg.eta, self.cfg.gamma
-        x_half = state["x"] - eta * heavy_ball(state, self.problem.grad(state["x"], t), self.cfg.momentum)
-        if self.cfg.variant == "pytorch":
-            h, e = state["x_hat"], state["e_hat"]
-            state["x"] = x_half.add_(e, alpha=gamma)                # the previous round's copies
-            push(net, self.compressor, state["x"] - h, h, e)
-            return state
-        if net.links.static:
-            h, e = state["x_hat"], state["e_hat"]
-            push(net, self.compressor, x_half - h, h, e)
-            state["x"] = x_half.add_(e, alpha=gamma)
-            return state
-        h_out, h_in = state["h_out"], state["h_in"]
-        a = torch.as_tensor(net.active_out(), device=h_out.device)      # active out-arcs only
+        x = state.x
+        x_half = x - self.cfg.step_size(t) * self.heavy_ball(self.problem.grad(x, t), x, state)
+        state.x = self.gossip(state, x_half)
+        return state
+
+    def choco_static(self, state, x_half):
+        """The paper: compress toward X_half, then gossip on the updated copies."""
+        push(self.net, self.compressor, x_half - state.x_hat, state.x_hat, state.e_hat)
+        return x_half.add_(state.e_hat, alpha=self.cfg.gamma)
+
+    def choco_parallel(self, state, x_half):
+        """``ParallelCHOCO_V``: gossip on the previous round's copies, then compress the result."""
+        x = x_half.add_(state.e_hat, alpha=self.cfg.gamma)
+        push(self.net, self.compressor, x - state.x_hat, state.x_hat, state.e_hat)
+        return x
+
+    def choco_random_links(self, state, x_half):
+        """One copy per edge, exchanged on the active out-arcs only; both ends apply the same message."""
+        h_out, h_in = state.h_out, state.h_in
+        a = torch.as_tensor(self.net.active_out(), device=h_out.device)
         agent = self._arc_agent[a]
         M = x_half[agent] - h_out[a]
-        recv = net.exchange(M, self.compressor, compact=True)           # M now holds what was sent
+        recv = self.net.exchange(M, self.compressor, compact=True)          # M now holds what was sent
         h_out.index_add_(0, a, M)
         h_in.index_add_(0, a, recv)
-        state["x"] = x_half.index_add_(0, agent, self._arc_w[a, None] * (h_in[a] - h_out[a]), alpha=gamma)
-        return state
+        return x_half.index_add_(0, agent, self._arc_w[a, None] * (h_in[a] - h_out[a]), alpha=self.cfg.gamma)

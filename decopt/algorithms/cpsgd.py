@@ -13,17 +13,17 @@ timescale; everything is scaled by the learning rate::
 
 Keys follow the code's flags: ``lr``, ``gamma`` (penalty), ``omega`` (dual), ``alpha``
 (mirror step). Lambda^0 = 0; X̂^0 = 0 as in the code (``copy_init=x0``: the common x^0). Static
-graph. All state tensors are agent rows.
+graph. State: ``MirrorState`` (all agent rows).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from ..errors import ConfigError
 from .base import StepSize
-from .copies import check_copy_init
-from .ticopd import _PrimalDual, _gradient
+from .public_copy import check_copy_init
+from .primal_dual import MirrorPrimalDual
+from .transforms import HeavyBall, WeightDecay, chain, check_momentum, check_weight_decay
 
 
 @dataclass
@@ -48,27 +48,31 @@ class CPSGDConfig(StepSize):
     def check(self) -> None:
         self.check_step()
         check_copy_init(self.copy_init)
-        for key in ("gamma", "omega", "weight_decay"):
+        for key in ("gamma", "omega"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"algo.{key}={getattr(self, key)}: must be >= 0")
         if not 0 < self.alpha <= 2:
             raise ConfigError(f"algo.alpha={self.alpha}: the mirror step must be in (0, 2]")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"algo.momentum={self.momentum}: must be in [0, 1)")
+        check_momentum(self.momentum)
+        check_weight_decay(self.weight_decay)
 
 
-class CPSGD(_PrimalDual):
+class CPSGD(MirrorPrimalDual):
     name = "cpsgd"
     config = CPSGDConfig
     links = "static"
 
+    def __init__(self, cfg, net, problem, compressor):
+        super().__init__(cfg, net, problem, compressor)
+        self.direction = chain(WeightDecay(cfg.weight_decay), HeavyBall(cfg.momentum))
+
     def step(self, state, t):
         cfg, net = self.cfg, self.net
-        X, lam, xhat, lxhat = state["x"], state["lam"], state["xhat"], state["lxhat"]
-        halo = net.broadcast(X - xhat, self.compressor)
+        X, lam, xhat, lxhat = state.x, state.lam, state.xhat, state.lxhat
+        halo = net.broadcast(X - xhat, self.compressor)          # C = Q(X - X̂)
         lc = net.laplacian(halo)                                  # L C
         lsum = lxhat + lc                                         # L (X̂ + C)
-        g = _gradient(self, state, X, t)
+        g = self.gradient(state, X, t)
         lr = cfg.step_size(t)
         X.sub_(g, alpha=lr).sub_(lsum, alpha=lr * cfg.gamma).sub_(lam, alpha=lr * cfg.omega)
         lam.add_(lsum, alpha=lr * cfg.omega)

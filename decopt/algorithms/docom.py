@@ -13,7 +13,7 @@ Default ``variant=paper``, eqs. (9a)-(9g), per iteration t (two compressed round
 with G^0 = V^0 = the b0-sample (default: full local) gradient and G_hat^0 = 0. Theta_hat^0 is
 ``copy_init``: 0 by default, as in the paper's experiments (the authors' notebook [NB], Exp. 1,
 starts every copy at 0; specs/docom.md §2.1), or ``x0`` = theta^0 (the slides' (9a) and the
-PyTorch code [PT], which copies the model).
+PyTorch code [PT], which copies the model). The paper's eta is ``lr`` (with ``schedule``: eta_t).
 
 ``variant=pytorch`` is the official PyTorch code (``ParallelDoCoM_V``): the gossip terms use the
 copies from the previous round, the tracker is compressed after its gossip, and the first step
@@ -22,8 +22,8 @@ only moves theta with g^0 (specs/docom.md §2.4). ``momentum`` (official code 0.
 ``buf = momentum buf + G; Theta -= eta buf``.
 
 Each agent keeps its copies and their gossip directions, updated from the messages (local rows,
-see ``copies``): e_x = (W - I) Theta_hat and e_g = (W - I) G_hat. Two stochastic gradients per
-iteration on one minibatch (counted in ``samples``); with deterministic gradients the one at
+see ``public_copy``): e_x = (W - I) Theta_hat and e_g = (W - I) G_hat. Two stochastic gradients
+per iteration on one minibatch (counted in ``samples``); with deterministic gradients the one at
 Theta^t is reused from the previous iteration instead of being recomputed.
 """
 from __future__ import annotations
@@ -32,26 +32,27 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
-from .base import Algorithm
-from .copies import (batch_samples, check_copy_init, check_momentum, check_positive, check_unit, copy_start,
-                     deterministic, heavy_ball, init_copy, large_batch_grad, push)
+from .base import Algorithm, State, StepSize, agent_rows
+from .checks import check_choice, check_positive, check_unit
+from .gradients import batch_samples, check_b0, deterministic, large_batch_grad, local_samples
+from .public_copy import check_copy_init, copy_start, init_copy, push
+from .transforms import HeavyBall, check_momentum
 
 VARIANTS = ("paper", "pytorch")
 
 
 @dataclass
-class DoCoMConfig:
+class DoCoMConfig(StepSize):
     """DoCoM (Yau & Wai 2023), eqs. (9a)-(9g): compressed gossip of theta-hat then g-hat each iteration,
     STORM/hybrid momentum on one minibatch at theta^{t+1} and theta^t, tracker from a b0 batch.
 
-    eta: step along the tracker; gamma: consensus step on the compressed copies; beta: STORM
-    momentum weight (1 = plain stochastic gradient); b0: initial batch (null = full local data);
-    variant: paper | pytorch; momentum: heavy ball on the tracker step (official code 0.9);
-    copy_init: zero | x0, Theta_hat^0 (zero: [NB]; x0: the slides and [PT])."""
+    lr: eta, the step along the tracker (``schedule``/``a1``: eta_t); gamma: consensus step on
+    the compressed copies; beta: STORM momentum weight (1 = plain stochastic gradient); b0: initial
+    batch (null = full local data); variant: paper | pytorch; momentum: heavy ball on the tracker
+    step (official code 0.9); copy_init: zero | x0, Theta_hat^0 (zero: [NB]; x0: the slides and [PT])."""
 
     name: str = "docom"
-    eta: float = 0.01  # eta: step along the tracker g  (theta_half = theta - eta g)
+    lr: float = 0.01  # eta: step along the tracker g  (theta_half = theta - eta g)
     gamma: float = 0.2  # gamma: consensus step on the compressed copies (0.2 for top-k 5%, 0.6 for 4-bit)
     beta: float = 0.01  # beta: v^{t+1} = grad(theta^{t+1}) + (1-beta)(v^t - grad(theta^t)); 1 = plain SGD
     b0: int | None = None  # b_0: batch of the initial tracker g^0 = v^0 (null = full local data)
@@ -60,14 +61,31 @@ class DoCoMConfig:
     copy_init: str = "zero"  # theta-hat^0: zero = authors' notebook (Exp. 1) | x0 = slides' (9a), PyTorch code
 
     def check(self) -> None:
-        check_positive("algo", eta=self.eta, gamma=self.gamma)
+        self.check_step()
+        check_positive("algo", gamma=self.gamma)
         check_unit("algo", beta=self.beta)
         check_momentum(self.momentum)
         check_copy_init(self.copy_init)
-        if self.b0 is not None and self.b0 < 1:
-            raise ConfigError(f"algo.b0={self.b0}: must be >= 1 or null (full local data)")
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"algo.variant={self.variant}: choose one of {', '.join(VARIANTS)}")
+        check_b0(self.b0)
+        check_choice("algo.variant", self.variant, VARIANTS)
+
+
+@dataclass(eq=False)
+class DoCoMState(State):
+    """Theta (``x``), the tracker G, the STORM estimate V, the copies Theta_hat and G_hat with
+    their gossip directions e_x = (W - I) Theta_hat and e_g = (W - I) G_hat; ``x_prev`` (pytorch
+    variant): Theta^{t-1}; ``grad_x`` (paper variant, deterministic gradients): grad f(Theta^t);
+    ``momentum``: the heavy-ball buffer."""
+
+    g: torch.Tensor = agent_rows()
+    v: torch.Tensor = agent_rows()
+    x_hat: torch.Tensor = agent_rows()
+    e_x: torch.Tensor = agent_rows()
+    g_hat: torch.Tensor = agent_rows()
+    e_g: torch.Tensor = agent_rows()
+    x_prev: torch.Tensor | None = agent_rows()
+    grad_x: torch.Tensor | None = agent_rows()
+    momentum: torch.Tensor | None = agent_rows()
 
 
 class DoCoM(Algorithm):
@@ -77,84 +95,74 @@ class DoCoM(Algorithm):
     grads_per_step = 2
 
     def init(self, x0):
-        g0 = large_batch_grad(self.problem, x0, self.cfg.b0)
-        xh, ex = init_copy(x0, copy_start(self.cfg, x0))
-        gh, eg = init_copy(x0)                                   # G_hat^0 = 0 ([NB], [PT])
-        state = {"x": x0.clone(), "g": g0, "v": g0.clone(), "x_hat": xh, "e_x": ex, "g_hat": gh, "e_g": eg}
-        if self.cfg.variant == "pytorch":
-            state["x_prev"] = x0.clone()
-        if deterministic(self.problem) and self.cfg.variant == "paper":
-            state["grad_x"] = g0.clone()            # grad f(Theta^t), reused by the STORM term
-        if self.cfg.momentum:
-            state["momentum"] = torch.zeros_like(x0)
-        return state
+        cfg = self.cfg
+        self.heavy_ball = HeavyBall(cfg.momentum)
+        self._tmp = torch.empty_like(x0)                        # scratch (n_local, d) of the paper step
+        g0 = large_batch_grad(self.problem, x0, cfg.b0)
+        x_hat, e_x = init_copy(x0, copy_start(cfg, x0))
+        g_hat, e_g = init_copy(x0)                                # G_hat^0 = 0 ([NB], [PT])
+        paper = cfg.variant == "paper"
+        return DoCoMState(x=x0.clone(), g=g0, v=g0.clone(), x_hat=x_hat, e_x=e_x, g_hat=g_hat, e_g=e_g,
+                          x_prev=None if paper else x0.clone(),
+                          grad_x=g0.clone() if paper and deterministic(self.problem) else None,
+                          **self.heavy_ball.init_fields(x0))
 
     def samples(self, t: int) -> float:
-        b0 = self.cfg.b0 if self.cfg.b0 is not None else int(getattr(self.problem, "m", 1))
+        b0 = self.cfg.b0 if self.cfg.b0 is not None else local_samples(self.problem)
         steps = t if self.cfg.variant == "paper" else max(t - 1, 0)
         return float(self.net.n * (b0 + self.grads_per_step * steps * batch_samples(self.problem)))
 
     def step(self, state, t):
-        return self._paper(state, t) if self.cfg.variant == "paper" else self._pytorch(state, t)
+        return self.paper_step(state, t) if self.cfg.variant == "paper" else self.pytorch_step(state, t)
 
-    def _storm(self, state, x_new, x_old, t):
-        """V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both; the
-        product and the sum as one fused multiply-add (``add(..., alpha=)``)."""
+    def storm(self, state, x_new, x_old, t):
+        """(9e): V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both;
+        the product and the sum as one fused multiply-add (``add(..., alpha=)``)."""
         p, beta = self.problem, self.cfg.beta
-        if "grad_x" in state:                       # deterministic: grad f(Theta^t) from the last step
-            g_new, g_old = p.grad(x_new, t), state["grad_x"]
-            state["grad_x"] = g_new
+        if state.grad_x is not None:                # deterministic: grad f(Theta^t) from the last step
+            g_new, g_old = p.grad(x_new, t), state.grad_x
+            state.grad_x = g_new
         elif hasattr(p, "grads"):                   # one minibatch draw and gather for both
             g_new, g_old = p.grads((x_new, x_old), t)
             # the same arithmetic in the two fresh gradient buffers: g_old <- V - g_old
-            return g_new.add_(torch.sub(state["v"], g_old, out=g_old), alpha=1.0 - beta)
+            return g_new.add_(torch.sub(state.v, g_old, out=g_old), alpha=1.0 - beta)
         else:
             g_new, g_old = p.grad(x_new, t), p.grad(x_old, t)
-        return torch.add(g_new, state["v"] - g_old, alpha=1.0 - beta)
+        return torch.add(g_new, state.v - g_old, alpha=1.0 - beta)
 
-    def _paper(self, state, t):
+    def paper_step(self, state, t):
         """(9c)-(9g) as written in the module docstring, with each product and the sum it enters
         as one fused multiply-add (eta G, gamma (W - I) hat, and STORM's (1 - beta) term), in place
         where an operand is not needed afterwards; ``tmp`` is one scratch (n_local, d) buffer."""
-        net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
-        x, g, v = state["x"], state["g"], state["v"]
-        xh, ex, gh, eg = state["x_hat"], state["e_x"], state["g_hat"], state["e_g"]
-        tmp = self._scratch(x)
-        x_half = torch.sub(x, heavy_ball(state, g, self.cfg.momentum), alpha=eta)   # Theta - eta G
-        push(net, Q, torch.sub(x_half, xh, out=tmp), xh, ex)           # round 1: theta-hat
-        x_new = x_half.add_(ex, alpha=gamma)
-        v_new = self._storm(state, x_new, x, t)
-        g_half = g.add_(torch.sub(v_new, v, out=tmp))                  # G + (V_new - V), in G's buffer
-        push(net, Q, torch.sub(g_half, gh, out=tmp), gh, eg)           # round 2: g-hat
-        state["g"] = g_half.add_(eg, alpha=gamma)
-        state["x"], state["v"] = x_new, v_new
+        net, Q, gamma, tmp = self.net, self.compressor, self.cfg.gamma, self._tmp
+        x, g, v = state.x, state.g, state.v
+        x_half = torch.sub(x, self.heavy_ball(g, x, state), alpha=self.cfg.step_size(t))  # Theta - eta G
+        push(net, Q, torch.sub(x_half, state.x_hat, out=tmp), state.x_hat, state.e_x)    # round 1
+        x_new = x_half.add_(state.e_x, alpha=gamma)                                       # (9c)
+        v_new = self.storm(state, x_new, x, t)                                            # (9e)
+        g_half = g.add_(torch.sub(v_new, v, out=tmp))              # G + (V_new - V), in G's buffer
+        push(net, Q, torch.sub(g_half, state.g_hat, out=tmp), state.g_hat, state.e_g)    # round 2
+        state.g = g_half.add_(state.e_g, alpha=gamma)                                     # (9f)
+        state.x, state.v = x_new, v_new
         return state
 
-    def _scratch(self, like):
-        buf = getattr(self, "_tmp", None)
-        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype or buf.device != like.device:
-            buf = self._tmp = torch.empty_like(like)
-        return buf
-
-    def _pytorch(self, state, t):
-        net, Q, eta, gamma = self.net, self.compressor, self.cfg.eta, self.cfg.gamma
-        x, xh, ex = state["x"], state["x_hat"], state["e_x"]
+    def pytorch_step(self, state, t):
+        """``ParallelDoCoM_V`` (specs/docom.md §2.4): tracker first, gossip on the previous copies."""
+        net, Q, gamma = self.net, self.compressor, self.cfg.gamma
+        x = state.x
         if t > 0:
-            v_new = self._storm(state, x, state["x_prev"], t)
-            gh, eg = state["g_hat"], state["e_g"]
-            g = state["g"] + (v_new - state["v"]) + gamma * eg           # gossip on the previous copies
-            push(net, Q, g - gh, gh, eg)
-            state["g"], state["v"] = g, v_new
-        state["x_prev"] = x.clone()
-        x = torch.sub(x, heavy_ball(state, state["g"], self.cfg.momentum), alpha=eta)
-        x.add_(ex, alpha=gamma)                                       # previous theta-hat
-        push(net, Q, x - xh, xh, ex)
-        state["x"] = x
+            v_new = self.storm(state, x, state.x_prev, t)
+            g = state.g + (v_new - state.v) + gamma * state.e_g       # gossip on the previous copies
+            push(net, Q, g - state.g_hat, state.g_hat, state.e_g)
+            state.g, state.v = g, v_new
+        state.x_prev = x.clone()
+        x = torch.sub(x, self.heavy_ball(state.g, x, state), alpha=self.cfg.step_size(t))
+        x.add_(state.e_x, alpha=gamma)                                 # previous theta-hat
+        push(net, Q, x - state.x_hat, state.x_hat, state.e_x)
+        state.x = x
         return state
 
     def metrics(self, state):
-        n = self.net.n
-        g = state["g"]
-        gbar = self.net.mean(g)
-        dev = g - gbar
-        return {"tracker_consensus": float(self.net.allreduce((dev * dev).sum())) / n}
+        g = state.g
+        dev = g - self.net.mean(g)
+        return {"tracker_consensus": float(self.net.allreduce((dev * dev).sum())) / self.net.n}

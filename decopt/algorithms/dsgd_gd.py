@@ -26,7 +26,7 @@ import torch
 
 from ..compressors import Identity
 from .base import Algorithm
-from .copies import check_positive
+from .checks import check_positive
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import Algorithm
-from .copies import check_positive
+from .checks import check_positive
 
 
 @dataclass

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .base import Algorithm
-from .copies import batch_samples, check_positive, check_unit, deterministic, large_batch_grad
+from .checks import check_positive, check_unit
+from .gradients import batch_samples, deterministic, large_batch_grad
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Backends behind one ``Network`` interface: ``stacked`` (in-process) and ``mpi``."""
-from .network import CONVENTIONS, Network
+from .ledger import CONVENTIONS, Ledger
+from .network import Network
 from .stacked import StackedNetwork
 
-__all__ = ["CONVENTIONS", "Network", "StackedNetwork"]
+__all__ = ["CONVENTIONS", "Ledger", "Network", "StackedNetwork"]

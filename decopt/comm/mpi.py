@@ -21,17 +21,12 @@ in-memory deliveries. ``comm_time`` is the wall time of message rounds (posting,
 waiting, unpacking); the codec's ``compress``/``encode``/``decode`` are compute, tracked apart
 in ``codec_time``. Metric reductions (``allreduce``/``gather``) are not counted.
 
-``mpi_main`` is the rank-0 driver used by ``python -m decopt run`` under ``mpirun`` (shared
-notes on Hydra + MPI, Appendix A): rank 0 runs Hydra and broadcasts each job; the other ranks
-run the jobs they receive until a ``None`` sentinel; any exception in a job aborts the world.
+``agree_built`` is the one collective outside the network: whether every rank built a job. The
+driver that runs jobs on every rank is ``decopt.mpi_jobs``.
 """
 from __future__ import annotations
 
-import logging
-import os
-import sys
 import time
-import traceback
 
 import numpy as np
 import torch
@@ -40,7 +35,6 @@ from ..errors import PayloadError
 from .network import Network
 
 TAG_BODY, TAG_OVER, TAG_BIG = 701, 702, 703
-ABORT_GRACE_S = 1.0
 _DUPS: dict = {}
 
 
@@ -60,9 +54,9 @@ def _decode(compressor, payload, d, dtype, key, row, sparse=False):
     return decode(payload, d, dtype, check_finite=False)
 
 
-def _private(comm, purpose: str = "p2p"):
-    """A duplicate of ``comm`` for point-to-point traffic (one per parent and purpose, reused by
-    every job)."""
+def private_comm(comm, purpose: str = "p2p"):
+    """A duplicate of ``comm`` for ``purpose`` (one per parent and purpose, reused by every job):
+    ``p2p`` carries the network's messages, ``agree`` the build agreement. Collective on first use."""
     key = (comm.py2f() if hasattr(comm, "py2f") else id(comm), purpose)
     if key not in _DUPS:
         _DUPS[key] = comm.Dup()
@@ -73,13 +67,14 @@ class MPINetwork(Network):
     """Agents ``rows`` of ``graph`` on this rank of ``comm``; see the module docstring."""
 
     backend = "mpi"
+    round_time_is_global = True
     initial_capacity: int | None = None     # bytes per receive buffer; None: from the graph and d
 
     def __init__(self, graph, links, comm, rows: range, **kw):
         super().__init__(graph, links, rows, **kw)
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        self._p2p = _private(comm)
+        self._p2p = private_comm(comm)
         self.codec_time = 0.0
         n, lo, hi = graph.n, rows.start, rows.stop
         bounds = comm.allgather((lo, hi))
@@ -145,7 +140,6 @@ class MPINetwork(Network):
         self._bufs: dict = {}
         self._MPI = _mpi()
         self._statuses: list = []
-        self._round_max: list[int] = []
 
     # --- set-up helpers ----------------------------------------------------------------------
     def _operator(self, ia, w, diag=None):
@@ -294,7 +288,7 @@ class MPINetwork(Network):
         arc_on = self._all_arcs if act is None else act[self._oa_edge]
         arc_bits = np.where(arc_on, bits[self._oa_src], 0)
         sent = np.bincount(self._oa_src[arc_on], minlength=nl) > 0
-        self._account(arc_bits, bits, sent)
+        self.traffic.record(arc_bits, bits, sent)
         self.comm_time += t2 - t1
         self.codec_time += (t1 - t0) + (t3 - t2)
         return H
@@ -351,35 +345,23 @@ class MPINetwork(Network):
             for a, arc, p in zip(row_of[recv_pos[q]].tolist(), arcs.tolist(), payloads):
                 R[a] = _decode(compressor, p, d, M.dtype, key, arc >> 1 if shared else arc)
         t4 = time.perf_counter()
-        arc_bits = self._mask_index_bits(arc_bits, mask_entries, shared)
-        self._account(arc_bits, arc_bits, arc_bits > 0)
+        arc_bits = self.traffic.with_mask_indices(arc_bits, mask_entries, shared)
+        self.traffic.record(arc_bits, arc_bits, arc_bits > 0)
         M.copy_(Msent)
         self.comm_time += t3 - t2
         self.codec_time += (t1 - t0) + (t2 - t1) + (t4 - t3)
         return R
 
-    # --- accounting: the link model's round time is a max over all ranks' arcs ---------------
-    def _account(self, arc_bits, sender_bits, sender_sent):
-        on, self.link_model = self.link_model, False
-        try:
-            super()._account(arc_bits, sender_bits, sender_sent)
-        finally:
-            self.link_model = on
-        if on:
-            carried = arc_bits > 0
-            self._round_max.append(int(arc_bits[carried].max()) if carried.any() else -1)
-
+    # --- the link model: a round lasts as long as its slowest arc on any rank ---------------
     def total_sim_time(self):
         """Sum over rounds of the slowest carrying arc's time, maxed over ranks (collective)."""
         if self.link_model:
             MPI = _mpi()
-            rounds = np.array(self._round_max, dtype=np.int64)
-            self._round_max = []
+            rounds = np.array(self.traffic.rounds, dtype=np.int64)
+            self.traffic.rounds.clear()
             self.comm.Allreduce(MPI.IN_PLACE, rounds, op=MPI.MAX)
-            per_bit = 0.0 if self.link_bandwidth is None else 1.0 / self.link_bandwidth
-            for b in rounds[rounds >= 0].tolist():
-                self.sim_time += float(self.link_latency + b * per_bit)
-        return self.sim_time
+            self.traffic.add_rounds(rounds)
+        return self.traffic.sim_time
 
     # --- linear operators on halos -----------------------------------------------------------
     def _active_in(self):
@@ -460,52 +442,21 @@ class MPINetwork(Network):
 
     # --- checkpoints and the ledger ----------------------------------------------------------
     def state_dict(self):
-        total = self.comm.allreduce(int(self.bits))
-        return {"bits": total, "arc_bits": self._gather_arcs(self.arc_bits),
-                "arc_msgs": self._gather_arcs(self.arc_msgs), "sim_time": self.total_sim_time()}
+        total = self.comm.allreduce(int(self.traffic.bits))
+        return {"bits": total, "arc_bits": self._gather_arcs(self.traffic.arc_bits),
+                "arc_msgs": self._gather_arcs(self.traffic.arc_msgs), "sim_time": self.total_sim_time()}
 
     def load_state_dict(self, d):
         super().load_state_dict(d)
-        self.bits = int(d["bits"]) if self.rank == 0 else 0   # total_bits() sums over ranks
+        if self.rank != 0:
+            self.traffic.bits = 0                           # total_bits() sums over ranks
 
     def ledger(self):
         """The global ledger on rank 0 (None elsewhere); collective."""
-        bits, msgs = self._gather_arcs(self.arc_bits), self._gather_arcs(self.arc_msgs)
+        bits, msgs = self._gather_arcs(self.traffic.arc_bits), self._gather_arcs(self.traffic.arc_msgs)
         if self.rank != 0:
             return None
         return {"src": self._src.copy(), "dst": self._dst.copy(), "bits": bits, "messages": msgs}
-
-
-# --- the rank-0 driver ------------------------------------------------------------------------
-def abort(comm, exc: BaseException | None = None, out=None) -> None:
-    """Print this rank's error and abort every rank (the job never hangs on a failed rank).
-
-    A config error is one line, anything else a traceback. Ranks other than 0 wait a moment
-    first: when every rank fails alike, rank 0's abort usually ends them before they print,
-    so the error appears once."""
-    from ..errors import ConfigError
-
-    rank, size = comm.Get_rank(), comm.Get_size()
-    if isinstance(exc, ConfigError):
-        text = f"decopt: error: {exc}\n"
-    elif isinstance(exc, KeyboardInterrupt):
-        text = f"[decopt rank {rank}] interrupted; aborting all {size} ranks\n"
-    else:
-        text = f"[decopt rank {rank}] job failed; aborting all {size} ranks:\n{traceback.format_exc()}"
-    if out is not None:                          # best effort: the run directory says what happened
-        try:
-            from ..results import RunDir
-
-            RunDir(out).write_summary({"status": "failed", "error": f"rank {rank}: {text.strip().splitlines()[-1]}",
-                                       "iterations": None, "final": {}, "backend": "mpi", "world_size": size})
-        except Exception:
-            pass
-    if rank != 0:
-        time.sleep(ABORT_GRACE_S)
-    sys.stdout.flush()
-    sys.stderr.write(text)
-    sys.stderr.flush()
-    comm.Abort(1)
 
 
 AGREE_S = 10.0         # a rank that failed to build waits this long for the others to say so too
@@ -517,7 +468,7 @@ def agree_built(comm, exc) -> None:
     the next job), else raise RuntimeError so that this rank aborts the world. A rank that failed
     while the others wait inside a collective of the build aborts after AGREE_S."""
     MPI = _mpi()
-    agree = _private(comm, "agree")
+    agree = private_comm(comm, "agree")
     failed = np.array([int(exc is not None)], dtype=np.int64)
     count = np.zeros(1, dtype=np.int64)
     req = agree.Iallreduce(failed, count, op=MPI.SUM)
@@ -535,64 +486,3 @@ def agree_built(comm, exc) -> None:
     if count[0]:
         raise RuntimeError(f"{count[0]} of {comm.Get_size()} ranks failed to build the job"
                            + (f": {exc}" if exc is not None else "")) from exc
-
-
-def run_guarded(cfg, out, comm):
-    """Run one job on this rank. A ConfigError that every rank raised alike (validation, or
-    building the job: ``agree_built``) is re-raised, so that the driver records it and goes on;
-    any other exception aborts the world (rank 0 records ``failed`` first)."""
-    from ..config import validate
-    from ..errors import ConfigError
-    from ..runner import run_job
-
-    validate(cfg)
-    try:
-        return run_job(cfg, out, comm)
-    except ConfigError as exc:
-        if getattr(exc, "all_ranks", False):
-            raise
-        abort(comm, exc, out)
-    except BaseException as exc:
-        abort(comm, exc, out)
-
-
-def _worker_logging(rank: int) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"[rank {rank}] %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    logging.getLogger("decopt").setLevel(logging.ERROR)   # rank 0 reports the run's warnings
-
-
-def mpi_main(argv: list[str]) -> int:
-    """``python -m decopt run ...`` under ``mpirun`` with more than one rank."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    from datetime import datetime
-
-    from mpi4py import MPI
-
-    from ..cli import hydra_main, register_stamp
-    from ..errors import ConfigError
-
-    torch.set_num_threads(1)
-    comm = MPI.COMM_WORLD
-    rank = comm.Get_rank()
-    register_stamp(comm.bcast(datetime.now() if rank == 0 else None, root=0))
-    _private(comm), _private(comm, "agree")               # collective: made here, where every rank is
-    if rank == 0:
-        try:
-            return hydra_main(argv, comm)
-        finally:
-            comm.bcast(None, root=0)                      # release the workers (also after --help, errors)
-    _worker_logging(rank)
-    try:
-        while (job := comm.bcast(None, root=0)) is not None:
-            try:
-                run_guarded(job["cfg"], job["out"], comm)
-            except ConfigError:
-                pass                                       # rank 0 reports it and moves on
-    except BaseException as exc:
-        abort(comm, exc)
-    return 0

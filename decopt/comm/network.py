@@ -12,27 +12,12 @@ Each iteration starts with ``begin(t)``, which draws the active links and resets
 counter that keys compressor randomness, so the k-th message round of iteration t is keyed
 ``(seed, COMPRESS, t, k)`` on every backend.
 
-Bit conventions (``run.bits_convention``; the ``bits`` column and the ledger, traffic.csv, both
-follow it, on every backend). Bits are those of the payloads on decopt's wire:
-
-* ``broadcast`` (default): a message broadcast to all (active) neighbours counts once; a per-arc
-  message (``exchange``) once per arc. This is the count of TiCoPD P1 (one broadcast per agent per
-  iteration, specs/ticopd.md §5); on one-edge links (one active neighbour per sender) it equals
-  ``edge``.
-* ``edge``: a broadcast counts once per directed link it crosses. This is how the DoCoM notebook
-  counts (every message on each of the 2|E| directed links, specs/docom.md "Bit accounting"; it
-  also charges 32 bits per top-k index and 64 per value, which are the codec's business:
-  ``compressor.index_bits`` / ``value_bits``).
-* ``paper``: the FSPDA paper's count. It equals ``broadcast`` except where the FSPDA code sends
-  what decopt derives from a shared key: the coordinate mask, keyed on (seed, t, edge) at both
-  ends here, which the official code sends once per active edge as int64 indices from the
-  higher-numbered endpoint (specs/fspda.md §2.1, P2, P12). ``exchange(..., mask_entries=k)``
-  then adds ``PAPER_INDEX_BITS * k`` on that arc: 2 b k + 64 k per active edge for FSPDA-SA
-  (b value bits), 4 b k + 64 k for FSPDA-STORM, the table of specs/fspda.md §3.4 (101,888 bits
-  at r = 0.99 on the MNIST MLP with fp32 values, against 50,944 under ``broadcast``). For every
-  other algorithm ``paper`` is ``broadcast`` (TiCoPD's count; DoCoM's is ``edge``).
+The bits, per-arc traffic and simulated link time are kept by a :class:`~decopt.comm.ledger.Ledger`
+(``net.traffic``), whose module states the bit conventions.
 """
 from __future__ import annotations
+
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -41,17 +26,18 @@ from ..compressors import Compressor
 from ..compressors.sparse import SparseRows
 from ..graphs import Graph, Links, edge_weights
 from ..rng import Key, Stream
-
-CONVENTIONS = ("broadcast", "edge", "paper")
-PAPER_INDEX_BITS = 64            # int64 indices of a mask the paper's code sends (``paper`` convention)
+from .ledger import Ledger
+from .slots import SlotTable
 
 
 class Network:
-    """Shared bookkeeping: graph, mixing weights, link draws and the bit ledger. Backends also set
-    the static in-arcs of the local agents: ``_in_src`` (halo row of the sender), ``_in_dst`` (local
-    row), ``_in_w`` (weight), in arc order."""
+    """What every backend shares: the graph, the mixing weights, the link draw and message keys of
+    the current iteration, and the traffic ledger. Backends also set the static in-arcs of the
+    local agents: ``_in_src`` (halo row of the sender), ``_in_dst`` (local row), ``_in_w``
+    (weight), in arc order."""
 
     backend = "base"
+    round_time_is_global = False     # a round lasts as long as its slowest arc on any process
 
     def __init__(self, graph: Graph, links: Links, rows: range, *, mixing: str = "metropolis",
                  weight: float | None = None, seed: int = 0, dtype=torch.float64, device="cpu",
@@ -60,7 +46,6 @@ class Network:
         self.graph, self.links, self.rows = graph, links, rows
         self.n, self.n_local = graph.n, len(rows)
         self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
-        self.bits_convention = bits_convention
         # W_ij per undirected edge, as stored in run.dtype (held as float64): every backend builds the
         # diagonal 1 - (their sum) from these, so W is the same bit for bit and each row sums to 1
         # (float32 1/3 is 1/3 + 1e-8: a W built from the exact weights drifts x by 3e-8 x per step)
@@ -70,20 +55,13 @@ class Network:
         in_w = np.bincount(graph.arcs[1], weights=np.repeat(self.edge_w, 2), minlength=graph.n)
         self.self_w = 1.0 - in_w[rows.start:rows.stop]
         self.t, self._call, self.active, self._active_out = 0, 0, None, None
-        self._gossip = None                                        # (W - I)'s slot table, built on first use
-        self.bits = 0                                              # cumulative, per convention
         self.comm_time = 0.0                                       # seconds spent communicating
-        # optional link model: a message of b bits takes alpha + b / beta seconds on its link;
-        # links work in parallel, so a round lasts as long as its slowest carrying arc
-        self.link_latency, self.link_bandwidth = float(link_latency), link_bandwidth
-        self.link_model = self.link_latency > 0 or link_bandwidth is not None
-        self.sim_time = 0.0                                        # simulated seconds (link model)
         src, dst = graph.arcs
         local = (src >= rows.start) & (src < rows.stop)
         self.out_arcs = np.flatnonzero(local)                      # arcs this process sends on
         self.out_src = src[self.out_arcs] - rows.start              # local sender row of each out-arc
-        self.arc_bits = np.zeros(self.out_arcs.size, dtype=np.int64)
-        self.arc_msgs = np.zeros(self.out_arcs.size, dtype=np.int64)
+        self.traffic = Ledger(src[self.out_arcs], dst[self.out_arcs], bits_convention, link_latency,
+                              link_bandwidth, defer_time=self.round_time_is_global)
 
     # --- iteration control -------------------------------------------------------------
     def begin(self, t: int) -> None:
@@ -105,40 +83,18 @@ class Network:
         self._call += 1
         return key
 
-    # --- accounting ----------------------------------------------------------------------
-    def _account(self, arc_bits: np.ndarray, sender_bits: np.ndarray, sender_sent: np.ndarray,
-                 times: int = 1) -> None:
-        """Add ``times`` identical rounds: bits per local out-arc (0 where nothing was sent) and
-        per local sender."""
-        carried = arc_bits > 0
-        self.arc_bits += arc_bits * times
-        self.arc_msgs += carried * times
-        if self.link_model and carried.any():
-            per_bit = 0.0 if self.link_bandwidth is None else 1.0 / self.link_bandwidth
-            self.sim_time += times * float(self.link_latency + arc_bits[carried].max() * per_bit)
-        if self.bits_convention == "edge":
-            self.bits += times * int(arc_bits.sum())
-        else:
-            self.bits += times * int(sender_bits[sender_sent].sum())
-
-    def _mask_index_bits(self, arc_bits: np.ndarray, mask_entries: int, shared: bool) -> np.ndarray:
-        """``arc_bits`` (per local out-arc) plus, under ``paper``, the int64 indices of a keyed mask
-        of ``mask_entries`` entries that the paper's code sends: once per active edge, on the arc
-        from the higher-numbered agent, for a ``shared`` mask; on every carrying arc otherwise."""
-        if self.bits_convention != "paper" or not mask_entries:
-            return arc_bits
-        src, dst = self.graph.arcs
-        sends = arc_bits > 0
-        if shared:
-            sends &= src[self.out_arcs] > dst[self.out_arcs]
-        return arc_bits + sends * (PAPER_INDEX_BITS * mask_entries)
+    # --- traffic -------------------------------------------------------------------------
+    @property
+    def link_model(self) -> bool:
+        """Whether the link model times the rounds (the ``sim_time`` column)."""
+        return self.traffic.timed
 
     def count_broadcasts(self, bits: np.ndarray, times: int) -> None:
         """Account ``times`` broadcast rounds on static links, local sender i sending ``bits[i]``
         to every neighbour, exactly as ``times`` ``broadcast`` calls would: for fused paths that
         advance several iterations without calling ``broadcast``."""
         src = self.out_src
-        self._account(bits[src], bits, np.bincount(src, minlength=self.n_local) > 0, times)
+        self.traffic.record(bits[src], bits, np.bincount(src, minlength=self.n_local) > 0, times)
 
     def _settle(self) -> None:
         """Apply accounting a backend has deferred (see ``StackedNetwork.broadcast``); called
@@ -147,34 +103,27 @@ class Network:
     def total_bits(self) -> int:
         """Bits sent by all agents so far (the ``bits`` column)."""
         self._settle()
-        return int(self.allreduce(torch.tensor(self.bits, dtype=torch.int64)))
+        return int(self.allreduce(torch.tensor(self.traffic.bits, dtype=torch.int64)))
 
     def total_sim_time(self) -> float:
         """Simulated communication time so far under the link model (the ``sim_time`` column):
-        the sum over message rounds of the slowest carrying arc's ``alpha + bits / beta``. A
-        backend whose processes see only their own arcs should reduce this with a max."""
+        the sum over message rounds of the slowest carrying arc's ``alpha + bits / beta``."""
         self._settle()
-        return self.sim_time
+        return self.traffic.sim_time
 
     def state_dict(self) -> dict:
         """Traffic counters for a checkpoint (global arrays; the root's copy is complete)."""
         self._settle()
-        return {"bits": self.bits, "arc_bits": self.arc_bits.copy(), "arc_msgs": self.arc_msgs.copy(),
-                "sim_time": self.sim_time}
+        return self.traffic.state_dict()
 
     def load_state_dict(self, d: dict) -> None:
         self._settle()
-        self.bits = int(d["bits"])
-        self.sim_time = float(d.get("sim_time", 0.0))
-        self.arc_bits[:] = d["arc_bits"][self.out_arcs]
-        self.arc_msgs[:] = d["arc_msgs"][self.out_arcs]
+        self.traffic.load_state_dict(d, self.out_arcs)
 
     def ledger(self) -> dict:
         """Cumulative bits and messages per local directed edge ``i -> j``."""
         self._settle()
-        src, dst = self.graph.arcs
-        return {"src": src[self.out_arcs], "dst": dst[self.out_arcs],
-                "bits": self.arc_bits.copy(), "messages": self.arc_msgs.copy()}
+        return self.traffic.traffic()
 
     # --- the interface every backend implements -------------------------------------------
     def broadcast(self, V: torch.Tensor, compressor: Compressor, sparse: bool = False) -> torch.Tensor | SparseRows:
@@ -196,29 +145,13 @@ class Network:
         one scatter of each row's terms (its own row times ``-sum_j W_ij``, then each in-neighbour's
         times ``W_ij``, in arc order), touching only their k entries; otherwise densely."""
         if isinstance(H, SparseRows) and self.active is None:
-            return H.add_gathered(E, *self._gossip_terms())
+            return H.add_gathered(E, self._slots.src, self._slots.w)
         H = H.dense() if isinstance(H, SparseRows) else H
         return E.add_(self.mix(H)).sub_(H[: self.n_local])
 
-    def _gossip_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(W - I)'s static terms as a slot table, built once: halo rows ``src`` and weights ``w``,
-        both (n_local, 1 + max in-degree); slot 0 is the row itself with ``-sum_j W_ij`` (of the
-        weights as stored, summed in float64), rows with fewer in-arcs are padded with weight 0."""
-        if self._gossip is None:
-            nl = self.n_local
-            dst = self._in_dst.cpu().numpy()
-            order = np.argsort(dst, kind="stable")
-            deg = np.bincount(dst, minlength=nl)
-            slot = 1 + np.arange(dst.size) - np.repeat(np.cumsum(deg) - deg, deg)
-            src = np.repeat(np.arange(nl)[:, None], 1 + int(deg.max(initial=0)), 1)
-            src[dst[order], slot] = self._in_src.cpu().numpy()[order]
-            w_in = self._in_w.double().cpu().numpy()
-            w = np.zeros(src.shape)
-            w[dst[order], slot] = w_in[order]
-            w[:, 0] = -np.bincount(dst, weights=w_in, minlength=nl)
-            self._gossip = (torch.as_tensor(src, device=self.device),
-                            torch.as_tensor(w, dtype=self.dtype, device=self.device))
-        return self._gossip
+    @cached_property
+    def _slots(self) -> SlotTable:
+        return SlotTable.of_in_arcs(self._in_src, self._in_dst, self._in_w, self.n_local, self.dtype, self.device)
 
     def laplacian(self, H: torch.Tensor) -> torch.Tensor:
         """``(L_t H)_i = sum_{j ~ i active} (H_i - H_j)``."""

@@ -25,7 +25,6 @@ class StackedNetwork(Network):
         self._W = self._operator(self.edge_w, self.self_w)
         self._W_diag = torch.as_tensor(self.self_w, device=dev, dtype=dt)[:, None]
         self._A = self._operator(np.ones(graph.m))
-        self._out_deg = graph.degree  # arcs out of agent i
         # a broadcast round repeated on static links with constant sizes: [bits, times, arc_bits, sent]
         self._round = [None, 0, None, None]
 
@@ -66,13 +65,13 @@ class StackedNetwork(Network):
         if self.active is None and not bits.flags.writeable:      # sizes a compressor guarantees constant
             self._round = [bits, 1, arc_bits, sent]
         else:
-            self._account(arc_bits, bits, sent)
+            self.traffic.record(arc_bits, bits, sent)
         return Vhat
 
     def _settle(self):
         bits, times, arc_bits, sent = self._round
         if times:
-            self._account(arc_bits, bits, sent, times)
+            self.traffic.record(arc_bits, bits, sent, times)
             self._round[1] = 0
 
     def exchange(self, M, compressor, shared=False, compact=False, mask_entries=0):
@@ -89,8 +88,8 @@ class StackedNetwork(Network):
             Msent, Mhat = (Mhat * on,) * 2 if Msent is Mhat else (Msent * on, Mhat * on)
         else:
             arc_bits = bits
-        arc_bits = self._mask_index_bits(arc_bits, mask_entries, shared)
-        self._account(arc_bits, arc_bits, arc_bits > 0)
+        arc_bits = self.traffic.with_mask_indices(arc_bits, mask_entries, shared)
+        self.traffic.record(arc_bits, arc_bits, arc_bits > 0)
         M.copy_(Msent)
         # both arcs of an active edge are rows 2e, 2e + 1 (compact: adjacent rows): swap each pair
         return Mhat.view(-1, 2, Mhat.shape[1]).flip(1).reshape(Mhat.shape)

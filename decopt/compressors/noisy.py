@@ -84,10 +84,10 @@ def typed_inner(node):
         allowed = [n for n in SCHEMAS if n != "noisy"]
         if name not in allowed:
             raise ConfigError(f"compressor.inner={name}: choose one of {', '.join(allowed)}")
-        from ..config import _typed
+        from ..schema import typed
 
         try:
-            return _typed("compressor.inner", data, SCHEMAS[name])
+            return typed("compressor.inner", data, SCHEMAS[name])
         except ConfigError as exc:
             raise ConfigError(_inner_key(str(exc))) from None
     try:

@@ -66,11 +66,6 @@ def uint_dtype(d: int) -> np.dtype:
     raise ValueError(f"d={d} too large")
 
 
-def index_width(d: int, mode: str) -> int:
-    """Bits one index into a vector of d entries takes on the wire."""
-    return packed_width(d) if mode == "packed" else 8 * uint_dtype(d).itemsize
-
-
 def nbytes(nbits: int) -> int:
     return (nbits + 7) // 8
 

@@ -38,8 +38,12 @@ class GraphConfig:
     def check(self) -> None:
         if self.n is not None and self.n < 2:
             raise ConfigError(f"graph.n={self.n}: a decentralized problem needs at least 2 agents")
+        if self.name == "hypercube" and self.n is not None and self.n & (self.n - 1):
+            raise ConfigError(f"graph.n={self.n}: graph=hypercube needs a power of two")
         if self.mixing not in MIXING_RULES:
             raise ConfigError(f"graph.mixing={self.mixing}: choose one of {', '.join(MIXING_RULES)}")
+        if self.mixing == "constant" and not (self.weight is not None and self.weight > 0):
+            raise ConfigError(f"graph.weight={self.weight}: graph.mixing=constant needs 0 < weight <= 1/max_degree")
         if self.links not in LINK_MODELS:
             raise ConfigError(f"graph.links={self.links}: choose one of {', '.join(LINK_MODELS)}")
         if not 0 < self.link_p <= 1:
@@ -81,7 +85,10 @@ class EdgeListConfig(GraphConfig):
 
     def check(self) -> None:
         super().check()
-        topologies.check_edge_file(self.file)
+        try:
+            topologies.check_edge_file(self.file)
+        except ConfigError as exc:                  # "file=...: why" names the key graph.file
+            raise ConfigError(f"graph.{exc}") from None
 
 
 def _plain(generator):

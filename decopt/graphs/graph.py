@@ -27,7 +27,7 @@ class Graph:
     def from_edges(n: int, edges, name: str = "graph", meta: dict | None = None) -> "Graph":
         e = np.asarray(list(edges), dtype=np.int64).reshape(-1, 2)
         if e.size and (e.min() < 0 or e.max() >= n):
-            raise ConfigError(f"graph: edge endpoint outside 0..{n - 1}")
+            raise ConfigError(f"edges: endpoint outside 0..{n - 1} (n={n})")
         e = e[e[:, 0] != e[:, 1]]
         e = np.sort(e, axis=1)
         e = np.unique(e, axis=0) if e.size else e.reshape(0, 2)
@@ -65,10 +65,6 @@ class Graph:
     @cached_property
     def laplacian(self) -> sp.csr_matrix:
         return (sp.diags(self.degree.astype(float)) - self.adjacency).tocsr()
-
-    def neighbors(self, i: int) -> np.ndarray:
-        a = self.adjacency
-        return np.sort(a.indices[a.indptr[i]:a.indptr[i + 1]])
 
     @cached_property
     def edge_index(self) -> dict:

@@ -21,9 +21,9 @@ class Links:
 
     def __init__(self, graph: Graph, model: str = "static", p: float = 1.0, seed: int = 0):
         if model not in MODELS:
-            raise ConfigError(f"graph.links={model}: choose one of {', '.join(MODELS)}")
+            raise ConfigError(f"model={model}: choose one of {', '.join(MODELS)}")
         if model == "bernoulli" and not 0 < p <= 1:
-            raise ConfigError(f"graph.link_p={p}: must be in (0, 1]")
+            raise ConfigError(f"p={p}: model=bernoulli needs 0 < p <= 1")
         self.graph, self.model, self.p, self.seed = graph, model, p, seed
         self._nbrs = graph.adjacency  # CSR, row i = neighbours of i
 

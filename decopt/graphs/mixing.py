@@ -27,10 +27,10 @@ def edge_weights(graph: Graph, rule: str = "metropolis", weight: float | None = 
         most = deg.max(initial=0) if max_active is None else max_active
         if weight is None or not 0 < weight * most <= 1:
             one = " (one active edge per agent)" if max_active == 1 else ""
-            raise ConfigError(f"graph.weight={weight}: mixing=constant needs 0 < weight <= 1/max_degree"
+            raise ConfigError(f"weight={weight}: rule=constant needs 0 < weight <= 1/max_degree"
                               f" = {1 / max(most, 1):.4g}{one}")
         return np.full(graph.m, float(weight))
-    raise ConfigError(f"graph.mixing={rule}: choose one of {', '.join(RULES)}")
+    raise ConfigError(f"rule={rule}: choose one of {', '.join(RULES)}")
 
 
 def mixing_matrix(graph: Graph, rule: str = "metropolis", weight: float | None = None,

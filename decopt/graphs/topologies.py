@@ -1,4 +1,5 @@
-"""Graph generators (networkx style: plain names, plain arguments). Each returns a :class:`Graph`."""
+"""Graph generators (networkx style: plain names, plain arguments). Each returns a :class:`Graph`;
+a bad argument is a one-line ConfigError (a ValueError) naming the argument, not a config key."""
 from __future__ import annotations
 
 import math
@@ -55,7 +56,7 @@ def torus(n: int) -> Graph:
 def hypercube(n: int) -> Graph:
     k = n.bit_length() - 1
     if n != 1 << k:
-        raise ConfigError(f"graph.n={n}: graph=hypercube needs a power of two")
+        raise ConfigError(f"n={n}: hypercube needs a power of two")
     return _from_nx(nx.hypercube_graph(k), "hypercube")
 
 
@@ -66,12 +67,13 @@ def exponential(n: int) -> Graph:
     return Graph.from_edges(n, edges, name="exponential")
 
 
-def _resample(n: int, seed: int, draw, name: str, what: str, **meta) -> Graph:
+def _resample(n: int, seed: int, draw, name: str, **meta) -> Graph:
     for attempt in range(1000):
         g = draw(np.random.default_rng([seed, attempt]))
         if g.is_connected():
             return Graph(n=g.n, edges=g.edges, name=name, meta={**meta, "attempts": attempt + 1})
-    raise ConfigError(f"{what}: no connected sample in 1000 draws; increase it")
+    args = ", ".join(f"{k}={v}" for k, v in meta.items())
+    raise ConfigError(f"{args}: no connected {name} sample in 1000 draws; increase it")
 
 
 def _pair(q: np.ndarray, n: int) -> np.ndarray:
@@ -89,7 +91,7 @@ def erdos_renyi(n: int, p: float, seed: int = 0) -> Graph:
     def draw(rng):
         q = rng.choice(pairs, size=rng.binomial(pairs, p), replace=False)
         return Graph.from_edges(n, _pair(q, n))
-    return _resample(n, seed, draw, "erdos_renyi", f"graph.p={p}", p=p)
+    return _resample(n, seed, draw, "erdos_renyi", p=p)
 
 
 def random_geometric(n: int, radius: float, seed: int = 0) -> Graph:
@@ -101,23 +103,23 @@ def random_geometric(n: int, radius: float, seed: int = 0) -> Graph:
         dist = np.linalg.norm(pts[iu[0]] - pts[iu[1]], axis=1)
         keep = dist < radius
         return Graph.from_edges(n, np.stack([iu[0][keep], iu[1][keep]], 1))
-    return _resample(n, seed, draw, "random_geometric", f"graph.radius={radius}", radius=radius)
+    return _resample(n, seed, draw, "random_geometric", radius=radius)
 
 
 MAX_EDGE_FILE_BYTES = 1 << 30     # an edge-list file larger than 1 GiB is refused before reading
-MAX_NODES = 10 ** 7               # node ids in an edge-list file are in [0, MAX_NODES) (or [0, graph.n))
+MAX_NODES = 10 ** 7               # node ids in an edge-list file are in [0, MAX_NODES) (or [0, n))
 
 
 def check_edge_file(file: str) -> None:
-    """``graph.file`` names a regular file of at most MAX_EDGE_FILE_BYTES (``/dev/zero`` is refused at once)."""
+    """``file`` names a regular file of at most MAX_EDGE_FILE_BYTES (``/dev/zero`` is refused at once)."""
     try:
         st = os.stat(file)
     except OSError as exc:
-        raise ConfigError(f"graph.file={file}: cannot read ({exc.strerror})") from None
+        raise ConfigError(f"file={file}: cannot read ({exc.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"graph.file={file}: not a regular file; give a text file of 'i j' lines")
+        raise ConfigError(f"file={file}: not a regular file; give a text file of 'i j' lines")
     if st.st_size > MAX_EDGE_FILE_BYTES:
-        raise ConfigError(f"graph.file={file}: {st.st_size} bytes; an edge list may hold at most "
+        raise ConfigError(f"file={file}: {st.st_size} bytes; an edge list may hold at most "
                           f"{MAX_EDGE_FILE_BYTES} bytes")
 
 
@@ -125,7 +127,7 @@ def edge_list(file: str, n: int | None = None) -> Graph:
     """Read links from a text file: one ``i j`` pair of integer node ids per line (whitespace or
     comma separated); blank lines and ``#`` comments are skipped; a link listed twice (``i j``
     and ``j i``) counts once. Refused, naming the line: anything but two ids, an id outside
-    ``[0, graph.n)`` (``[0, 10^7)`` when graph.n is null), a self-loop ``i i`` (an agent always
+    ``[0, n)`` (``[0, 10^7)`` when n is None), a self-loop ``i i`` (an agent always
     keeps its own value); and a file that yields fewer than 2 agents."""
     check_edge_file(file)
     limit = n or MAX_NODES
@@ -136,7 +138,7 @@ def edge_list(file: str, n: int | None = None) -> Graph:
                 text = line.split("#", 1)[0].replace(",", " ").split()
                 if not text:
                     continue
-                where = f"graph.file={file} line {no}"
+                where = f"file={file} line {no}"
                 try:
                     i, j = (int(v) for v in text)
                 except ValueError:
@@ -148,10 +150,10 @@ def edge_list(file: str, n: int | None = None) -> Graph:
                     raise ConfigError(f"{where}: self-loop '{i} {j}'; list links between two different agents")
                 pairs.append((i, j))
     except OSError as exc:
-        raise ConfigError(f"graph.file={file}: cannot read ({exc.strerror})") from None
+        raise ConfigError(f"file={file}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"graph.file={file}: not a text file; give 'i j' lines") from None
+        raise ConfigError(f"file={file}: not a text file; give 'i j' lines") from None
     size = n or (max(max(p) for p in pairs) + 1 if pairs else 0)
     if size < 2:
-        raise ConfigError(f"graph.file={file}: yields {size} agents; a decentralized problem needs at least 2")
+        raise ConfigError(f"file={file}: yields {size} agents; a decentralized problem needs at least 2")
     return Graph.from_edges(size, pairs, name="edge_list", meta={"file": file})

@@ -1,0 +1,98 @@
+"""FSPDA-STORM: FSPDA with STORM variance reduction on the primal and the dual (Yau, Liu & Wai,
+arXiv 2410.18774 v2; the recursion of [C2] ``pcode/optim/fspda_storm.py``, specs/fspda.md §2.5).
+
+Two gradients on the same minibatch, at x^t and x^{t-1}; one masked exchange per active edge
+(``masked_gossip``) carries both vectors on the same mask S^t::
+
+    q    = L_t(X^t),  qtil = L_t(X^{t-1})                              (same S^t, E^t)
+    d    = alpha g(x^t)     + eta lambda + gamma q
+    dtil = alpha g(x^{t-1}) + eta lambda + gamma qtil
+    m    = d (t = 0) | d + (1 - a)(m - dtil);   x^{t+1} = x^t - m
+    u    = q (t = 0) | q + (1 - b)(u - qtil);   lambda += beta u
+
+a = ``storm_momentum``, b = ``storm_dual_momentum`` (1 = no variance reduction: plain SGDA). The
+keys are FSPDA-SA's (``fspda.FSPDAKeys``); ``weight_decay`` (code 1e-4) is added to both
+gradients; no heavy ball (the code uses the gradients raw).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+from .base import agent_rows
+from .fspda import FSPDAKeys
+from .masked_gossip import MaskedGossip
+from .primal_dual import PrimalDual, PrimalDualState
+from .transforms import WeightDecay
+
+
+@dataclass
+class FSPDAStormConfig(FSPDAKeys):
+    """FSPDA-STORM (arXiv 2410.18774 v2; code fspda_storm.py): STORM recursions on the primal update and the
+    dual direction; two gradients on the same minibatch (at x^t and x^{t-1}), two masked vectors per
+    direction per active edge (same shared mask). d = alpha g(x^t) + eta lambda + gamma q;  m = d + (1 -
+    a)(m - dtil);  x <- x - m q = L_t(X^t);  u = q + (1 - b)(u - qtil);  lambda <- lambda + beta u.
+
+    FSPDA-STORM; ``storm_momentum`` = a, ``storm_dual_momentum`` = b (1 = plain SGDA)."""
+
+    name: str = "fspda_storm"
+    storm_momentum: float = 0.1  # a: primal STORM weight (1 = no variance reduction); code --storm_momentum
+    storm_dual_momentum: float = 0.1  # b: dual STORM weight (1 = off); code --storm_dual_momentum
+
+    def check(self) -> None:
+        super().check()
+        for key in ("storm_momentum", "storm_dual_momentum"):
+            if not 0 < getattr(self, key) <= 1:
+                raise ConfigError(f"algo.{key}={getattr(self, key)}: must be in (0, 1]")
+
+
+@dataclass(eq=False)
+class FSPDAStormState(PrimalDualState):
+    """+ x^{t-1} (``x_prev``) and the STORM estimators ``m`` (primal) and ``u`` (dual)."""
+
+    x_prev: torch.Tensor = agent_rows()
+    m: torch.Tensor = agent_rows()
+    u: torch.Tensor = agent_rows()
+
+
+class FSPDAStorm(PrimalDual):
+    """FSPDA-STORM (see the module docstring)."""
+
+    name = "fspda_storm"
+    config = FSPDAStormConfig
+    links = "any"
+    no_compressor = "sparsifies with its own shared mask (algo.mask_ratio)"
+
+    def __init__(self, cfg, net, problem, compressor):
+        super().__init__(cfg, net, problem, compressor)
+        self.direction = WeightDecay(cfg.weight_decay)
+        self.gossip = MaskedGossip(net, compressor, problem.segments, cfg.mask_ratio, cfg.k_rule, cfg.shared_mask)
+
+    def init(self, x0):
+        """x^0 = x^{-1}; Lambda^0 = 0; m, u start at 0 (set to d, q at t = 0)."""
+        z = torch.zeros_like(x0)
+        return FSPDAStormState(x=x0.clone(), x_prev=x0.clone(), lam=z, m=z.clone(), u=z.clone())
+
+    def step(self, state, t):
+        cfg = self.cfg
+        X, Xp, lam, m, u = state.x, state.x_prev, state.lam, state.m, state.u
+        alpha = cfg.step_size(t)
+        g = self.gradient(state, X, t)                  # same minibatch (keyed on t) ...
+        rnd = self.gossip.round(t, [X, Xp])
+        q = rnd.laplacian(X, 0).dense(X)                # L_t(X^t)
+        qt = rnd.laplacian(Xp, 1).dense(Xp)             # L_t(X^{t-1}), same masks
+        d = g.mul(alpha).add_(lam, alpha=cfg.eta).add_(q, alpha=cfg.gamma)
+        if t == 0:
+            m.copy_(d)
+            u.copy_(q)
+        else:
+            gp = self.gradient(state, Xp, t)            # ... at x^{t-1} (not needed at t = 0)
+            dt = gp.mul(alpha).add_(lam, alpha=cfg.eta).add_(qt, alpha=cfg.gamma)
+            m.sub_(dt).mul_(1 - cfg.storm_momentum).add_(d)
+            u.sub_(qt).mul_(1 - cfg.storm_dual_momentum).add_(q)
+        Xp.copy_(X)
+        X.sub_(m)                                       # x^{t+1} = x^t - m
+        lam.add_(u, alpha=cfg.beta)                     # lambda += beta u
+        return state

@@ -1,0 +1,55 @@
+"""The common part of the primal-dual methods (TiCoPD, CP-SGD, FSPDA): an iterate X and a dual
+Lambda per agent, Lambda^0 = 0 so that sum_i lambda_i = 0 for ever in the papers' forms (the
+``dual_sum`` metric watches it), and the gradient direction g = grad F(X) passed through the
+shared transforms (weight decay, heavy ball) that each method builds once in ``__init__``.
+
+TiCoPD (P1) and CP-SGD also share the node-wise mirror: a public copy x̂_i of every iterate that
+all neighbours hold, advanced by the compressed broadcast c_i = Q(x_i - x̂_i), with its Laplacian
+aggregate s = L X̂ kept as a running sum (``MirrorState``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .base import Algorithm, State, agent_rows
+from .public_copy import copy_start
+
+
+@dataclass(eq=False)
+class PrimalDualState(State):
+    """X (``x``), the dual Lambda (``lam``) and the heavy-ball buffer (``momentum``, None when off)."""
+
+    lam: torch.Tensor = agent_rows()
+    momentum: torch.Tensor = agent_rows()
+
+
+@dataclass(eq=False)
+class MirrorState(PrimalDualState):
+    """+ the node-wise mirror X̂ (``xhat``) and its aggregate L X̂ (``lxhat``)."""
+
+    xhat: torch.Tensor = agent_rows()
+    lxhat: torch.Tensor = agent_rows()
+
+
+class PrimalDual(Algorithm):
+    """A primal-dual method: ``direction`` (the transforms applied to the stochastic gradient, set
+    in ``__init__``), the gradient step's direction at X, and the dual-sum metric."""
+
+    def gradient(self, state: PrimalDualState, X: torch.Tensor, t: int) -> torch.Tensor:
+        """grad F(X) through ``direction`` (e.g. g + wd X, then the heavy ball)."""
+        return self.direction(self.problem.grad(X, t), X, state)
+
+    def metrics(self, state):
+        return {"dual_sum": float(self.net.sum(state.lam).norm())}
+
+
+class MirrorPrimalDual(PrimalDual):
+    """A primal-dual method with the node-wise mirror (TiCoPD P1, CP-SGD)."""
+
+    def init(self, x0):
+        """x^0; Lambda^0 = 0; X̂^0 at ``copy_init`` (0, or the common x^0, whose L X̂ is 0); L X̂^0 = 0."""
+        z = torch.zeros_like(x0)
+        start = copy_start(self.cfg, x0)
+        return MirrorState(x=x0.clone(), lam=z.clone(), xhat=z.clone() if start is None else start.clone(),
+                           lxhat=z.clone(), **self.direction.init_fields(x0))
