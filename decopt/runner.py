@@ -108,7 +108,7 @@ def _schedule(run, problem):
     (``geometric``: t = ceil(10^(k/20)), for runs over many decades); ``auto`` takes the
     problem's preference (``problem.eval_grid``, linear by default). The last iteration is always
     evaluated. ``next_due(t)``: the first evaluation after t (t < run.iterations)."""
-    grid = run.eval_grid if run.eval_grid != "auto" else getattr(problem, "eval_grid", "linear")
+    grid = run.eval_grid if run.eval_grid != "auto" else problem.eval_grid
     every, last = run.eval_every, run.iterations
     if grid == "linear":
         return (lambda t: _due(t, every, last)), (lambda t: min((t // every + 1) * every, last))

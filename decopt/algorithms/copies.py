@@ -75,15 +75,15 @@ def check_momentum(momentum: float) -> None:
 
 def batch_samples(problem) -> int:
     """Samples one gradient call uses per agent: the minibatch, or the local data (full batch)."""
-    b = getattr(problem, "batch_size", None)
+    b = problem.batch_size
     if b is not None:
         return int(b)
-    return int(getattr(problem, "m", 1))
+    return int(problem.m)
 
 
 def deterministic(problem) -> bool:
     """True when ``problem.grad`` does not depend on t (full local batch, no sampling)."""
-    return getattr(problem, "batch_size", 0) is None and not getattr(problem, "performative", False)
+    return problem.batch_size is None and not problem.performative
 
 
 @contextlib.contextmanager

@@ -87,7 +87,7 @@ class DoCoM(Algorithm):
         return state
 
     def samples(self, t: int) -> float:
-        b0 = self.cfg.b0 if self.cfg.b0 is not None else int(getattr(self.problem, "m", 1))
+        b0 = self.cfg.b0 if self.cfg.b0 is not None else int(self.problem.m)
         steps = t if self.cfg.variant == "paper" else max(t - 1, 0)
         return float(self.net.n * (b0 + self.grads_per_step * steps * batch_samples(self.problem)))
 
@@ -101,12 +101,10 @@ class DoCoM(Algorithm):
         if "grad_x" in state:                       # deterministic: grad f(Theta^t) from the last step
             g_new, g_old = p.grad(x_new, t), state["grad_x"]
             state["grad_x"] = g_new
-        elif hasattr(p, "grads"):                   # one minibatch draw and gather for both
+        else:                                       # one minibatch draw (and gather) for both
             g_new, g_old = p.grads((x_new, x_old), t)
             # the same arithmetic in the two fresh gradient buffers: g_old <- V - g_old
             return g_new.add_(torch.sub(state["v"], g_old, out=g_old), alpha=1.0 - beta)
-        else:
-            g_new, g_old = p.grad(x_new, t), p.grad(x_old, t)
         return torch.add(g_new, state["v"] - g_old, alpha=1.0 - beta)
 
     def _paper(self, state, t):

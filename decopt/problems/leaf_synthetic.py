@@ -41,6 +41,7 @@ import torch
 from ..errors import ConfigError
 from ..rng import Key, Stream
 from . import datasets
+from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
 
@@ -48,7 +49,7 @@ SOURCES = ("file", "generate")
 
 
 @dataclass
-class LeafSyntheticConfig:
+class LeafSyntheticConfig(ProblemConfig):
     name: str = "leaf_synthetic"
     source: str = "file"
     data_dir: str | None = None

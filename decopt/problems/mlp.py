@@ -21,6 +21,7 @@ import torch
 from ..errors import ConfigError
 from ..rng import Key, Stream
 from . import datasets
+from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
 
@@ -33,7 +34,7 @@ def mlp_size(inputs: int, hidden: int, classes: int = 10) -> int:
 
 
 @dataclass
-class MnistMLPConfig:
+class MnistMLPConfig(ProblemConfig):
     """784-hidden-10 sigmoid MLP on MNIST. ``data_dir``: folder with the four IDX files
     (null = $DECOPT_DATA/mnist). ``partition``: iid | sorted (by label, the papers'
     heterogeneous split) | dirichlet (with ``alpha``). ``train_size``: use only the first N
@@ -63,7 +64,7 @@ class MnistMLPConfig:
 
 
 @dataclass
-class DigitsMLPConfig:
+class DigitsMLPConfig(ProblemConfig):
     """64-hidden-10 sigmoid MLP on scikit-learn's bundled 8x8 digits: no data directory needed."""
 
     name: str = "digits_mlp"

@@ -19,12 +19,13 @@ import torch
 from ..errors import ConfigError
 from ..rng import Key, Stream
 from . import datasets
+from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
 
 
 @dataclass
-class SpambaseLogisticConfig:
+class SpambaseLogisticConfig(ProblemConfig):
     name: str = "spambase_logistic"
     data_dir: str | None = None
     batch_size: int | None = 32         # minibatch per agent per iteration; null = full local data

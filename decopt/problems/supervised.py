@@ -34,6 +34,7 @@ weights (the worst-agent metrics above, a problem's ``paper_metrics``).
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ class Supervised(Problem):
     bounds: list[float]
     wd: float = 0.0
     agent_metrics_on: bool = False
+    m = 1                   # agents hold different numbers of samples: a full batch counts one in ``samples``
 
     # ------------------------------------------------------------------ set-up
     def setup_data(self, train_x, train_y, test_x, test_y, parts: list[np.ndarray]) -> None:
@@ -99,8 +101,9 @@ class Supervised(Problem):
         return x.expand(self.net.n_local, self.d).clone()
 
     # ------------------------------------------------------------------ model hooks
+    @abstractmethod
     def _batch(self, X, A, Y, w, need_grad: bool = True, need_pred: bool = True):
-        raise NotImplementedError
+        """``(loss (n,), grad (n, d) | None, predicted labels (n, b) | None)`` (module docstring)."""
 
     def _predict(self, X, A):
         return self._batch(X, A, torch.zeros(A.shape[:2], dtype=torch.long, device=A.device),
