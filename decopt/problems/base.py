@@ -16,7 +16,7 @@ A config declares the same way (``ProblemConfig``): ``name``, ``batch_size``, ``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ import torch
 from ..rng import Key, Stream, integers
 
 
+@runtime_checkable
 class AgentRows(Protocol):
     """What a problem needs of the network: its agents and a sum over every process.
 
