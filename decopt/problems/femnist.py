@@ -38,7 +38,7 @@ class FemnistLeNetConfig(ProblemConfig):
     agent_metrics: bool = False         # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
-        check_common(self)
+        check_common(self.batch_size, weight_decay=self.weight_decay)
         datasets.femnist_dirs(self.data_dir)
 
 

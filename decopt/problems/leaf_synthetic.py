@@ -64,7 +64,7 @@ class LeafSyntheticConfig(ProblemConfig):
     agent_metrics: bool = True
 
     def check(self) -> None:
-        check_common(self, partitions=("users", "iid", "sorted", "dirichlet"))
+        check_common(self.batch_size, self.partition, self.alpha, ("users", "iid", "sorted", "dirichlet"), reg=self.reg)
         if self.source not in SOURCES:
             raise ConfigError(f"problem.source={self.source}: choose one of {', '.join(SOURCES)}")
         if self.source == "file":

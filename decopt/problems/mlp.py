@@ -51,7 +51,7 @@ class MnistMLPConfig(ProblemConfig):
     agent_metrics: bool = False         # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
-        check_common(self)
+        check_common(self.batch_size, self.partition, self.alpha, weight_decay=self.weight_decay)
         if self.hidden < 1:
             raise ConfigError(f"problem.hidden={self.hidden}: must be >= 1")
         if self.train_size is not None and self.train_size < 1:
@@ -77,7 +77,7 @@ class DigitsMLPConfig(ProblemConfig):
     agent_metrics: bool = True          # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
-        check_common(self)
+        check_common(self.batch_size, self.partition, self.alpha, weight_decay=self.weight_decay)
         if self.hidden < 1:
             raise ConfigError(f"problem.hidden={self.hidden}: must be >= 1")
         if not 0 < self.test_fraction < 1:

@@ -39,7 +39,7 @@ class SpambaseLogisticConfig(ProblemConfig):
     agent_metrics: bool = True          # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
-        check_common(self)
+        check_common(self.batch_size, self.partition, self.alpha, reg=self.reg)
         if self.features not in (48, 57):
             raise ConfigError(f"problem.features={self.features}: choose 48 (word frequencies) or 57 (all)")
         if not 0 < self.test_fraction < 1:
