@@ -99,8 +99,8 @@ class Algorithm:
     def samples(self, t: int) -> float:
         """Gradient samples drawn by all agents in the first t iterations (the ``samples`` column):
         evaluations x minibatch (the local data size for a full batch), plus any initial batch."""
-        b = getattr(self.problem, "batch_size", None)
-        b = int(b) if b is not None else int(getattr(self.problem, "m", 1))
+        b = self.problem.batch_size
+        b = int(b) if b is not None else int(self.problem.m)
         return float(self.net.n * self.grads_per_step * t * b)
 
 

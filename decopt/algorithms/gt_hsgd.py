@@ -49,7 +49,7 @@ class GTHSGD(Algorithm):
         return state
 
     def samples(self, t: int) -> float:
-        b0 = self.cfg.b0 if self.cfg.b0 is not None else int(getattr(self.problem, "m", 1))
+        b0 = self.cfg.b0 if self.cfg.b0 is not None else int(self.problem.m)
         return float(self.net.n * (b0 + 2 * t * batch_samples(self.problem)))
 
     def _mix(self, X):

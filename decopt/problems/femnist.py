@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from . import datasets
+from .base import ProblemConfig
 from .supervised import Supervised, check_common
 
 SHAPES = [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 16, 5, 5), (120,), (84, 120), (84,), (62, 84), (62,)]
@@ -29,7 +30,7 @@ FEATURES, CLASSES = 784, 62                 # values per sample (28 x 28), class
 
 
 @dataclass
-class FemnistLeNetConfig:
+class FemnistLeNetConfig(ProblemConfig):
     name: str = "femnist_lenet"
     data_dir: str | None = None
     batch_size: int | None = 32         # minibatch per agent per iteration; null = full local data
@@ -37,7 +38,7 @@ class FemnistLeNetConfig:
     agent_metrics: bool = False         # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
-        check_common(self)
+        check_common(self.batch_size, weight_decay=self.weight_decay)
         datasets.femnist_dirs(self.data_dir)
 
 

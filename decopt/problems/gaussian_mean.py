@@ -33,11 +33,12 @@ import torch
 
 from ..errors import ConfigError
 from ..rng import Key, Stream, normal_steps, uniform
+from .base import ProblemConfig
 from .performative import Performative, check_per_agent, per_agent, sensitivities
 
 
 @dataclass
-class GaussianMeanConfig:
+class GaussianMeanConfig(ProblemConfig):
     """eps_mean: eps_avg (the average sensitivity); eps_spread: eps_i = eps_mean (1 + spread u_i),
     u_i evenly spaced in [-1, 1]; eps: explicit per-agent list eps_i (overrides both); zbar_i ~
     U(zbar_low, zbar_high) fixed per agent; zbar: explicit per-agent list zbar_i (overrides the
@@ -82,11 +83,12 @@ class GaussianMeanConfig:
 
 class GaussianMean(Performative):
     NOISE_VALUES = 1 << 16
+    m = 1                       # one sample distribution per agent (``samples`` counts batch_size draws)
 
     def __init__(self, cfg: GaussianMeanConfig, net, seed):
         super().__init__(net, seed)
         self.dim, self.replicas, self.d = cfg.dim, cfg.replicas, cfg.dim * cfg.replicas
-        self.batch_size, self.sigma, self.m = cfg.batch_size, cfg.sigma, 1
+        self.batch_size, self.sigma = cfg.batch_size, cfg.sigma
         rows = net.rows
         eps = sensitivities(net.n, rows, cfg.eps_mean, cfg.eps_spread, cfg.eps)
         if cfg.zbar is None:

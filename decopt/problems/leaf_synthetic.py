@@ -41,6 +41,7 @@ import torch
 from ..errors import ConfigError
 from ..rng import Key, Stream
 from . import datasets
+from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
 
@@ -48,7 +49,7 @@ SOURCES = ("file", "generate")
 
 
 @dataclass
-class LeafSyntheticConfig:
+class LeafSyntheticConfig(ProblemConfig):
     name: str = "leaf_synthetic"
     source: str = "file"
     data_dir: str | None = None
@@ -63,7 +64,7 @@ class LeafSyntheticConfig:
     agent_metrics: bool = True
 
     def check(self) -> None:
-        check_common(self, partitions=("users", "iid", "sorted", "dirichlet"))
+        check_common(self.batch_size, self.partition, self.alpha, ("users", "iid", "sorted", "dirichlet"), reg=self.reg)
         if self.source not in SOURCES:
             raise ConfigError(f"problem.source={self.source}: choose one of {', '.join(SOURCES)}")
         if self.source == "file":

@@ -8,11 +8,11 @@ import torch
 
 from ..errors import ConfigError
 from ..rng import Key, Stream, normal
-from .base import Problem
+from .base import Problem, ProblemConfig
 
 
 @dataclass
-class LeastSquaresConfig:
+class LeastSquaresConfig(ProblemConfig):
     """``dim`` unknowns, ``samples`` rows per agent; agent i's data come from its own planted
     x_i* = x_c + heterogeneity * N(0, I), so the local minimizers differ."""
 

@@ -8,11 +8,11 @@ import torch
 
 from ..errors import ConfigError
 from ..rng import Key, Stream, normal, uniform
-from .base import Problem
+from .base import Problem, ProblemConfig
 
 
 @dataclass
-class LogisticConfig:
+class LogisticConfig(ProblemConfig):
     """Agent i's features are N(mu_i, I) with mu_i = heterogeneity * N(0, I); labels follow a
     planted logistic model. f_i(x) = mean log(1 + exp(-y a^T x)) + (reg / 2) ||x||^2."""
 

@@ -42,12 +42,13 @@ from ..errors import ConfigError
 from ..rng import Key, Stream, integers_steps
 from . import datasets
 from .partition import partition
+from .base import ProblemConfig
 from .performative import Performative, check_per_agent, sensitivities
 from .spambase import spambase_split
 
 
 @dataclass
-class StrategicSpamConfig:
+class StrategicSpamConfig(ProblemConfig):
     """eps_mean: eps_avg; eps_spread: eps_i = eps_mean (1 + spread u_i), u_i evenly in [-1, 1]
     ({0.4, ..., 1.6} eps_avg for 25 agents); eps: explicit per-agent list eps_i (overrides both);
     reg: ridge weight (beta in the paper); batch_size: base samples per agent per iteration;
