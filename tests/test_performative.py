@@ -74,9 +74,9 @@ def test_dsgd_gd_uses_the_sample_gradient_at_a_fixed_sample():
     assert not torch.allclose(g, theta2.grad)
     # and one full step: theta^1 = W theta^0 - gamma_1 grad, gamma_1 = lr / (a1 + 1), W = ring weights 1/3
     W = torch.as_tensor(net.graph.adjacency.toarray() / 3.0) + torch.eye(25, dtype=torch.float64) / 3.0
-    state = {"x": x.clone()}
+    state = algo.init(x)
     net.begin(t)
-    algo.step(state, t)
+    state = algo.step(state, t)
     gamma = algo.cfg.lr / (algo.cfg.a1 + t + 1)
     np.testing.assert_allclose(state["x"], W @ x - gamma * (x - Z.mean(1)), atol=1e-12)
 
