@@ -1,5 +1,5 @@
 """Checkpoints as data, never code (DESIGN §7): one safetensors file holding the algorithm's state
-(all agents' rows) and the network's per-arc counters, with a JSON manifest in its header: the
+(every agent's and arc's rows) and the network's per-arc counters, with a JSON manifest in its header: the
 iteration ``t``, the elapsed time, the network's totals, the decopt version, the state's fields
 with their row kinds (``State.rows()``: "agent" or "arc"), the job's config and its fingerprint.
 Nothing is ever unpickled.
