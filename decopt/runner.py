@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, loggers, provenance
-from .algorithms import Algorithm, build_algorithm
+from .algorithms import Algorithm, State, build_algorithm
 from .comm import Network, StackedNetwork
 from .compressors import build_compressor
 from .config import Settings, check_kept, check_memory, validate
@@ -387,7 +387,7 @@ def _columns(rows: list[dict]) -> dict:
     return {k: [r.get(k, math.nan) for r in rows] for k in keys}
 
 
-def _start(cfg, config: dict, out: RunDir | None, state: dict, net, comm) -> tuple[int, float, dict | None]:
+def _start(cfg, config: dict, out: RunDir | None, state: State, net, comm) -> tuple[int, float, dict | None]:
     """Prepare the run directory and load the checkpoint to resume from: ``(t0, elapsed, last
     metrics row)``. The root reads and checks the files; every rank gets the checkpoint (or the
     same ConfigError)."""
@@ -406,8 +406,9 @@ def _start(cfg, config: dict, out: RunDir | None, state: dict, net, comm) -> tup
     if found is None:
         return 0, 0.0, None
     manifest, tensors, last_row = found
-    for k, v in state.items():                          # exactly the state's keys (checked)
-        saved = net.local(tensors[f"state.{k}"].to(v.device))
+    for k, rows in state.rows().items():                # exactly the state's fields (checked)
+        v = state[k]
+        saved = net.local(tensors[f"state.{k}"].to(v.device), rows)
         if saved.shape != v.shape or saved.dtype != v.dtype:
             raise RunDirError(f"run.resume: the checkpoint's state.{k} is {saved.dtype} {tuple(saved.shape)}, "
                               f"this job's {v.dtype} {tuple(v.shape)}")
@@ -418,7 +419,7 @@ def _start(cfg, config: dict, out: RunDir | None, state: dict, net, comm) -> tup
     return manifest["t"], manifest["elapsed"], last_row
 
 
-def _open_run(cfg, config: dict, out: RunDir, state: dict):
+def _open_run(cfg, config: dict, out: RunDir, state: State):
     """Root: a fresh run directory (None), or the checked checkpoint ``(manifest, tensors, last row)``."""
     resume = config["run.resume"]
     data = out.read_checkpoint() if resume else None
@@ -431,7 +432,7 @@ def _open_run(cfg, config: dict, out: RunDir, state: dict):
         return None
     where = out.path / CHECKPOINT
     manifest, tensors = checkpoint.decode(data, where)
-    changed = checkpoint.check(manifest, tensors, config, state, where)
+    changed = checkpoint.check(manifest, tensors, config, state.rows(), where)
     from .version import __version__
 
     if manifest["decopt_version"] != __version__:
@@ -442,9 +443,10 @@ def _open_run(cfg, config: dict, out: RunDir, state: dict):
     return manifest, tensors, last_row
 
 
-def _save_checkpoint(out: RunDir | None, t: int, elapsed: float, state: dict, net, config: dict) -> None:
+def _save_checkpoint(out: RunDir | None, t: int, elapsed: float, state: State, net, config: dict) -> None:
     """Gather the state on the root (collective) and write it there as one file, atomically."""
-    full = {k: net.gather(v) for k, v in state.items()}
+    rows = state.rows()
+    full = {k: net.gather(state[k], kind) for k, kind in rows.items()}
     traffic = net.state_dict()
     if out is not None:
-        out.write_checkpoint(checkpoint.encode(t, elapsed, full, traffic, config))
+        out.write_checkpoint(checkpoint.encode(t, elapsed, full, rows, traffic, config))

@@ -53,7 +53,7 @@ class State(Mapping):
 
 
 class Algorithm:
-    """Holds no iterates itself: ``init`` builds the state dict, ``step`` advances it.
+    """Holds no iterates itself: ``init`` builds the ``State``, ``step`` advances it.
 
     ``links`` says which link models the method is defined for: ``"static"`` (needs every edge
     every iteration), ``"random"`` (built for random links), or ``"any"``. ``no_compressor``, when
@@ -63,7 +63,6 @@ class Algorithm:
     name = "base"
     links = "any"
     no_compressor: str | None = None
-    arc_state: tuple = ()       # state keys with one row per local out-arc (net.out_arcs order), not per agent
 
     def __init__(self, cfg, net: Network, problem: Problem, compressor: Compressor):
         self.cfg, self.net, self.problem, self.compressor = cfg, net, problem, compressor
@@ -88,7 +87,7 @@ class Algorithm:
 
     def iterate(self, state: State) -> torch.Tensor:
         """The primal iterate X (one row per local agent) at which metrics are taken."""
-        return state["x"]
+        return state.x
 
     def metrics(self, state: State) -> dict:
         """Algorithm-specific metrics (e.g. the sum of duals); computed with network reductions."""
