@@ -62,7 +62,7 @@ def numpy_reference(iterations: int) -> float:
         W[i, i] = W[i, (i + 1) % n] = W[i, (i - 1) % n] = 1 / 3
     eps, zbar = problem.eps[:, 0].numpy(), problem.zbar[:, 0].numpy()
     theta_ps = float(problem.theta_ps)
-    a0, a1 = algo.cfg.a0, algo.cfg.a1
+    a0, a1 = algo.cfg.lr, algo.cfg.a1
     grid, rows = geometric_grid(iterations), []
     rng = np.random.default_rng(0)
     x = np.zeros(n)

@@ -1,7 +1,8 @@
 """Checkpoints as data, never code (DESIGN §7): one safetensors file holding the algorithm's state
-(all agents' rows) and the network's per-arc counters, with a JSON manifest in its header: the
-iteration ``t``, the elapsed time, the network's totals, the decopt version, the state's keys, the
-job's config and its fingerprint. Nothing is ever unpickled.
+(every agent's and arc's rows) and the network's per-arc counters, with a JSON manifest in its header: the
+iteration ``t``, the elapsed time, the network's totals, the decopt version, the state's fields
+with their row kinds (``State.rows()``: "agent" or "arc"), the job's config and its fingerprint.
+Nothing is ever unpickled.
 
 A checkpoint resumes only the job that wrote it: the fingerprint covers the whole validated config
 but the keys in ``RESUMABLE``, which change how long the run goes and how it is watched, never the
@@ -17,7 +18,7 @@ import torch
 
 from .errors import RunDirError
 
-FORMAT = 1
+FORMAT = 2                  # 2: the manifest names each state field's rows ("state_rows")
 RESUMABLE = ("run.iterations", "run.resume", "run.checkpoint_every", "run.eval_every", "run.eval_grid",
              "run.progress", "run.log_every_s", "run.threads", "run.device", "run.diverge_threshold", "backend.name",
              "run.loggers", "run.mlflow_uri")
@@ -45,8 +46,9 @@ def fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(fixed, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def encode(t: int, elapsed: float, state: dict, traffic: dict, config: dict) -> bytes:
-    """The checkpoint file's bytes: ``state`` (global tensors) and ``traffic`` (``Network.state_dict``)."""
+def encode(t: int, elapsed: float, state: dict, rows: dict, traffic: dict, config: dict) -> bytes:
+    """The checkpoint file's bytes: ``state`` (global tensors, gathered), ``rows`` (their kinds,
+    ``State.rows()``) and ``traffic`` (``Network.state_dict``)."""
     from safetensors.torch import save
 
     from .version import __version__
@@ -55,7 +57,7 @@ def encode(t: int, elapsed: float, state: dict, traffic: dict, config: dict) -> 
     tensors["net.arc_bits"] = torch.as_tensor(traffic["arc_bits"])
     tensors["net.arc_msgs"] = torch.as_tensor(traffic["arc_msgs"])
     manifest = {"format": FORMAT, "t": int(t), "elapsed": float(elapsed), "decopt_version": __version__,
-                "state_keys": sorted(state), "network": {"bits": int(traffic["bits"]),
+                "state_rows": dict(sorted(rows.items())), "network": {"bits": int(traffic["bits"]),
                                                          "sim_time": float(traffic["sim_time"])},
                 "fingerprint": fingerprint(config), "config": config}
     return save(tensors, metadata={"decopt": json.dumps(manifest)})
@@ -72,7 +74,7 @@ def decode(data: bytes, where) -> tuple[dict, dict]:
         tensors = load(data)
         if manifest["format"] != FORMAT:
             raise ValueError(f"format {manifest['format']}, this decopt reads {FORMAT}")
-        missing = [k for k in ("t", "elapsed", "state_keys", "network", "fingerprint", "config") if k not in manifest]
+        missing = [k for k in ("t", "elapsed", "state_rows", "network", "fingerprint", "config") if k not in manifest]
         if missing:
             raise ValueError(f"its manifest lacks {', '.join(missing)}")
     except Exception as exc:          # any malformed file: bad header, JSON, tensors or manifest
@@ -81,9 +83,10 @@ def decode(data: bytes, where) -> tuple[dict, dict]:
     return manifest, tensors
 
 
-def check(manifest: dict, tensors: dict, config: dict, state_keys, where) -> dict:
+def check(manifest: dict, tensors: dict, config: dict, rows: dict, where) -> dict:
     """Refuse (RunDirError, one line) a checkpoint of another job, past ``run.iterations``, or whose
-    state keys differ from this algorithm's; return the resumable keys that changed, ``{key: [old, new]}``."""
+    state fields (``rows``: this job's ``State.rows()``) differ from this job's; return the resumable
+    keys that changed, ``{key: [old, new]}``."""
     old = manifest["config"]
     if manifest["fingerprint"] != fingerprint(config):
         keys = sorted(k for k in set(old) | set(config) if k not in RESUMABLE and old.get(k) != config.get(k))
@@ -96,10 +99,10 @@ def check(manifest: dict, tensors: dict, config: dict, state_keys, where) -> dic
     if manifest["t"] > iterations:
         raise RunDirError(f"run.iterations={iterations}: the checkpoint {where} is at iteration {manifest['t']}; "
                           f"resume needs run.iterations >= {manifest['t']}")
-    want = sorted(state_keys)
+    want = sorted(rows)
     have = sorted(k[len("state."):] for k in tensors if k.startswith("state."))
     expected = {f"state.{k}" for k in want} | {"net.arc_bits", "net.arc_msgs"}
-    if manifest["state_keys"] != want or have != want or set(tensors) != expected:
+    if manifest["state_rows"] != rows or have != want or set(tensors) != expected:
         raise RunDirError(f"run.resume: the checkpoint {where} holds the state {', '.join(have)}; this job's "
                           f"state is {', '.join(want)}")
     return {k: [old.get(k), config.get(k)] for k in RESUMABLE if old.get(k) != config.get(k)}

@@ -217,8 +217,8 @@ def check_memory(settings: Settings, n: int, m: int | None = None) -> None:
     if avail is None:
         return
     problem, item = settings.problem, np.dtype(settings.run.dtype).itemsize
-    batch = max(getattr(problem, "batch_size", None) or 0, getattr(settings.algo, "b0", None) or 0)
-    d, data = problem.footprint(n, batch) if hasattr(problem, "footprint") else (1, n * batch)   # a float a sample
+    batch = max(problem.batch_size or 0, getattr(settings.algo, "b0", None) or 0)
+    d, data = problem.footprint(n, batch)
     m = graphs.edge_count(settings.graph, n) if m is None else m
     parts = {"iterate": item * 2 * n * d, "problem data": item * data, "graph": 16 * (n + m)}
     if sum(parts.values()) > avail:

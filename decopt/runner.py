@@ -1,4 +1,12 @@
-"""The loop: build the pieces from a validated config, step, evaluate, write the run directory."""
+"""One job, as its steps (``run_job``):
+
+* **build** the pieces from a validated config: graph, network, problem, compressor, algorithm
+  (``Job.build``; on every MPI rank or none);
+* **resume** from the run directory's checkpoint, or start fresh (``_start``);
+* **loop**: a step or a fused advance at a time, stop signals, divergence, checkpoints (``Loop``);
+* **record**: the metrics rows (streamed to the run directory), the loggers, progress (``Record``);
+* **finish**: the summary, the traffic ledger, the ``Result`` (``_finish``).
+"""
 from __future__ import annotations
 
 import bisect
@@ -7,21 +15,23 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from . import checkpoint, loggers, provenance
-from .algorithms import build_algorithm
-from .comm import StackedNetwork
+from .algorithms import Algorithm, State, build_algorithm
+from .comm import Network, StackedNetwork
 from .compressors import build_compressor
 from .config import Settings, check_kept, check_memory, validate
 from .errors import ConfigError, RunDirError
-from .graphs import Links, build_graph, mixing_matrix, spectral_gap
+from .graphs import Graph, Links, build_graph, mixing_matrix, spectral_gap
 from .metrics import evaluate, finite, state_finite
-from .problems import build_problem
+from .problems import Problem, build_problem
 from .progress import Progress
 from .results import CHECKPOINT, RunDir, read_metrics
+from .stop import StopOnSignal
 
 log = logging.getLogger("decopt")
 
@@ -52,6 +62,30 @@ class Result:
         return pandas.DataFrame(self.metrics)
 
 
+def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
+    """Run one job. ``cfg`` is a composed config (dict or DictConfig); ``run_dir`` is written by
+    the root process only, which holds its lock until the job ends; ``comm`` is an MPI
+    communicator for the ``mpi`` backend."""
+    settings = validate(cfg)
+    root = comm is None or comm.Get_rank() == 0
+    out = RunDir(run_dir) if (root and run_dir is not None) else None
+    try:
+        torch.set_num_threads(settings.run.threads)
+        job = Job.build(settings, comm)                                             # build
+        config = checkpoint.job_config(settings)
+        state = job.algo.init(job.problem.x0())
+        t0, elapsed, last_row = _start(cfg, config, out, state, job.net, comm)      # resume (or start)
+        record = Record(job, out, run_dir, config, t0, last_row)                    # record
+        save = None if run_dir is None else partial(_save_checkpoint, out, net=job.net, config=config)
+        loop = Loop(job, record, elapsed, save)                                     # loop
+        state = loop.run(state, t0)
+        return _finish(job, loop, record, out, run_dir, state)                      # finish
+    finally:
+        if out is not None:
+            out.close()
+
+
+# ---------------------------------------------------------------------------------------- build
 def block(rank: int, size: int, n: int) -> range:
     """Contiguous block of agents owned by ``rank`` (the first n % size ranks get one more)."""
     base, extra = divmod(n, size)
@@ -94,6 +128,86 @@ def build(settings: Settings, comm=None):
     return graph, net, problem, algorithm
 
 
+@dataclass
+class Job:
+    """The pieces of one job on this process, and ``info``: what the summary says of them."""
+
+    settings: Settings
+    comm: object
+    graph: Graph
+    net: Network
+    problem: Problem
+    algo: Algorithm
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, comm=None) -> Job:
+        """``build`` on every rank, or a ConfigError on every rank (else the MPI world aborts)."""
+        try:
+            job = cls(settings, comm, *build(settings, comm))
+        except ConfigError as exc:
+            _built_together(comm, exc)
+            raise
+        _built_together(comm, None)
+        job.info = job.describe()
+        return job
+
+    @property
+    def root(self) -> bool:
+        return self.comm is None or self.comm.Get_rank() == 0
+
+    @property
+    def world(self) -> int:
+        return self.comm.Get_size() if self.comm is not None else 1
+
+    def describe(self) -> dict:
+        """The backend, sizes, graph (with the spectral gap of E[W_t] on random links) and components."""
+        s, graph = self.settings, self.graph
+        W = mixing_matrix(graph, s.graph.mixing, s.graph.weight, self.net.links)
+        return {"backend": self.net.backend, "world_size": self.world, "n_agents": graph.n,
+                "dimension": self.problem.d, "graph": graph.name, "edges": graph.m, "spectral_gap": spectral_gap(W),
+                "bits_convention": s.run.bits_convention, "algorithm": self.algo.name,
+                "compressor": s.compressor.name, "problem": s.problem.name}
+
+
+# ---------------------------------------------------------------------------------------- record
+class Record:
+    """Metrics rows: evaluated at a state, streamed to the run directory's metrics.csv (kept in
+    memory only without a run directory), logged to the trackers; and the progress display.
+    ``last``: the last finite row (a resumed run's last row until a new one)."""
+
+    def __init__(self, job: Job, out: RunDir | None, run_dir, config: dict, t0: int, last: dict | None):
+        run = job.settings.run
+        self.job, self.out, self.last = job, out, last
+        self.rows = [] if run_dir is None else None
+        self.tracker = loggers.start(run.loggers, run_dir, config, t0, run.mlflow_uri) if job.root else None
+        self.progress = Progress(run.iterations, t0, enabled=job.root, mode=run.progress, every_s=run.log_every_s)
+
+    def metrics(self, state) -> dict | None:
+        """The metrics at ``state``, or None unless they and the state are finite on every rank
+        (collective: every rank gets the same answer)."""
+        job = self.job
+        metrics = evaluate(job.problem, job.algo, job.net, state, paper=job.settings.run.paper_metrics)
+        bad = 0 if finite(metrics) and state_finite(state) else 1
+        return None if int(job.net.allreduce(torch.tensor(bad))) else metrics
+
+    def write(self, t: int, metrics: dict, wall_time: float) -> None:
+        """The row of iteration t: the counters (bits, samples, times), then the metrics."""
+        net = self.job.net
+        row = {"iteration": t, "bits": net.total_bits(), "samples": self.job.algo.samples(t), "wall_time": wall_time}
+        if net.link_model:
+            row["sim_time"] = net.total_sim_time()
+        row.update(metrics)
+        if self.out is not None:
+            self.out.append_metrics(row)
+        if self.rows is not None:
+            self.rows.append(row)
+        if self.tracker is not None:
+            self.tracker.log(row)
+        self.last = row
+
+
+# ---------------------------------------------------------------------------------------- loop
 def _due(t: int, every: int, last: int) -> bool:
     return t % every == 0 or t == last
 
@@ -106,9 +220,9 @@ def _schedule(run, problem):
     """``(due, next_due)``: ``due(t)`` says whether to evaluate after t iterations, every
     ``eval_every`` iterations (``linear``), or about 20 times per decade of iterations
     (``geometric``: t = ceil(10^(k/20)), for runs over many decades); ``auto`` takes the
-    problem's preference (``problem.eval_grid``, linear by default). The last iteration is always
-    evaluated. ``next_due(t)``: the first evaluation after t (t < run.iterations)."""
-    grid = run.eval_grid if run.eval_grid != "auto" else getattr(problem, "eval_grid", "linear")
+    problem's preference (``problem.eval_grid``). The last iteration is always evaluated.
+    ``next_due(t)``: the first evaluation after t (t < run.iterations)."""
+    grid = run.eval_grid if run.eval_grid != "auto" else problem.eval_grid
     every, last = run.eval_every, run.iterations
     if grid == "linear":
         return (lambda t: _due(t, every, last)), (lambda t: min((t // every + 1) * every, last))
@@ -124,136 +238,112 @@ def _exploded(X, threshold) -> bool:
     return bool(threshold) and bool((X.abs() > threshold).any())
 
 
-def run_job(cfg: dict, run_dir=None, comm=None) -> Result:
-    """Run one job. ``cfg`` is a composed config (dict or DictConfig); ``run_dir`` is written by
-    the root process only, which holds its lock until the job ends; ``comm`` is an MPI
-    communicator for the ``mpi`` backend."""
-    settings = validate(cfg)
-    root = comm is None or comm.Get_rank() == 0
-    out = RunDir(run_dir) if (root and run_dir is not None) else None
-    try:
-        return _job(cfg, settings, run_dir, out, comm)
-    finally:
-        if out is not None:
-            out.close()
+class Loop:
+    """Advance the state from t0 to ``run.iterations``: one ``step`` at a time, or one fused call
+    (``Algorithm.fused_steps``) up to the next evaluation or checkpoint. Where due, record the
+    metrics, and stop (``status``) on a non-finite value or an iterate beyond
+    ``run.diverge_threshold`` (``diverged``) or on a stop signal (``interrupted``: every rank at
+    the same iteration, after a checkpoint); ``save(t, wall_time, state)`` writes the checkpoint
+    every ``run.checkpoint_every`` iterations and on a stop (None: no run directory)."""
 
+    def __init__(self, job: Job, record: Record, elapsed: float, save=None):
+        self.job, self.record, self.save, self.run_cfg = job, record, save, job.settings.run
+        self.due, self.next_due = _schedule(self.run_cfg, job.problem)
+        self.fused = job.algo.fused_steps()              # None: one step at a time
+        self.status, self.t0, self.done = "completed", 0, 0
+        self.elapsed, self.compute, self.session, self.start = elapsed, 0.0, 0.0, 0.0
 
-def _job(cfg, settings, run_dir, out, comm) -> Result:
-    run = settings.run
-    torch.set_num_threads(run.threads)
-    root = comm is None or comm.Get_rank() == 0
-    world = comm.Get_size() if comm is not None else 1
-    try:
-        graph, net, problem, algo = build(settings, comm)
-    except ConfigError as exc:
-        _built_together(comm, exc)                 # every rank raised it alike (else the world aborts)
-        raise
-    _built_together(comm, None)
-    ckpt_path = Path(run_dir) / CHECKPOINT if run_dir is not None else None
-    config = checkpoint.job_config(settings)
+    def wall_time(self) -> float:
+        """Seconds of every session of the run so far."""
+        return self.elapsed + time.perf_counter() - self.start
 
-    state = algo.init(problem.x0())
-    rows = [] if run_dir is None else None          # kept in memory only without a run directory
-    t0, elapsed, last_row = _start(cfg, config, out, state, net, comm)
-    tracker = loggers.start(run.loggers, run_dir, config, t0, run.mlflow_uri) if root else None
+    def run(self, state, t0: int):
+        """The final state; ``status``, ``done`` (iterations), ``session`` and ``compute`` (seconds) say how it went."""
+        job, last = self.job, self.run_cfg.iterations
+        self.t0 = self.done = t0
+        self.start = time.perf_counter()
+        with StopOnSignal(job.net, job.world, on_stuck=_killed_while_waiting(self.record.out, job.comm)) as stop:
+            try:
+                if t0 == 0:
+                    self._evaluate(state)
+                while self.done < last and self.status == "completed":
+                    state = self._advance(state)
+                    if self.due(self.done) and not (self._evaluate(state) and self._bounded(state)):
+                        break
+                    self.record.progress.update(self.done, self.record.last)
+                    if self._checkpoint_or_stop(state, stop):
+                        break
+            finally:
+                self.record.progress.close()
+        self.session = time.perf_counter() - self.start
+        return state
 
-    W = mixing_matrix(graph, settings.graph.mixing, settings.graph.weight, net.links)    # E[W_t] on random links
-    info = {
-        "backend": net.backend, "world_size": world, "n_agents": graph.n, "dimension": problem.d,
-        "graph": graph.name, "edges": graph.m, "spectral_gap": spectral_gap(W),
-        "bits_convention": run.bits_convention, "algorithm": algo.name,
-        "compressor": settings.compressor.name, "problem": settings.problem.name,
-    }
-    progress = Progress(run.iterations, t0, enabled=root, mode=run.progress, every_s=run.log_every_s)
-    status, last_finite, done = "completed", last_row, t0
-    comp_time = 0.0
+    def _advance(self, state):
+        """One step, or one fused call; its compute time (less communication) adds to ``compute``."""
+        net, t = self.job.net, self.done
+        if self.fused is None:
+            net.begin(t)
+            self.done = t + 1
+        else:
+            self.done = self._chunk_end(t)
+        c0, s0 = net.comm_time, time.perf_counter()
+        state = self.job.algo.step(state, t) if self.fused is None else self.fused(state, t, self.done - t)
+        self.compute += time.perf_counter() - s0 - (net.comm_time - c0)
+        return state
 
-    due, next_due = _schedule(run, problem)
-    fused = algo.fused_steps()                     # None: one step at a time
-
-    def chunk_end(t):
+    def _chunk_end(self, t: int) -> int:
         """Where a fused call from t stops: the next evaluation or checkpoint, at most FUSED_CHUNK on."""
-        end = min(next_due(t), t + FUSED_CHUNK)
-        if run.checkpoint_every:
-            end = min(end, (t // run.checkpoint_every + 1) * run.checkpoint_every)
-        return end
+        end, every = min(self.next_due(t), t + FUSED_CHUNK), self.run_cfg.checkpoint_every
+        return min(end, (t // every + 1) * every) if every else end
 
-    def record(t_now, row_metrics):
-        row = {"iteration": t_now, "bits": net.total_bits(), "samples": algo.samples(t_now),
-               "wall_time": elapsed + time.perf_counter() - start}
-        if net.link_model:
-            row["sim_time"] = net.total_sim_time()
-        row.update(row_metrics)
-        if out is not None:
-            out.append_metrics(row)
-        if rows is not None:
-            rows.append(row)
-        if tracker is not None:
-            tracker.log(row)
-        return row
+    def _evaluate(self, state) -> bool:
+        """Record the row of iteration ``done``; False (diverged) when a value is not finite on some rank."""
+        metrics = self.record.metrics(state)
+        if metrics is None:
+            return self._diverged("non-finite iterate or metrics")
+        self.record.write(self.done, metrics, self.wall_time())
+        return True
 
-    def healthy(metrics) -> bool:
-        """Finite metrics and state on every rank (every rank stops together)."""
-        bad = 0 if finite(metrics) and state_finite(state) else 1
-        return not int(net.allreduce(torch.tensor(bad)))
+    def _bounded(self, state) -> bool:
+        """False (diverged) when the iterate exceeds ``run.diverge_threshold`` on some rank (collective)."""
+        threshold = self.run_cfg.diverge_threshold
+        exploded = torch.tensor(int(_exploded(self.job.algo.iterate(state), threshold)))
+        return not int(self.job.net.allreduce(exploded)) or self._diverged(
+            f"iterate beyond run.diverge_threshold={threshold:g}")
 
-    start = time.perf_counter()
-    with _StopOnSignal(net, on_stuck=_killed_while_waiting(out, comm)) as stop:
-        try:
-            if t0 == 0:
-                metrics = evaluate(problem, algo, net, state, paper=run.paper_metrics)
-                if healthy(metrics):
-                    last_finite = record(0, metrics)
-                else:
-                    status = "diverged"
-                    log.warning("iteration 0: non-finite iterate or metrics; stopping (status diverged)")
-            while done < run.iterations and status == "completed":
-                t = done
-                if fused is None:
-                    net.begin(t)
-                    done = t + 1
-                else:
-                    done = chunk_end(t)
-                c0, s0 = net.comm_time, time.perf_counter()
-                state = algo.step(state, t) if fused is None else fused(state, t, done - t)
-                comp_time += time.perf_counter() - s0 - (net.comm_time - c0)
-                if due(done):
-                    metrics = evaluate(problem, algo, net, state, paper=run.paper_metrics)
-                    if not healthy(metrics):
-                        status = "diverged"
-                        log.warning("iteration %d: non-finite iterate or metrics; stopping (status diverged)", done)
-                        break
-                    last_finite = record(done, metrics)
-                    if int(net.allreduce(torch.tensor(int(_exploded(algo.iterate(state), run.diverge_threshold))))):
-                        status = "diverged"
-                        log.warning("iteration %d: iterate beyond run.diverge_threshold=%g; stopping (status diverged)",
-                                    done, run.diverge_threshold)
-                        break
-                progress.update(done, last_finite)
-                stopping = stop.agreed(done)
-                checkpoint_due = run.checkpoint_every and done % run.checkpoint_every == 0
-                if ckpt_path is not None and (checkpoint_due or stopping):
-                    _save_checkpoint(out, done, elapsed + time.perf_counter() - start, state, net, config)
-                if stopping:
-                    status = "interrupted"
-                    log.warning("iteration %d: %s received; checkpoint written, stopping", done, stop.requested)
-                    break
-        finally:
-            progress.close()
-    session = time.perf_counter() - start
-    iters = max(1, done - t0)
+    def _diverged(self, why: str) -> bool:
+        self.status = "diverged"
+        log.warning("iteration %d: %s; stopping (status diverged)", self.done, why)
+        return False
+
+    def _checkpoint_or_stop(self, state, stop: StopOnSignal) -> bool:
+        """Write the checkpoint when due or stopping; whether every rank stops here (collective)."""
+        stopping, every = stop.agreed(self.done), self.run_cfg.checkpoint_every
+        if self.save is not None and (stopping or (every and self.done % every == 0)):
+            self.save(self.done, self.wall_time(), state)
+        if stopping:
+            self.status = "interrupted"
+            log.warning("iteration %d: %s received; checkpoint written, stopping", self.done, stop.requested)
+        return stopping
+
+
+# ---------------------------------------------------------------------------------------- finish
+def _finish(job: Job, loop: Loop, record: Record, out: RunDir | None, run_dir, state) -> Result:
+    """The summary (status, the last finite row, the job, timings, provenance) and the traffic
+    ledger, written by the root; the trackers closed; the Result."""
+    net, iters = job.net, max(1, loop.done - loop.t0)
     summary = {
-        "status": status,
-        "iterations": done,
-        "final": last_finite or {},        # the last finite row; {} if the first evaluation was not finite
-        **info,
-        "wall_time": elapsed + session,    # every session of the run
-        "time_per_iteration": {"total": session / iters, "compute": comp_time / iters,    # this session
+        "status": loop.status,
+        "iterations": loop.done,
+        "final": record.last or {},        # the last finite row; {} if the first evaluation was not finite
+        **job.info,
+        "wall_time": loop.elapsed + loop.session,    # every session of the run
+        "time_per_iteration": {"total": loop.session / iters, "compute": loop.compute / iters,    # this session
                                "communication": net.comm_time / iters},
-        "provenance": provenance.collect() if root else {},
+        "provenance": provenance.collect() if job.root else {},
     }
-    if status == "diverged":
-        summary["diverged_at"] = done
+    if loop.status == "diverged":
+        summary["diverged_at"] = loop.done
     ledger = net.ledger()                              # collective on the mpi backend
     if out is not None:
         resumes = out.resumes()
@@ -261,110 +351,10 @@ def _job(cfg, settings, run_dir, out, comm) -> Result:
             summary["resumes"] = resumes
         out.write_summary(summary)
         out.write_ledger(ledger)
-    if tracker is not None:
-        tracker.close(summary)
+    if record.tracker is not None:
+        record.tracker.close(summary)
     return Result(Path(run_dir) if run_dir is not None else None, summary, state,
-                  _columns(rows) if rows is not None else None)
-
-
-STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1")
-STOP_CHECK_S = 0.02    # MPI: the ranks agree on a stop about this often (prterun kills 0.25 s after SIGTERM)
-STUCK_S = 0.1          # MPI: a signal not acted on this long finds rank 0 blocked on a dead or killed peer
-
-
-class _StopOnSignal:
-    """Turn SIGINT/SIGTERM/SIGUSR1 into a request to stop at an iteration boundary.
-
-    On one process a signal stops the run after the current iteration. On several ranks every
-    rank calls ``agreed(t)`` at the same t; one in about every STOP_CHECK_S seconds is a small
-    allreduce (the stop flag, and rank 0's choice of the next checking t), so all ranks stop at
-    the same iteration. Signal handlers run only when the main thread is in Python, so on MPI a
-    watcher thread (woken through ``signal.set_wakeup_fd``) calls ``on_stuck`` when a signal is
-    not acted on within STUCK_S: the main thread is blocked on a peer that died, and the launcher
-    is ending the job."""
-
-    def __init__(self, net, on_stuck=None):
-        self.net, self.on_stuck = net, on_stuck
-        self.requested, self.acting, self._old, self._wake = None, False, {}, None
-        self.world = getattr(net, "size", 1)
-        self._next, self._last = 0, None
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        for name in STOP_SIGNALS:
-            sig = getattr(signal, name)
-            self._old[sig] = signal.signal(sig, self._handle)
-        if self.world > 1 and self.on_stuck is not None:
-            import socket
-
-            self._wake = socket.socketpair()
-            self._wake[1].setblocking(False)
-            self._old_fd = signal.set_wakeup_fd(self._wake[1].fileno(), warn_on_full_buffer=False)
-            threading.Thread(target=self._watch, daemon=True).start()
-        return self
-
-    def _handle(self, signum, frame):
-        import signal
-
-        if self.requested:                      # a second signal: stop now
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-
-    def _watch(self):
-        import signal
-
-        try:
-            got = self._wake[0].recv(1)
-        except OSError:
-            return
-        if got and not self.acting and not _sleep_unless(lambda: self.acting or self._wake is None, STUCK_S):
-            self.on_stuck(signal.Signals(got[0]).name)
-
-    def agreed(self, t: int) -> bool:
-        """Whether every rank stops after iteration t (collective on several ranks)."""
-        if self.world == 1:
-            self.acting = bool(self.requested)
-            return self.acting
-        if t < self._next:
-            return False
-        now = time.perf_counter()
-        gap = 0
-        if self.net.rank == 0:               # iterations in about STOP_CHECK_S, from the last interval
-            rate = (t - self._last[0]) / max(now - self._last[1], 1e-6) if self._last else 1.0
-            gap = max(1, min(10_000, int(rate * STOP_CHECK_S)))
-        flag, gap = self.net.allreduce(torch.tensor([int(self.requested is not None), gap])).tolist()
-        self._next, self._last = t + gap, (t, now)
-        self.acting = bool(flag)
-        if self.acting and self.requested is None:
-            self.requested = "a signal on another rank"
-        return self.acting
-
-    def __exit__(self, *exc):
-        import signal
-
-        self.acting = True                      # finished, failed or stopping: the watcher stands down
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        if self._wake is not None:
-            signal.set_wakeup_fd(self._old_fd)
-            for s in self._wake:
-                s.close()
-            self._wake = None
-        return False
-
-
-def _sleep_unless(done, seconds: float) -> bool:
-    """Wait up to ``seconds`` for ``done()``; whether it became true."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if done():
-            return True
-        time.sleep(0.005)
-    return done()
+                  _columns(record.rows) if record.rows is not None else None)
 
 
 def _killed_while_waiting(out, comm):
@@ -397,7 +387,7 @@ def _columns(rows: list[dict]) -> dict:
     return {k: [r.get(k, math.nan) for r in rows] for k in keys}
 
 
-def _start(cfg, config: dict, out: RunDir | None, state: dict, net, comm) -> tuple[int, float, dict | None]:
+def _start(cfg, config: dict, out: RunDir | None, state: State, net, comm) -> tuple[int, float, dict | None]:
     """Prepare the run directory and load the checkpoint to resume from: ``(t0, elapsed, last
     metrics row)``. The root reads and checks the files; every rank gets the checkpoint (or the
     same ConfigError)."""
@@ -416,8 +406,9 @@ def _start(cfg, config: dict, out: RunDir | None, state: dict, net, comm) -> tup
     if found is None:
         return 0, 0.0, None
     manifest, tensors, last_row = found
-    for k, v in state.items():                          # exactly the state's keys (checked)
-        saved = net.local(tensors[f"state.{k}"].to(v.device))
+    for k, rows in state.rows().items():                # exactly the state's fields (checked)
+        v = state[k]
+        saved = net.local(tensors[f"state.{k}"].to(v.device), rows)
         if saved.shape != v.shape or saved.dtype != v.dtype:
             raise RunDirError(f"run.resume: the checkpoint's state.{k} is {saved.dtype} {tuple(saved.shape)}, "
                               f"this job's {v.dtype} {tuple(v.shape)}")
@@ -428,7 +419,7 @@ def _start(cfg, config: dict, out: RunDir | None, state: dict, net, comm) -> tup
     return manifest["t"], manifest["elapsed"], last_row
 
 
-def _open_run(cfg, config: dict, out: RunDir, state: dict):
+def _open_run(cfg, config: dict, out: RunDir, state: State):
     """Root: a fresh run directory (None), or the checked checkpoint ``(manifest, tensors, last row)``."""
     resume = config["run.resume"]
     data = out.read_checkpoint() if resume else None
@@ -441,7 +432,7 @@ def _open_run(cfg, config: dict, out: RunDir, state: dict):
         return None
     where = out.path / CHECKPOINT
     manifest, tensors = checkpoint.decode(data, where)
-    changed = checkpoint.check(manifest, tensors, config, state, where)
+    changed = checkpoint.check(manifest, tensors, config, state.rows(), where)
     from .version import __version__
 
     if manifest["decopt_version"] != __version__:
@@ -452,9 +443,10 @@ def _open_run(cfg, config: dict, out: RunDir, state: dict):
     return manifest, tensors, last_row
 
 
-def _save_checkpoint(out: RunDir | None, t: int, elapsed: float, state: dict, net, config: dict) -> None:
+def _save_checkpoint(out: RunDir | None, t: int, elapsed: float, state: State, net, config: dict) -> None:
     """Gather the state on the root (collective) and write it there as one file, atomically."""
-    full = {k: net.gather(v) for k, v in state.items()}
+    rows = state.rows()
+    full = {k: net.gather(state[k], kind) for k, kind in rows.items()}
     traffic = net.state_dict()
     if out is not None:
-        out.write_checkpoint(checkpoint.encode(t, elapsed, full, traffic, config))
+        out.write_checkpoint(checkpoint.encode(t, elapsed, full, rows, traffic, config))

@@ -41,8 +41,8 @@ def points() -> list[common.Point]:
     top = lambda r: ["compressor=topk", f"compressor.ratio={r}", "compressor.value_bits=64"]
     return [
         common.Point("DSGD", ["algo=dsgd", "algo.lr=0.01", b(4)]),
-        common.Point("GNSD", ["algo=gnsd", "algo.eta=0.005", b(4)]),
-        common.Point("GT-HSGD", ["algo=gt_hsgd", "algo.eta=0.01", "algo.beta=0.01", b(2)]),
+        common.Point("GNSD", ["algo=gnsd", "algo.lr=0.005", b(4)]),
+        common.Point("GT-HSGD", ["algo=gt_hsgd", "algo.lr=0.01", "algo.beta=0.01", b(2)]),
         common.Point("CHOCO-SGD top-10%", ["algo=choco", "algo.lr=0.01", "algo.gamma=0.5", b(4), *top(0.1)]),
         common.Point("CHOCO-SGD 8-bit", ["algo=choco", "algo.lr=0.01", "algo.gamma=0.9", b(4), "compressor=qsgd8"]),
         common.Point("BEER top-5%", ["algo=beer", "algo.lr=0.01", "algo.gamma=0.16", b(100), "algo.b0=100",

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eps", default=",".join(map(str, EPS)), help="comma list of eps_bar values")
     args = common.finish_args(ap.parse_args(argv), "dsgd_gd_gaussian")
     t0 = common.header(args, "dsgd_gd_gaussian")
-    shared = ["algo=dsgd_gd", "algo.a0=25", "algo.a1=50", "problem=gaussian_mean", "graph=ring", f"graph.n={N}",
+    shared = ["algo=dsgd_gd", "algo.lr=25", "algo.a1=50", "problem=gaussian_mean", "graph=ring", f"graph.n={N}",
               "run.eval_grid=geometric", "run.dtype=float64"]
     eps_list = [float(e) for e in args.eps.split(",")]
     recs = common.run_replicated(points(eps_list), args, shared)

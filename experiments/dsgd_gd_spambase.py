@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     args = common.finish_args(ap.parse_args(argv), "dsgd_gd_spambase")
     common.need_data(args, "spambase")
     t0 = common.header(args, "dsgd_gd_spambase")
-    shared = ["algo=dsgd_gd", "algo.a0=25", "algo.a1=50", "problem=strategic_spam",
+    shared = ["algo=dsgd_gd", "algo.lr=25", "algo.a1=50", "problem=strategic_spam",
               f"problem.data_dir={args.data / 'spambase'}", "graph=ring", "graph.n=25", "run.eval_grid=geometric",
               "run.dtype=float64"]
     pts = [common.Point(f"DSGD-GD eps_bar={e:g}", [f"problem.eps_mean={e}"]) for e in EPS]

@@ -21,7 +21,7 @@ The paper runs 10^7 iterations (Swarm-SGD 10^6). A one-edge FSPDA step costs its
 gradient plus O(k) here (about 10 ms on one core), so 10^7 is out of reach of a CPU; a GPU or a
 bigger machine runs the paper's run with ``--iterations 10000000 --lr-scale 1 --set
 run.device=cuda --set run.eval_grid=geometric``. ``--lr-scale S`` multiplies every gradient step
-(FSPDA's alpha, Swarm-SGD's eta, CHOCO's and DSGD's lr) by S for a shorter horizon (default 100
+(FSPDA's alpha, Swarm-SGD's, CHOCO's and DSGD's lr) by S for a shorter horizon (default 100
 for the default 10,000 iterations: lr x iterations = 100, a tenth of the paper's 1e-4 x 10^7);
 the consensus and dual steps (gamma, eta, beta) keep the paper's values: their stability is set
 by how often a coordinate is exchanged (the mask density and the active edges), not by the
@@ -76,7 +76,7 @@ def fig4_points(partitions, scale: float) -> list[common.Point]:
                 "algo=choco", f"algo.lr={lr:g}", "algo.gamma=0.001", "compressor=randk", "compressor.ratio=0.01",
                 *ONE_EDGE, *pp], g),
             # unbiased 8-bit QSGD (the contractive one shrinks the averaged models: they collapse)
-            common.Point(f"Swarm-SGD 8-bit ({part})", ["algo=swarm_sgd", f"algo.eta={lr:g}", "compressor=qsgd8",
+            common.Point(f"Swarm-SGD 8-bit ({part})", ["algo=swarm_sgd", f"algo.lr={lr:g}", "compressor=qsgd8",
                                                        "compressor.unbiased=true", "graph.mixing=constant",
                                                        "graph.weight=0.5", *ONE_EDGE, *pp], g),
             common.Point(f"DSGD random graph p=5e-4 ({part})", ["algo=dsgd", f"algo.lr={lr:g}", "graph.links=bernoulli",

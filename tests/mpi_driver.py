@@ -90,8 +90,8 @@ def trajectory(cfg: dict, comm=None, iters: int = 10, snaps=(), codec: str | Non
         net.begin(t)
         state = algo.step(state, t)
         if t + 1 in snaps:
-            for k, v in state.items():
-                g = net.gather(v)
+            for k, rows in state.rows().items():
+                g = net.gather(state[k], rows)
                 if root:
                     out[f"{t + 1}/state/{k}"] = g.cpu().numpy().copy()
             for k, v in evaluate(problem, algo, net, state).items():

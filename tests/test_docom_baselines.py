@@ -98,8 +98,8 @@ def _final(*overrides):
     pytest.param(("algo=docom", "algo.lr=0.05", "algo.gamma=0.2", "compressor=topk", "compressor.ratio=0.4",
                   "compressor.value_bits=64"), id="docom-topk"),
     pytest.param(("algo=beer", "algo.lr=0.05", "algo.gamma=0.5"), id="beer"),
-    pytest.param(("algo=diging", "algo.eta=0.05"), id="diging"),
-    pytest.param(("algo=diging", "algo.eta=0.05", "graph.links=bernoulli", "graph.link_p=0.5"), id="diging-random"),
+    pytest.param(("algo=diging", "algo.lr=0.05"), id="diging"),
+    pytest.param(("algo=diging", "algo.lr=0.05", "graph.links=bernoulli", "graph.link_p=0.5"), id="diging-random"),
 ])
 def test_tracking_methods_converge_exactly_with_deterministic_gradients(algo):
     f = _final(*algo, "run.iterations=6000", "run.eval_every=3000")
@@ -272,7 +272,7 @@ def test_choco_random_links_step_by_hand():
 
 @pytest.mark.parametrize("name", ["diging", "gnsd"])
 def test_gradient_tracking_step_by_hand(name):
-    net, problem, algo, grad = tiny(f"algo={name}", "algo.eta=0.1")
+    net, problem, algo, grad = tiny(f"algo={name}", "algo.lr=0.1")
     state = algo.init(start(problem))
     x = np.tile(X0, (3, 1)); y = grad(x)
     for t in range(3):
@@ -285,7 +285,7 @@ def test_gradient_tracking_step_by_hand(name):
 
 
 def test_gt_hsgd_step_by_hand():
-    net, problem, algo, grad = tiny("algo=gt_hsgd", "algo.eta=0.1", "algo.beta=0.3")
+    net, problem, algo, grad = tiny("algo=gt_hsgd", "algo.lr=0.1", "algo.beta=0.3")
     state = algo.init(start(problem))
     x = np.tile(X0, (3, 1)); v = y = grad(x)
     for t in range(3):
@@ -341,11 +341,11 @@ def test_default_hyper_parameters_converge_on_the_default_problem(name):
 
 
 def test_swarm_sgd_step_by_hand():
-    net, problem, algo, grad = tiny("algo=swarm_sgd", "algo.eta=0.1", "algo.local_steps=2", "graph.links=one_edge",
+    net, problem, algo, grad = tiny("algo=swarm_sgd", "algo.lr=0.1", "algo.local_steps=2", "graph.links=one_edge",
                                     "graph.mixing=constant", "graph.weight=0.5")
     state = algo.init(start(problem))
     x = np.tile(X0, (3, 1)) + np.arange(3)[:, None]
-    state["x"] = torch.as_tensor(x)
+    state.x = torch.as_tensor(x)
     for t in range(4):
         net.begin(t)
         i, j = net.graph.edges[int(np.flatnonzero(net.active)[0])]
@@ -360,7 +360,7 @@ def test_swarm_sgd_needs_random_links_and_gossips_to_consensus():
     from decopt.errors import ConfigError
     with pytest.raises(ConfigError, match="random links"):
         validate(compose(["algo=swarm_sgd"]))
-    net, problem, algo = setup("algo=swarm_sgd", "algo.eta=1e-300", *SMALL, "graph.links=one_edge",
+    net, problem, algo = setup("algo=swarm_sgd", "algo.lr=1e-300", *SMALL, "graph.links=one_edge",
                                "graph.mixing=constant", "graph.weight=0.5")
     x0 = torch.as_tensor(np.random.default_rng(0).normal(size=(8, 5)))
     errs, state = _consensus_errors(net, algo, x0, 600, 60)        # pairwise averaging never increases it

@@ -55,11 +55,12 @@ def assert_same_rows(got, ref, rel):
     (GM, ["problem.batch_size=3", "problem.replicas=3", "problem.dim=2", "run.link_latency=0.001"],
      2 * FUSED_CHUNK + 1500),
     (GM, ["problem.batch_size=null", "problem.eps_mean=1.05"], 2 * FUSED_CHUNK + 1500),   # exact gradient; diverges
+    (GM, ["algo.schedule=constant", "algo.lr=0.05"], FUSED_CHUNK + 1500),                 # gamma_t = lr
     pytest.param(SPAM, [], 2 * FUSED_CHUNK + 1500, marks=needs_spambase),
     pytest.param(SPAM, ["problem.batch_size=3", "problem.replicas=2", "problem.bias=true", "problem.eps_mean=1"],
                  FUSED_CHUNK + 1500, marks=needs_spambase),
     pytest.param(SPAM, ["problem.batch_size=null", "problem.eps_mean=0.5"], 1500, marks=needs_spambase),
-], ids=["gm-paper", "gm-batch-replicas-latency", "gm-exact-grad-diverging", "spam-paper",
+], ids=["gm-paper", "gm-batch-replicas-latency", "gm-exact-grad-diverging", "gm-constant-lr", "spam-paper",
         "spam-batch-replicas-bias", "spam-full-batch"])
 def test_fused_path_is_the_per_step_trajectory(tmp_path, monkeypatch, job, extra, iterations):
     over = [*job, *extra, f"run.iterations={iterations}", "run.checkpoint_every=3000"]

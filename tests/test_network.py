@@ -76,3 +76,26 @@ def test_sparse_messages_apply_as_the_dense_ones(graph_name, codec, dtype):
         for H in (dense, sparse):
             got = net.gossip_into(e0.clone(), H)
             torch.testing.assert_close(got.double(), want, **tol)
+
+
+def test_local_rows_follow_the_declared_kind_not_the_shape():
+    """A process's block of a global array: its agents' rows, or the rows of the arcs they send on
+    (``State.rows()`` says which). On a 2-agent path n == 2m, so shapes cannot tell them apart."""
+    from decopt.comm.network import Network
+
+    for name, n, block in [("ring", 6, range(2, 5)), ("path", 2, range(1, 2))]:
+        graph = build_graph(GRAPH_SCHEMAS[name](name=name, n=n), seed=0)
+        net = Network(graph, Links(graph, "static", 1.0, seed=0), block)
+        src, dst = graph.arcs
+        mine = np.flatnonzero((src >= block.start) & (src < block.stop))
+        agents = torch.arange(n, dtype=torch.float64)[:, None] * 10
+        arcs = torch.as_tensor(src * 100 + dst, dtype=torch.float64)[:, None]
+        assert torch.equal(net.local(agents, "agent")[:, 0], torch.arange(block.start, block.stop) * 10.0)
+        assert np.array_equal(net.local(arcs, "arc")[:, 0].numpy(), src[mine] * 100.0 + dst[mine])
+        assert set(src[mine]) == set(block) and len(mine) == graph.degree[block.start:block.stop].sum()
+        with pytest.raises(ValueError, match="'agent' or 'arc'"):
+            net.local(agents, "agents")
+    stacked = StackedNetwork(graph, Links(graph, "static", 1.0, seed=0))
+    assert stacked.gather(arcs, "arc") is arcs and stacked.gather(agents, "agent") is agents
+    with pytest.raises(ValueError, match="'agent' or 'arc'"):
+        stacked.gather(agents, "shape")

@@ -72,12 +72,12 @@ def test_dsgd_gd_uses_the_sample_gradient_at_a_fixed_sample():
     Z2 = p.zbar[:, None, :] + p.eps[:, None, :] * theta2[:, None, :] + w
     (((theta2[:, None, :] - Z2) ** 2).sum() / 2 / 3).backward()
     assert not torch.allclose(g, theta2.grad)
-    # and one full step: theta^1 = W theta^0 - gamma_1 grad, gamma_1 = a0 / (a1 + 1), W = ring weights 1/3
+    # and one full step: theta^1 = W theta^0 - gamma_1 grad, gamma_1 = lr / (a1 + 1), W = ring weights 1/3
     W = torch.as_tensor(net.graph.adjacency.toarray() / 3.0) + torch.eye(25, dtype=torch.float64) / 3.0
-    state = {"x": x.clone()}
+    state = algo.init(x)
     net.begin(t)
-    algo.step(state, t)
-    gamma = algo.cfg.a0 / (algo.cfg.a1 + t + 1)
+    state = algo.step(state, t)
+    gamma = algo.cfg.lr / (algo.cfg.a1 + t + 1)
     np.testing.assert_allclose(state["x"], W @ x - gamma * (x - Z.mean(1)), atol=1e-12)
 
 
@@ -108,7 +108,7 @@ def test_strategic_spam_gradient_holds_the_shifted_sample_fixed():
 
 # ----------------------------------------------------------------------------- convergence / divergence
 def test_dsgd_gd_reaches_theta_ps_at_rate_one_over_t_with_some_unstable_agents():
-    r = decopt.run(*GM, "problem.eps_mean=0.9", "problem.zbar_high=1", "algo.a0=20", "algo.a1=1000",
+    r = decopt.run(*GM, "problem.eps_mean=0.9", "problem.zbar_high=1", "algo.lr=20", "algo.a1=1000",
                    "run.iterations=30000", run_dir=False)
     assert r.summary["status"] == "completed"
     it, ps = np.array(r.metrics["iteration"]), np.array(r.metrics["ps_error"])
@@ -135,7 +135,7 @@ def test_a_single_isolated_agent_with_eps_above_one_diverges():
     g = Graph.from_edges(1, [], name="single")
     net = StackedNetwork(g, Links(g), dtype=torch.float64)
     p = GaussianMean(GaussianMeanConfig(eps=[1.01]), net, 0)
-    algo = DSGDGD(DSGDGDConfig(a0=100.0, a1=2000.0), net, p, Identity(64))
+    algo = DSGDGD(DSGDGDConfig(lr=100.0, a1=2000.0), net, p, Identity(64))
     state = algo.init(p.x0())
     marks, sizes = (100, 1000, 10000, 30000), []
     for t in range(marks[-1]):
@@ -146,7 +146,7 @@ def test_a_single_isolated_agent_with_eps_above_one_diverges():
     assert p.theta_ps is None                                      # no stable point for eps = 1.01 alone
     assert all(b > 2 * a for a, b in zip(sizes, sizes[1:])), sizes   # grows like t^(a0 (eps - 1)) = t
     # the same schedule converges in a 25-agent ring whose average sensitivity is 0.9
-    r = decopt.run(*GM, "problem.eps_mean=0.9", "problem.zbar_high=1", "algo.a0=100", "algo.a1=2000",
+    r = decopt.run(*GM, "problem.eps_mean=0.9", "problem.zbar_high=1", "algo.lr=100", "algo.a1=2000",
                    "run.iterations=30000", run_dir=False)
     assert r.summary["status"] == "completed" and r.metrics["ps_error"][-1] < 1.0
 
@@ -154,7 +154,7 @@ def test_a_single_isolated_agent_with_eps_above_one_diverges():
 @pytest.mark.skipif(not (SHARED_DATA / "spambase" / "spambase.data").exists(), reason="no Spambase copy")
 def test_strategic_spam_runs_towards_its_stable_point():
     r = decopt.run("algo=dsgd_gd", "problem=strategic_spam", f"problem.data_dir={SHARED_DATA / 'spambase'}",
-                   "problem.eps_mean=0.1", "problem.batch_size=8", "algo.a0=50", "algo.a1=500", "graph.n=25",
+                   "problem.eps_mean=0.1", "problem.batch_size=8", "algo.lr=50", "algo.a1=500", "graph.n=25",
                    "run.dtype=float64", "run.iterations=5000", run_dir=False)
     m = r.metrics
     assert r.summary["status"] == "completed"
@@ -191,7 +191,7 @@ def test_gaussian_mean_run_on_a_given_instance_reaches_its_theta_ps():
     """With the exact expected gradient (batch_size=null, no noise) the only error left in Theorem 1
     is the gamma_t^2 term (the consensus bias of heterogeneous agents): the PS error falls like 1/t^2
     to theta_PS = 4.5, and it would level off at |theta - 4.5|^2 > 0 for any other limit."""
-    r = decopt.run(*GIVEN, "problem.batch_size=null", "algo.a0=20", "algo.a1=100", "run.iterations=20000",
+    r = decopt.run(*GIVEN, "problem.batch_size=null", "algo.lr=20", "algo.a1=100", "run.iterations=20000",
                    run_dir=False)
     assert r.summary["status"] == "completed"
     it, ps = np.array(r.metrics["iteration"]), np.array(r.metrics["ps_error"])

@@ -172,7 +172,7 @@ def test_resume_with_every_optional_state(tmp_path, name):
 def test_checkpoint_that_drops_optional_state_is_refused(tmp_path):
     over = BASE + ["algo=choco", "algo.momentum=0.9", f"run.iterations={EVERY}"]
     decopt.run(*over, run_dir=tmp_path)
-    rewrite(tmp_path, drop=("state.momentum",), state_keys=["e_hat", "x", "x_hat"])
+    rewrite(tmp_path, drop=("state.momentum",), state_rows={"e_hat": "agent", "x": "agent", "x_hat": "agent"})
     with pytest.raises(ConfigError, match="holds the state e_hat, x, x_hat; this job's state is e_hat, momentum"):
         decopt.run(*over, f"run.iterations={T}", "run.resume=true", run_dir=tmp_path)
 

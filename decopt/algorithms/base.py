@@ -54,7 +54,7 @@ class State(Mapping):
 
 
 class Algorithm:
-    """Holds no iterates itself: ``init`` builds the state dict, ``step`` advances it.
+    """Holds no iterates itself: ``init`` builds the ``State``, ``step`` advances it.
 
     ``links`` says which link models the method is defined for: ``"static"`` (needs every edge
     every iteration), ``"random"`` (built for random links), or ``"any"``. ``no_compressor``, when
@@ -64,7 +64,6 @@ class Algorithm:
     name = "base"
     links = "any"
     no_compressor: str | None = None
-    arc_state: tuple = ()       # state keys with one row per local out-arc (net.out_arcs order), not per agent
 
     def __init_subclass__(cls, **kw):
         """A subclass that names itself (``name``, ``config``) is the choice ``algo=<name>``."""
@@ -95,7 +94,7 @@ class Algorithm:
 
     def iterate(self, state: State) -> torch.Tensor:
         """The primal iterate X (one row per local agent) at which metrics are taken."""
-        return state["x"]
+        return state.x
 
     def metrics(self, state: State) -> dict:
         """Algorithm-specific metrics (e.g. the sum of duals); computed with network reductions."""
@@ -106,8 +105,8 @@ class Algorithm:
     def samples(self, t: int) -> float:
         """Gradient samples drawn by all agents in the first t iterations (the ``samples`` column):
         evaluations x minibatch (the local data size for a full batch), plus any initial batch."""
-        b = getattr(self.problem, "batch_size", None)
-        b = int(b) if b is not None else int(getattr(self.problem, "m", 1))
+        b = self.problem.batch_size
+        b = int(b) if b is not None else int(self.problem.m)
         return float(self.net.n * self.grads_per_step * t * b)
 
 

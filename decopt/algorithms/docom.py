@@ -122,12 +122,10 @@ class DoCoM(Algorithm):
         if state.grad_x is not None:                # deterministic: grad f(Theta^t) from the last step
             g_new, g_old = p.grad(x_new, t), state.grad_x
             state.grad_x = g_new
-        elif hasattr(p, "grads"):                   # one minibatch draw and gather for both
+        else:                                       # one minibatch draw (and gather) for both
             g_new, g_old = p.grads((x_new, x_old), t)
             # the same arithmetic in the two fresh gradient buffers: g_old <- V - g_old
             return g_new.add_(torch.sub(state.v, g_old, out=g_old), alpha=1.0 - beta)
-        else:
-            g_new, g_old = p.grad(x_new, t), p.grad(x_old, t)
         return torch.add(g_new, state.v - g_old, alpha=1.0 - beta)
 
     def paper_step(self, state, t):

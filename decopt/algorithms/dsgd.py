@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Algorithm, StepSize
+from .base import Algorithm, State, StepSize
 
 
 @dataclass
@@ -24,18 +24,23 @@ class DSGDConfig(StepSize):
         self.check_step()
 
 
+@dataclass(eq=False)
+class DSGDState(State):
+    """x: the iterates (inherited from ``State``)."""
+
+
 class DSGD(Algorithm):
     name = "dsgd"
     config = DSGDConfig
     links = "any"
 
     def init(self, x0):
-        return {"x": x0.clone()}
+        return DSGDState(x=x0.clone())
 
     def step(self, state, t):
-        x = state["x"]
+        x = state.x
         g = self.problem.grad(x, t)
         sent = self.net.broadcast(x, self.compressor)
         mixed = self.net.mix(sent, own=None if sent is x else x)
-        state["x"] = mixed.sub_(g, alpha=self.cfg.step_size(t))
+        state.x = mixed.sub_(g, alpha=self.cfg.step_size(t))
         return state

@@ -4,7 +4,7 @@ At iteration t (paper eq. (5), runner index t = paper t)::
 
     Z_i ~ D_i(theta_i^t)                                   # deploy the own pre-mixing iterate, sample
     theta^{t+1} = W theta^t - gamma_{t+1} grad_theta l(theta^t; Z)   # Z held fixed: no dZ/dtheta
-    gamma_t = a0 / (a1 + t)
+    gamma_t = a0 / (a1 + t)                                # a0 = algo.lr (schedule=inverse)
 
 The sample gradient is taken with the induced data fixed (``problem.sample`` then
 ``problem.sample_grad``), so the method targets the performatively stable point theta_PS, not the
@@ -25,27 +25,30 @@ import numpy as np
 import torch
 
 from ..compressors import Identity
-from .base import Algorithm
-from .checks import check_positive
+from .base import Algorithm, State, StepSize
 
 
 @dataclass
-class DSGDGDConfig:
+class DSGDGDConfig(StepSize):
     """DSGD with greedy deployment (Li, Yau & Wai 2022): Z_i ~ D_i(theta_i^t) at the own pre-mixing iterate,
     then theta^{t+1} = W theta^t - gamma_{t+1} grad l(theta^t; Z); pairs with problem=gaussian_mean.
 
-    gamma_t = a0 / (a1 + t). Theory wants a0 * mu_tilde >= 2 with mu_tilde = mu - eps_avg L
-    (1 - eps_avg for Gaussian mean estimation, so a0 >= 20 at eps_avg = 0.9) and gamma_1 <= 0.5."""
+    gamma_t = lr / (a1 + t) (the paper's a0 is ``lr``). Theory wants a0 * mu_tilde >= 2 with
+    mu_tilde = mu - eps_avg L (1 - eps_avg for Gaussian mean estimation, so a0 >= 20 at
+    eps_avg = 0.9) and gamma_1 <= 0.5."""
 
     name: str = "dsgd_gd"
-    a0: float = 25.0  # a_0 in gamma_t = a0 / (a1 + t); want a0 (1 - eps_avg) >= 2
+    lr: float = 25.0  # a_0 in gamma_t = a0 / (a1 + t); want a0 (1 - eps_avg) >= 2
+    schedule: str = "inverse"  # gamma_t = lr / (a1 + t)
     a1: float = 50.0  # a_1: keeps gamma_1 = a0 / (a1 + 1) <= 0.5
 
     def check(self) -> None:
-        check_positive("algo", a0=self.a0, a1=self.a1)
+        self.check_step()
 
-    def step_size(self, t: int) -> float:
-        return self.a0 / (self.a1 + t)
+
+@dataclass(eq=False)
+class DSGDGDState(State):
+    """x: the iterates theta (inherited from ``State``)."""
 
 
 class DSGDGD(Algorithm):
@@ -55,7 +58,7 @@ class DSGDGD(Algorithm):
     DENSE_MAX = 64              # agents up to which the fused path applies a dense W
 
     def init(self, x0):
-        return {"x": x0.clone()}
+        return DSGDGDState(x=x0.clone())
 
     def gradient(self, x, t):
         """Phase 1: deploy x_i, draw Z_i ~ D_i(x_i); the sample gradient at x with Z fixed
@@ -63,11 +66,11 @@ class DSGDGD(Algorithm):
         return self.problem.grad(x, t)
 
     def step(self, state, t):
-        x = state["x"]
+        x = state.x
         g = self.gradient(x, t)
         sent = self.net.broadcast(x, self.compressor)
         mixed = self.net.mix(sent, own=None if sent is x else x)
-        state["x"] = mixed.sub_(g, alpha=self.cfg.step_size(t + 1))
+        state.x = mixed.sub_(g, alpha=self.cfg.step_size(t + 1))
         return state
 
     def fused_steps(self):
@@ -89,8 +92,9 @@ class DSGDGD(Algorithm):
         dot = np.dot
 
         def advance(state, t, count):
-            x, end = state["x"].numpy(), t + count
-            gamma = self.cfg.step_size(np.arange(t + 1, end + 1, dtype=np.float64))
+            x, end = state.x.numpy(), t + count
+            ts = np.arange(t + 1, end + 1, dtype=np.float64)
+            gamma = np.broadcast_to(self.cfg.step_size(ts), ts.shape)      # a constant lr too
             with np.errstate(all="ignore"):            # as torch: overflow gives inf, caught at evaluations
                 while t < end:
                     k, step = kernel(t, end - t, gamma[count - (end - t):], x, y)

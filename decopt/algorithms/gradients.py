@@ -16,8 +16,8 @@ def check_b0(b0) -> None:
 
 
 def local_samples(problem) -> int:
-    """Samples in each agent's local data (``m``, which not every problem declares; 1 if absent)."""
-    return int(getattr(problem, "m", 1))
+    """Samples in each agent's local data (``Problem.m``)."""
+    return int(problem.m)
 
 
 def batch_samples(problem) -> int:
@@ -27,7 +27,7 @@ def batch_samples(problem) -> int:
 
 def deterministic(problem) -> bool:
     """True when ``problem.grad`` does not depend on t (full local batch, no sampling)."""
-    return problem.batch_size is None and not getattr(problem, "performative", False)
+    return problem.batch_size is None and not problem.performative
 
 
 def large_batch_grad(problem, X: torch.Tensor, b0) -> torch.Tensor:

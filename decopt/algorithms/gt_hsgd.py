@@ -1,6 +1,6 @@
 """GT-HSGD (Xin, Khan, Kar, ICML 2021): gradient tracking with the hybrid (STORM) estimator::
 
-    X_new = W (X - eta Y)
+    X_new = W (X - lr Y)                                        # lr: the paper's alpha
     V_new = grad(X_new; xi) + (1 - beta) (V - grad(X; xi))      # same minibatch xi at both points
     Y_new = W (Y + V_new - V)
 
@@ -11,30 +11,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..errors import ConfigError
-from .base import Algorithm
-from .checks import check_positive, check_unit
+from .base import Algorithm, State, StepSize, agent_rows
+from .checks import check_unit
 from .gradients import batch_samples, deterministic, large_batch_grad
 
 
 @dataclass
-class GTHSGDConfig:
-    """GT-HSGD (Xin, Khan & Kar 2021): X = W (X - eta Y); V = hybrid STORM estimator; Y = W (Y + V_new -
+class GTHSGDConfig(StepSize):
+    """GT-HSGD (Xin, Khan & Kar 2021): X = W (X - lr Y); V = hybrid STORM estimator; Y = W (Y + V_new -
     V_old).
 
-    eta: step along the tracker (alpha in the paper); beta: hybrid momentum weight;
+    lr: step along the tracker (alpha in the paper); beta: hybrid momentum weight;
     b0: initial batch (null = full local data)."""
 
     name: str = "gt_hsgd"
-    eta: float = 0.01  # alpha: step along the tracker Y
+    lr: float = 0.01  # alpha: step along the tracker Y
     beta: float = 0.01  # beta: hybrid momentum weight (1 = plain SGD)
     b0: int | None = None  # b_0: batch of the initial V^0 = Y^0 (null = full local data)
 
     def check(self) -> None:
-        check_positive("algo", eta=self.eta)
+        self.check_step()
         check_unit("algo", beta=self.beta)
         if self.b0 is not None and self.b0 < 1:
             raise ConfigError(f"algo.b0={self.b0}: must be >= 1 or null (full local data)")
+
+
+@dataclass(eq=False)
+class GTHSGDState(State):
+    """x: iterates; y: the tracker; v: the hybrid estimator; grad_x: grad(x), kept only where
+    gradients are deterministic (else the step draws it with the new minibatch)."""
+
+    y: torch.Tensor = agent_rows()
+    v: torch.Tensor = agent_rows()
+    grad_x: torch.Tensor = agent_rows()
 
 
 class GTHSGD(Algorithm):
@@ -46,13 +58,11 @@ class GTHSGD(Algorithm):
 
     def init(self, x0):
         v0 = large_batch_grad(self.problem, x0, self.cfg.b0)
-        state = {"x": x0.clone(), "y": v0.clone(), "v": v0}
-        if deterministic(self.problem):
-            state["grad_x"] = v0.clone()
-        return state
+        return GTHSGDState(x=x0.clone(), y=v0.clone(), v=v0,
+                           grad_x=v0.clone() if deterministic(self.problem) else None)
 
     def samples(self, t: int) -> float:
-        b0 = self.cfg.b0 if self.cfg.b0 is not None else int(getattr(self.problem, "m", 1))
+        b0 = self.cfg.b0 if self.cfg.b0 is not None else int(self.problem.m)
         return float(self.net.n * (b0 + 2 * t * batch_samples(self.problem)))
 
     def _mix(self, X):
@@ -60,13 +70,13 @@ class GTHSGD(Algorithm):
         return self.net.mix(sent, own=None if sent is X else X)
 
     def step(self, state, t):
-        x, v = state["x"], state["v"]
-        x_new = self._mix(x - self.cfg.eta * state["y"])
+        x, v = state.x, state.v
+        x_new = self._mix(x - self.cfg.step_size(t) * state.y)
         g_new = self.problem.grad(x_new, t)
-        g_old = state["grad_x"] if "grad_x" in state else self.problem.grad(x, t)
-        if "grad_x" in state:
-            state["grad_x"] = g_new
+        g_old = state.grad_x if state.grad_x is not None else self.problem.grad(x, t)
+        if state.grad_x is not None:
+            state.grad_x = g_new
         v_new = g_new + (1.0 - self.cfg.beta) * (v - g_old)
-        state["y"] = self._mix(state["y"] + (v_new - v))
-        state["x"], state["v"] = x_new, v_new
+        state.y = self._mix(state.y + (v_new - v))
+        state.x, state.v = x_new, v_new
         return state

@@ -2,7 +2,7 @@
 every agent takes ``local_steps`` SGD steps between interactions, and the agents on each active
 edge then average their (compressed, e.g. 8-bit) models::
 
-    X_half = X - eta grad(X)   (local_steps times)
+    X_half = X - lr grad(X)   (local_steps times; lr: the paper's eta)
     X_new_i = X_half_i + sum_{j ~ i active} W_ij (Q(X_half_j) - X_half_i)
 
 Built for random links (``graph.links=one_edge``: one interacting pair per iteration, the
@@ -15,30 +15,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from .base import Algorithm
-from .checks import check_positive
+from .base import Algorithm, State, StepSize
 
 
 MAX_LOCAL_STEPS = 10 ** 6      # local SGD steps per iteration: more is a typo (a run that never ends)
 
 
 @dataclass
-class SwarmSGDConfig:
+class SwarmSGDConfig(StepSize):
     """SwarmSGD (Nadiradze et al. 2021): local SGD steps, then the agents on each active edge average their
     compressed models; needs random links (graph.links=one_edge). On a ring, graph.mixing=constant
     graph.weight=0.5 gives the paper's pairwise average; denser graphs cap the constant weight at
     1/max_degree of the full graph, so keep the default Metropolis weights there.
 
-    eta: local SGD step; local_steps: H, SGD steps per agent per iteration (between interactions)."""
+    lr: local SGD step (the paper's eta; ``schedule=inverse`` decays it with the iteration t);
+    local_steps: H, SGD steps per agent per iteration (between interactions)."""
 
     name: str = "swarm_sgd"
-    eta: float = 0.05  # eta: local SGD step
+    lr: float = 0.05  # eta: local SGD step
     local_steps: int = 1  # H: local SGD steps per agent per iteration
 
     def check(self) -> None:
-        check_positive("algo", eta=self.eta)
+        self.check_step()
         if not 1 <= self.local_steps <= MAX_LOCAL_STEPS:
             raise ConfigError(f"algo.local_steps={self.local_steps}: must be in [1, {MAX_LOCAL_STEPS}]")
+
+
+@dataclass(eq=False)
+class SwarmSGDState(State):
+    """x: each agent's own exact model (inherited from ``State``)."""
 
 
 class SwarmSGD(Algorithm):
@@ -51,12 +56,12 @@ class SwarmSGD(Algorithm):
         return self.cfg.local_steps
 
     def init(self, x0):
-        return {"x": x0.clone()}
+        return SwarmSGDState(x=x0.clone())
 
     def step(self, state, t):
-        H, x = self.cfg.local_steps, state["x"]
+        H, x, lr = self.cfg.local_steps, state.x, self.cfg.step_size(t)
         for h in range(H):
-            x = x - self.cfg.eta * self.problem.grad(x, t * H + h)
+            x = x - lr * self.problem.grad(x, t * H + h)
         sent = self.net.broadcast(x, self.compressor)
-        state["x"] = self.net.mix(sent, own=None if sent is x else x)
+        state.x = self.net.mix(sent, own=None if sent is x else x)
         return state

@@ -426,18 +426,15 @@ class MPINetwork(Network):
         full[self._arc_order()] = got
         return full
 
-    def gather(self, X):
-        """All n agent rows (or all 2m arc rows, for per-arc state) on rank 0; None elsewhere.
-        A tensor that is neither (e.g. a replicated scalar) comes back as rank 0's copy."""
-        rows = X.shape[0] if X.dim() else -1
-        total = self.comm.allreduce(rows if rows >= 0 else 0)
+    def gather(self, X, rows):
+        """All n agent rows (``rows="agent"``) or all 2m arc rows (``rows="arc"``) on rank 0; None elsewhere."""
         a = X.detach().cpu().numpy()
-        if rows >= 0 and total == self.n:
+        if rows == "agent":
             got = self._gather_rows(a, [b - s for s, b in self.bounds])
-        elif rows >= 0 and total == 2 * self.graph.m:
+        elif rows == "arc":
             got = self._gather_arcs(a)
         else:
-            return X.clone() if self.rank == 0 else None
+            raise ValueError(f"rows={rows!r}: 'agent' or 'arc'")
         return torch.from_numpy(got).to(X.device) if got is not None else None
 
     # --- checkpoints and the ledger ----------------------------------------------------------

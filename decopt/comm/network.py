@@ -181,15 +181,17 @@ class Network:
     def mean(self, X: torch.Tensor) -> torch.Tensor:
         return self.sum(X) / self.n
 
-    def gather(self, X: torch.Tensor) -> torch.Tensor | None:
-        """All n rows on the root process (None elsewhere): for checkpoints and tests."""
+    def gather(self, X: torch.Tensor, rows: str) -> torch.Tensor | None:
+        """Every process's rows of ``X`` on the root (None elsewhere), for checkpoints and tests:
+        ``rows="agent"``: one row per local agent, all n in agent order; ``rows="arc"``: one row
+        per local out-arc, all 2m in arc order. ``rows`` is the field's kind (``State.rows()``)."""
         raise NotImplementedError
 
-    def local(self, V: torch.Tensor) -> torch.Tensor:
-        """This process's rows of a global array (the inverse of ``gather``): agent rows of an
-        (n, ...) array, out-arc rows of a (2m, ...) per-arc array; anything else as is."""
-        if V.dim() and V.shape[0] == self.n:
+    def local(self, V: torch.Tensor, rows: str) -> torch.Tensor:
+        """This process's rows of a global array (the inverse of ``gather``): its agents' rows of
+        an (n, ...) array (``rows="agent"``), its out-arcs' rows of a (2m, ...) one (``rows="arc"``)."""
+        if rows == "agent":
             return V[self.rows.start:self.rows.stop]
-        if V.dim() and V.shape[0] == 2 * self.graph.m:
+        if rows == "arc":
             return V[torch.as_tensor(self.out_arcs, device=V.device)]
-        return V
+        raise ValueError(f"rows={rows!r}: 'agent' or 'arc'")

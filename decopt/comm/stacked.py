@@ -120,5 +120,7 @@ class StackedNetwork(Network):
     def allreduce(self, x):
         return x
 
-    def gather(self, X):
+    def gather(self, X, rows):
+        if rows not in ("agent", "arc"):
+            raise ValueError(f"rows={rows!r}: 'agent' or 'arc'")
         return X

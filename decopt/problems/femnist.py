@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..registry import register
 from . import datasets
+from .base import ProblemConfig
 from .supervised import Supervised, check_common
 
 SHAPES = [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 16, 5, 5), (120,), (84, 120), (84,), (62, 84), (62,)]
@@ -30,7 +31,7 @@ FEATURES, CLASSES = 784, 62                 # values per sample (28 x 28), class
 
 
 @dataclass
-class FemnistLeNetConfig:
+class FemnistLeNetConfig(ProblemConfig):
     """DoCoM Exp. 3: LeNet-5 (66,126 parameters) on LEAF FEMNIST json shards, one shard per agent."""
 
     name: str = "femnist_lenet"
@@ -40,7 +41,7 @@ class FemnistLeNetConfig:
     agent_metrics: bool = False         # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
-        check_common(self)
+        check_common(self.batch_size, weight_decay=self.weight_decay)
         datasets.femnist_dirs(self.data_dir)
 
 

@@ -34,11 +34,12 @@ import torch
 from ..errors import ConfigError
 from ..registry import register
 from ..rng import Key, Stream, normal_steps, uniform
+from .base import ProblemConfig
 from .performative import Performative, check_per_agent, per_agent, sensitivities
 
 
 @dataclass
-class GaussianMeanConfig:
+class GaussianMeanConfig(ProblemConfig):
     """Performative Gaussian mean estimation (Li, Yau & Wai 2022): l = (theta - z)^2/2, Z ~ N(zbar_i + eps_i
     theta_i, sigma^2); theta_PS = sum zbar_i / (n (1 - eps_avg)) exists iff eps_avg < 1 (some eps_i may
     exceed 1).
@@ -87,11 +88,12 @@ class GaussianMeanConfig:
 
 class GaussianMean(Performative):
     NOISE_VALUES = 1 << 16
+    m = 1                       # one sample distribution per agent (``samples`` counts batch_size draws)
 
     def __init__(self, cfg: GaussianMeanConfig, net, seed):
         super().__init__(net, seed)
         self.dim, self.replicas, self.d = cfg.dim, cfg.replicas, cfg.dim * cfg.replicas
-        self.batch_size, self.sigma, self.m = cfg.batch_size, cfg.sigma, 1
+        self.batch_size, self.sigma = cfg.batch_size, cfg.sigma
         rows = net.rows
         eps = sensitivities(net.n, rows, cfg.eps_mean, cfg.eps_spread, cfg.eps)
         if cfg.zbar is None:

@@ -42,6 +42,7 @@ from ..errors import ConfigError
 from ..registry import register
 from ..rng import Key, Stream
 from . import datasets
+from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
 
@@ -49,7 +50,7 @@ SOURCES = ("file", "generate")
 
 
 @dataclass
-class LeafSyntheticConfig:
+class LeafSyntheticConfig(ProblemConfig):
     """DoCoM Exp. 1: sigmoid-loss linear classifier (predict argmin_k <w_k, x>) on LEAF synthetic data."""
 
     name: str = "leaf_synthetic"
@@ -66,7 +67,7 @@ class LeafSyntheticConfig:
     agent_metrics: bool = True  # worst-agent loss / grad / accuracy, as in the DoCoM notebook
 
     def check(self) -> None:
-        check_common(self, partitions=("users", "iid", "sorted", "dirichlet"))
+        check_common(self.batch_size, self.partition, self.alpha, ("users", "iid", "sorted", "dirichlet"), reg=self.reg)
         if self.source not in SOURCES:
             raise ConfigError(f"problem.source={self.source}: choose one of {', '.join(SOURCES)}")
         if self.source == "file":

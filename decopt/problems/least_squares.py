@@ -9,11 +9,11 @@ import torch
 from ..errors import ConfigError
 from ..registry import register
 from ..rng import Key, Stream, normal
-from .base import Problem
+from .base import Problem, ProblemConfig
 
 
 @dataclass
-class LeastSquaresConfig:
+class LeastSquaresConfig(ProblemConfig):
     """f_i(x) = ||A_i x - b_i||^2 / (2 samples); agents' planted solutions differ (heterogeneity).
 
     ``dim`` unknowns, ``samples`` rows per agent; agent i's data come from its own planted

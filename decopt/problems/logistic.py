@@ -9,11 +9,11 @@ import torch
 from ..errors import ConfigError
 from ..registry import register
 from ..rng import Key, Stream, normal, uniform
-from .base import Problem
+from .base import Problem, ProblemConfig
 
 
 @dataclass
-class LogisticConfig:
+class LogisticConfig(ProblemConfig):
     """l2-regularized logistic regression on synthetic data; agent features shifted per agent.
 
     Agent i's features are N(mu_i, I) with mu_i = heterogeneity * N(0, I); labels follow a

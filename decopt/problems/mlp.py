@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..registry import register
 from ..rng import Key, Stream
 from . import datasets
+from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
 
@@ -34,7 +35,7 @@ def mlp_size(inputs: int, hidden: int, classes: int = 10) -> int:
 
 
 @dataclass
-class MnistMLPConfig:
+class MnistMLPConfig(ProblemConfig):
     """784-100-10 sigmoid MLP on MNIST (d = 79,510), cross-entropy, inputs normalised (0.1307, 0.3081).
 
     784-hidden-10 sigmoid MLP on MNIST. ``data_dir``: folder with the four IDX files
@@ -53,7 +54,7 @@ class MnistMLPConfig:
     agent_metrics: bool = False         # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
-        check_common(self)
+        check_common(self.batch_size, self.partition, self.alpha, weight_decay=self.weight_decay)
         if self.hidden < 1:
             raise ConfigError(f"problem.hidden={self.hidden}: must be >= 1")
         if self.train_size is not None and self.train_size < 1:
@@ -66,7 +67,7 @@ class MnistMLPConfig:
 
 
 @dataclass
-class DigitsMLPConfig:
+class DigitsMLPConfig(ProblemConfig):
     """64-100-10 sigmoid MLP on scikit-learn's bundled 8x8 digits: the zero-setup demo of mnist_mlp.
 
     64-hidden-10 sigmoid MLP on scikit-learn's bundled 8x8 digits: no data directory needed."""
@@ -81,7 +82,7 @@ class DigitsMLPConfig:
     agent_metrics: bool = True          # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
-        check_common(self)
+        check_common(self.batch_size, self.partition, self.alpha, weight_decay=self.weight_decay)
         if self.hidden < 1:
             raise ConfigError(f"problem.hidden={self.hidden}: must be >= 1")
         if not 0 < self.test_fraction < 1:

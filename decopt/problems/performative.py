@@ -16,6 +16,7 @@ per-agent f_i(x_i; x_i) at each agent's own iterate (the ``risk`` column, via ``
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 
 import numpy as np
 import torch
@@ -66,11 +67,13 @@ class Performative(Problem):
     performative = True
     eval_grid = "geometric"        # runs span decades of iterations (run.eval_grid=auto follows this)
 
+    @abstractmethod
     def sample(self, X: torch.Tensor, t: int):
-        raise NotImplementedError
+        """Z_i ~ D_i(x_i) for every local agent, keyed by (t, agent)."""
 
+    @abstractmethod
     def sample_grad(self, X: torch.Tensor, Z) -> torch.Tensor:
-        raise NotImplementedError
+        """grad_theta l(x_i; Z_i) with Z held fixed."""
 
     def grad(self, X, t):
         return self.sample_grad(X, self.sample(X, t))

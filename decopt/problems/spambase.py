@@ -20,12 +20,13 @@ from ..errors import ConfigError
 from ..registry import register
 from ..rng import Key, Stream
 from . import datasets
+from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
 
 
 @dataclass
-class SpambaseLogisticConfig:
+class SpambaseLogisticConfig(ProblemConfig):
     """logistic regression + ridge on UCI Spambase (DSGD-GD's real-data experiment without the strategic
     shift)."""
 
@@ -42,7 +43,7 @@ class SpambaseLogisticConfig:
     agent_metrics: bool = True          # worst-agent loss / grad / accuracy (n extra full passes per evaluation)
 
     def check(self) -> None:
-        check_common(self)
+        check_common(self.batch_size, self.partition, self.alpha, reg=self.reg)
         if self.features not in (48, 57):
             raise ConfigError(f"problem.features={self.features}: choose 48 (word frequencies) or 57 (all)")
         if not 0 < self.test_fraction < 1:

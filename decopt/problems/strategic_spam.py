@@ -43,12 +43,13 @@ from ..registry import register
 from ..rng import Key, Stream, integers_steps
 from . import datasets
 from .partition import partition
+from .base import ProblemConfig
 from .performative import Performative, check_per_agent, sensitivities
 from .spambase import spambase_split
 
 
 @dataclass
-class StrategicSpamConfig:
+class StrategicSpamConfig(ProblemConfig):
     """Strategic spam classification (Li, Yau & Wai 2022): logistic + ridge on Spambase, users shift features
     by +eps_i theta_i (best response); metrics on data shifted by the evaluated theta.
 

@@ -34,6 +34,7 @@ weights (the worst-agent metrics above, a problem's ``paper_metrics``).
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ class Supervised(Problem):
     bounds: list[float]
     wd: float = 0.0
     agent_metrics_on: bool = False
+    m = 1                   # agents hold different numbers of samples: a full batch counts one in ``samples``
 
     # ------------------------------------------------------------------ set-up
     def setup_data(self, train_x, train_y, test_x, test_y, parts: list[np.ndarray]) -> None:
@@ -76,7 +78,7 @@ class Supervised(Problem):
         self.sizes = self.sizes_all[rows]
         self.parts = parts
         self.d = int(sum(math.prod(s) for s in self.shapes))
-        self._cache = None
+        self._cache = self._gather_buf = self._pool_rows = None      # filled on first use
 
     @property
     def segments(self) -> list[int]:
@@ -99,8 +101,9 @@ class Supervised(Problem):
         return x.expand(self.net.n_local, self.d).clone()
 
     # ------------------------------------------------------------------ model hooks
+    @abstractmethod
     def _batch(self, X, A, Y, w, need_grad: bool = True, need_pred: bool = True):
-        raise NotImplementedError
+        """``(loss (n,), grad (n, d) | None, predicted labels (n, b) | None)`` (module docstring)."""
 
     def _predict(self, X, A):
         return self._batch(X, A, torch.zeros(A.shape[:2], dtype=torch.long, device=A.device),
@@ -141,7 +144,7 @@ class Supervised(Problem):
         which no caller keeps), saving a large allocation per iteration."""
         flat = rows.reshape(-1)
         if reuse:
-            buf = getattr(self, "_gather_buf", None)
+            buf = self._gather_buf
             if buf is None or buf.shape[0] != flat.numel():
                 buf = self._gather_buf = torch.empty((flat.numel(), *self.train_x.shape[1:]),
                                                      dtype=self.train_x.dtype, device=self.device)
@@ -234,7 +237,7 @@ class Supervised(Problem):
         with per-sample ``weights``: (sum_b w_b l(x_i; b) (n_local,), its gradient (n_local, d),
         correct predictions (n_local,)), no regulariser. One model at a time, in chunks of samples
         (metrics only)."""
-        if getattr(self, "_pool_rows", None) is None:
+        if self._pool_rows is None:
             self._pool_rows = torch.as_tensor(np.concatenate(self.parts), device=self.device)
         rows, w = self._pool_rows, torch.as_tensor(weights, dtype=self.dtype, device=self.device)
         chunk = max(1, _CHUNK_ELEMS // max(1, self.train_x[0].numel()))
@@ -252,14 +255,17 @@ class Supervised(Problem):
         return loss, grad, correct
 
 
-def check_common(cfg, partitions=("iid", "sorted", "dirichlet")) -> None:
-    """Checks shared by the learning problems' configs (one-line ConfigErrors)."""
-    if cfg.batch_size is not None and cfg.batch_size < 1:
-        raise ConfigError(f"problem.batch_size={cfg.batch_size}: must be >= 1 or null (full batch)")
-    if hasattr(cfg, "partition") and cfg.partition not in partitions:
-        raise ConfigError(f"problem.partition={cfg.partition}: choose one of {', '.join(partitions)}")
-    if hasattr(cfg, "alpha") and not cfg.alpha > 0:
-        raise ConfigError(f"problem.alpha={cfg.alpha}: must be > 0")
-    for key in ("weight_decay", "reg"):
-        if hasattr(cfg, key) and getattr(cfg, key) < 0:
-            raise ConfigError(f"problem.{key}={getattr(cfg, key)}: must be >= 0")
+def check_common(batch_size: int | None, partition: str | None = None, alpha: float | None = None,
+                 partitions=("iid", "sorted", "dirichlet"), **l2: float) -> None:
+    """Checks shared by the learning problems' configs (one-line ConfigErrors): the minibatch, the
+    split over agents and its Dirichlet ``alpha`` (where the problem has them), and the l2 weight
+    (``weight_decay=`` or ``reg=``)."""
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"problem.batch_size={batch_size}: must be >= 1 or null (full batch)")
+    if partition is not None and partition not in partitions:
+        raise ConfigError(f"problem.partition={partition}: choose one of {', '.join(partitions)}")
+    if alpha is not None and not alpha > 0:
+        raise ConfigError(f"problem.alpha={alpha}: must be > 0")
+    for key, value in l2.items():
+        if value < 0:
+            raise ConfigError(f"problem.{key}={value}: must be >= 0")
