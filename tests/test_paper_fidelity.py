@@ -69,13 +69,13 @@ def test_copy_init_x0_needs_a_common_starting_point_and_a_known_value():
 def test_paper_consensus_columns_on_a_three_agent_example_by_hand():
     net, problem, algo = setup("algo=dsgd", "graph.n=3", "problem.dim=2", *F64)
     X = torch.tensor([[3.0, 4.0], [0.0, 0.0], [-3.0, -4.0]], dtype=torch.float64)   # xbar = 0
-    row = evaluate(problem, algo, net, {"x": X}, paper=True)
+    row = evaluate(problem, algo, net, algo.init(X), paper=True)
     assert row["consensus_sum_norm"] == pytest.approx(5 + 0 + 5, rel=1e-15)        # DoCoM notebook
     assert row["consensus_sum_sq"] == pytest.approx(25 + 0 + 25, rel=1e-15)        # TiCoPD ||X||_K^2
     assert row["consensus_agent0_norm"] == pytest.approx(5, rel=1e-15)             # FSPDA code
     assert row["consensus_error"] == pytest.approx(50 / 3, rel=1e-15)              # decopt's, unchanged
     assert row["grad_norm"] == pytest.approx(math.sqrt(row["grad_norm_sq"]), rel=1e-15)
-    plain = evaluate(problem, algo, net, {"x": X})
+    plain = evaluate(problem, algo, net, algo.init(X))
     assert not {"consensus_sum_norm", "consensus_sum_sq", "consensus_agent0_norm", "grad_norm"} & set(plain)
 
 
@@ -100,7 +100,7 @@ def test_docom_notebook_worst_agent_metrics_on_a_three_agent_example_by_hand(tmp
     net, problem, algo = setup("algo=dsgd", "problem=leaf_synthetic", f"problem.data_dir={tmp_path}",
                                "problem.file=leaf.npz", "graph.n=3", "problem.reg=0.5", *F64)
     X = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, LN3]], dtype=torch.float64)
-    row = evaluate(problem, algo, net, {"x": X}, paper=True)
+    row = evaluate(problem, algo, net, algo.init(X), paper=True)
     # loss = mean over the 3 samples x 2 classes of sig(y z) + ||W||^2 / (2 N), N = 3:
     #   agent 0 (z = [x, 0]): class 0 gives 3/4, 1/2, 1/4; class 1 gives 1/2 thrice -> 3 / 6 + 1 / 6 = 2/3
     #   agent 1 (W = 0): 1/2;  agent 2 (z = [0, ln 3]): (3/2 + 1/4 + 3/4 + 1/4) / 6 + ln3^2 / 6 = 0.6595
