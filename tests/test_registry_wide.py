@@ -17,6 +17,7 @@ from decopt.algorithms import REGISTRY, State
 from decopt.cli import compose
 from decopt.config import validate
 from decopt.errors import ConfigError
+from decopt.graphs import SCHEMAS as GRAPHS
 from decopt.runner import build
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -56,9 +57,10 @@ def rows(path):
 def test_resume_equals_the_uninterrupted_run(tmp_path, algo):
     """Each of the algorithm's cases (golden and EXTRA, with momentum, weight decay, variants,
     STORM buffers, async drift, ... switched on), stopped at iteration 20 and resumed, with
-    checkpoints written on the way (10, 20, 30, 40), equals the uninterrupted run bit for bit: metrics and every state tensor. The checkpoint holds exactly the
-    running state's keys, and the cases together set every field the algorithm's State declares
-    (where ``init`` is annotated with its State class)."""
+    checkpoints written on the way (10, 20, 30, 40), equals the uninterrupted run bit for bit:
+    metrics and every state tensor. The checkpoint holds exactly the running state's keys, and the
+    cases together set every field the algorithm's State declares (where ``init`` is annotated
+    with its State class)."""
     from safetensors import safe_open
 
     cases = cases_of(algo)
@@ -158,6 +160,32 @@ def test_primal_dual_sum_of_duals_stays_zero(job, algo):
         assert float(lam.sum(0).norm()) <= 1e-12 * scale * net.n
         checked += 1
     assert checked, f"algo={algo}: no link model accepted"
+
+
+@pytest.mark.parametrize("links", sorted(LINKS))
+@pytest.mark.parametrize("topology", sorted(GRAPHS))
+def test_mixing_keeps_the_network_average(job, tmp_path, topology, links):
+    """On every registered graph and link model, W_t (read from ``mix``) is symmetric, nonnegative
+    and doubly stochastic, so mixing keeps the network average; L_t 1 = 0 (``laplacian``); on
+    random links some iteration has only part of its edges."""
+    edges = tmp_path / "edges.txt"
+    edges.write_text("".join(f"{i} {(i + 1) % 16}\n{i} {(i + 5) % 16}\n" for i in range(16)))
+    graph = {**LINKS[links], "name": topology, "n": 16}
+    if topology == "edge_list":
+        graph["file"] = str(edges)
+    _, net, *_ = build(validate(configured(job, "dsgd", **graph)))
+    n, partial = net.n, 0
+    eye = torch.eye(n, dtype=torch.float64)
+    H = torch.randn(n, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for t in range(8):
+        net.begin(t)
+        W = net.mix(eye.clone())
+        assert torch.equal(W, W.T) and (W >= 0).all(), f"t={t}"
+        torch.testing.assert_close(W.sum(0), torch.ones(n, dtype=W.dtype), rtol=0, atol=1e-15)
+        torch.testing.assert_close(net.sum(net.mix(H.clone())), H.sum(0), rtol=0, atol=1e-13)
+        torch.testing.assert_close(net.sum(net.laplacian(H.clone())), torch.zeros(3, dtype=H.dtype), rtol=0, atol=1e-13)
+        partial += net.active is not None and 0 < net.active.sum() < net.graph.m
+    assert links == "static" or partial, "random links never switched an edge off"
 
 
 # --- MPI ----------------------------------------------------------------------------------------

@@ -3,9 +3,10 @@ before a large change.
 
 Each mutant is one line of the source changed the way a refactor breaks it (a sign, an index, a
 dropped term, a wrong mask, a missed direction). Each is applied in a temporary copy of the
-repository, a fast subset of the tests runs there (``-x``: it stops at the first failure), and a
-table says which mutants the tests caught. A mutant whose line is no longer in the source is
-``stale``: rewrite it for the new code (the list is meant to follow the code, not to freeze it).
+repository, a fast subset of the tests runs there without MPI (``-x``: it stops at the first
+failure), and a table says which mutants the tests caught. A mutant whose line is no longer in
+the source is ``stale``: rewrite it for the new code (the list follows the code, it does not
+freeze it).
 
     python tools/mutants.py                  # every mutant, the default test subset (~5-10 min)
     python tools/mutants.py fspda mix        # the mutants whose name contains one of the words
@@ -64,10 +65,12 @@ MUTANTS = {
                              "state[\"x\"] = x_half.sub_(e, alpha=gamma)\n            return"),
     "beer-tracker-old-grad": ("algorithms/beer.py", "(grad_new - state[\"grad_x\"])\n", "grad_new\n"),
     "docom-tracker-dropped-v": ("algorithms/docom.py", "g.add_(torch.sub(v_new, v, out=tmp))", "g.add_(v_new)"),
-    "ticopd-dual-sign": ("algorithms/ticopd.py", "lam.add_(dual_dir, alpha=cfg.eta)", "lam.sub_(dual_dir, alpha=cfg.eta)"),
+    "ticopd-dual-sign": ("algorithms/ticopd.py", "lam.add_(dual_dir, alpha=cfg.eta)",
+                         "lam.sub_(dual_dir, alpha=cfg.eta)"),
     "ticopd-mirror-laplacian": ("algorithms/ticopd.py", "lxhat.add_(net.laplacian(halo), alpha=cfg.gamma)",
                                 "lxhat.add_(halo[: net.n_local], alpha=cfg.gamma)"),
-    "ticopd-robust-receiver-copy": ("algorithms/ticopd.py", "b.add_(recv, alpha=cfg.gamma)", "b.add_(M, alpha=cfg.gamma)"),
+    "ticopd-robust-receiver-copy": ("algorithms/ticopd.py", "b.add_(recv, alpha=cfg.gamma)",
+                                    "b.add_(M, alpha=cfg.gamma)"),
     "cpsgd-dual-dropped": ("algorithms/cpsgd.py", "lam.add_(lsum, alpha=lr * cfg.omega)", "pass"),
     "fspda-unshared-wrong-mask": ("algorithms/fspda.py", "return flat_in, V.view(-1)[flat_in] - got",
                                   "return flat_in, V.view(-1)[flat_out] - got"),
@@ -94,7 +97,7 @@ def apply(root: Path, path: str, old: str, new: str) -> bool:
     return True
 
 
-def run(name: str, tests: list[str], timeout: float) -> tuple[str, float, str]:
+def run(name: str, tests: list[str], timeout: float, mpi: bool = False) -> tuple[str, float, str]:
     """(caught | survived | stale | timeout | error, seconds, the first failing test)."""
     path, old, new = MUTANTS[name]
     with tempfile.TemporaryDirectory(prefix="decopt-mutant-") as tmp:
@@ -108,8 +111,8 @@ def run(name: str, tests: list[str], timeout: float) -> tuple[str, float, str]:
         t0 = time.perf_counter()
         try:
             proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                                   "-o", "addopts=", *tests], check=False, cwd=root, env=env, capture_output=True,
-                                  text=True, timeout=timeout)
+                                   *([] if mpi else ["-m", "not mpi"]), *tests], check=False, cwd=root,
+                                  env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return "timeout", time.perf_counter() - t0, ""
         spent = time.perf_counter() - t0
@@ -125,6 +128,8 @@ def main(argv=None) -> int:
     ap.add_argument("select", nargs="*", help="run the mutants whose name contains one of these words")
     ap.add_argument("--tests", nargs="+", default=TESTS, help=f"test files to run (default: {' '.join(TESTS)})")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per mutant (a timeout counts as caught)")
+    ap.add_argument("--mpi", action="store_true", help="run the tests marked mpi too (skipped by default: "
+                    "every mutant is meant to be caught without MPI)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     args = ap.parse_args(argv)
     names = [n for n in MUTANTS if not args.select or any(w in n for w in args.select)]
@@ -137,7 +142,7 @@ def main(argv=None) -> int:
     print(f"{'mutant':{width}s}  {'result':8s}  {'time':>6s}  first failing test")
     bad = 0
     for n in names:
-        status, spent, failed = run(n, args.tests, args.timeout)
+        status, spent, failed = run(n, args.tests, args.timeout, args.mpi)
         bad += status in ("survived", "stale", "error")
         print(f"{n:{width}s}  {status:8s}  {spent:5.0f}s  {failed}", flush=True)
     print(f"{len(names) - bad} of {len(names)} caught")
