@@ -2,7 +2,8 @@
 one operation by hand (numpy, from the paper's update or the documented contract of
 ``decopt.comm.Network``) on 3-6 agents and compares it with decopt's.
 
-* FSPDA's steps (specs/fspda.md eqs. (4a)-(4b)) with shared and unshared coordinate masks;
+* FSPDA's steps (specs/fspda.md eqs. (4a)-(4b)) with shared and unshared coordinate masks, and
+  CHOCO-SGD's on static links (the branch no golden case takes);
 * the stacked backend's ``mix`` (with and without ``own``) and ``laplacian`` against a dense
   ``W_t`` built from ``graph.arcs`` and the edge weights, on static and random links;
 * bernoulli links: both directions of an edge share its draw, different edges draw independently;
@@ -76,6 +77,27 @@ def test_fspda_steps_by_hand(shared, links):
         np.testing.assert_allclose(state["x"].numpy(), X, rtol=0, atol=1e-13, err_msg=f"x at t={t}")
         np.testing.assert_allclose(state["lam"].numpy(), lam, rtol=0, atol=1e-13, err_msg=f"lambda at t={t}")
     assert active_seen > 0
+
+
+# --- CHOCO-SGD on static links, by hand ----------------------------------------------------------
+def test_choco_static_steps_by_hand():
+    """Koloskova et al. 2019 with heavy ball and an exact codec: X_half = X - eta buf
+    (buf = mu buf + g), X_hat += Q(X_half - X_hat) = X_half, X = X_half + gamma (W - I) X_hat."""
+    eta, gamma, mu = 0.1, 0.6, 0.5
+    graph, net, problem, algo = pieces("algo=choco", "graph=star", "graph.n=5", "compressor=none",
+                                       f"algo.eta={eta}", f"algo.gamma={gamma}", f"algo.momentum={mu}")
+    W = dense_W(graph, net.edge_w, np.ones(graph.m, bool))
+    x0 = problem.x0()
+    X, buf = x0.numpy().copy(), np.zeros_like(x0.numpy())
+    state = algo.init(x0.clone())
+    for t in range(4):
+        net.begin(t)
+        buf = mu * buf + problem.grad(torch.as_tensor(X.copy()), t).numpy()
+        half = X - eta * buf
+        X = half + gamma * (W - np.eye(graph.n)) @ half
+        state = algo.step(state, t)
+        np.testing.assert_allclose(state["x"].numpy(), X, rtol=0, atol=1e-13, err_msg=f"x at t={t}")
+    assert np.ptp(X, axis=0).max() > 1e-3              # the agents disagree: the gossip term is tested
 
 
 # --- the stacked network against a dense W_t ---------------------------------------------------
