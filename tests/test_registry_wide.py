@@ -1,7 +1,8 @@
 """Tests that follow the registry (issue 16): every algorithm in ``decopt.algorithms.REGISTRY`` is
-resumed, validated and checked for its invariants, with no per-algorithm entry in this file. A new
+resumed, validated, checked for its invariants and run on two MPI ranks, and every registered
+graph mixes without moving the network average, with no per-component entry in this file. A new
 algorithm's test config is its golden case (tests/golden/cases.py); a registered algorithm
-without one fails here. (Stacked-vs-MPI equivalence over the registry is tests/test_mpi.py.)"""
+without one fails here. (tests/test_mpi.py runs world sizes 1-6 on fixed cases per algorithm.)"""
 import csv
 import sys
 import typing
@@ -105,6 +106,15 @@ def job():
     return OmegaConf.to_container(compose(TINY), resolve=True)
 
 
+LINKS = {"static": {"links": "static"}, "bernoulli": {"links": "bernoulli", "link_p": 0.5},
+         "one_edge": {"name": "complete", "links": "one_edge"}}
+
+
+def configured(job, algo, **graph):
+    """The job with algorithm ``algo`` at its defaults and ``graph`` keys changed."""
+    return {**job, "algo": {**asdict(REGISTRY[algo][0]()), "name": algo}, "graph": {**job["graph"], **graph}}
+
+
 @pytest.mark.parametrize("algo", sorted(REGISTRY))
 def test_numeric_keys_reject_nan_inf_and_out_of_range(job, algo):
     """Every numeric key of the algorithm's config rejects nan, inf and -1e9 with one line that
@@ -127,15 +137,6 @@ def test_numeric_keys_reject_nan_inf_and_out_of_range(job, algo):
 
 
 # --- invariants --------------------------------------------------------------------------------
-LINKS = {"static": {"links": "static"}, "bernoulli": {"links": "bernoulli", "link_p": 0.5},
-         "one_edge": {"name": "complete", "links": "one_edge"}}
-
-
-def configured(job, algo, **graph):
-    """The job with algorithm ``algo`` at its defaults and ``graph`` keys changed."""
-    return {**job, "algo": {**asdict(REGISTRY[algo][0]()), "name": algo}, "graph": {**job["graph"], **graph}}
-
-
 @pytest.mark.parametrize("algo", sorted(REGISTRY))
 def test_primal_dual_sum_of_duals_stays_zero(job, algo):
     """An algorithm that reports ``dual_sum`` (sum_i lambda_i, zero when the duals start at 0 and
