@@ -1,5 +1,7 @@
-"""Checkpoint/resume: a run interrupted at any checkpoint and resumed is the uninterrupted run
-(float64: exactly, every metrics column but wall_time), on the stacked and the MPI backend."""
+"""Checkpoint/resume: a run interrupted at a checkpoint and resumed is the uninterrupted run
+(float64: exactly, every metrics column but wall_time), on the stacked and the MPI backend; a
+checkpoint is data, and resume refuses another job's. Every registered algorithm, with its
+optional state switched on, is resumed in tests/test_registry_wide.py."""
 import csv
 import json
 import pathlib
@@ -15,13 +17,6 @@ from decopt.errors import ConfigError
 from conftest import HAVE_MPIRUN, REPO, mpi_env, mpirun_cmd, run_cli
 
 T, EVERY = 60, 15
-ALGOS = {
-    "ticopd": ["compressor=topk", "compressor.ratio=0.3"],
-    "fspda": ["graph=complete", "graph.links=one_edge"],
-    "docom": ["compressor=qsgd", "compressor.bits=4", "problem.batch_size=5"],
-    "ticopd_robust": ["graph.links=bernoulli", "graph.link_p=0.5", "compressor=randk", "compressor.ratio=0.5"],
-    "choco": ["compressor=qsgd8", "graph.links=bernoulli", "graph.link_p=0.5", "problem.batch_size=5"],
-}
 BASE = ["graph.n=6", "problem.dim=6", "problem.samples=10", "run.dtype=float64", f"run.eval_every={EVERY // 3}",
         f"run.checkpoint_every={EVERY}", "run.seed=2"]
 
@@ -29,21 +24,6 @@ BASE = ["graph.n=6", "problem.dim=6", "problem.samples=10", "run.dtype=float64",
 def rows(path):
     with open(path / "metrics.csv") as fh:
         return [{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(fh)]
-
-
-@pytest.mark.parametrize("algo", sorted(ALGOS))
-def test_resume_at_every_checkpoint_equals_uninterrupted(tmp_path, algo):
-    over = BASE + [f"algo={algo}"] + ALGOS[algo]
-    full = decopt.run(*over, f"run.iterations={T}", run_dir=tmp_path / "full")
-    assert full.summary["status"] == "completed"
-    for stop in (EVERY, 2 * EVERY, 3 * EVERY):                 # three interruption points
-        part = tmp_path / f"part{stop}"
-        decopt.run(*over, f"run.iterations={stop}", run_dir=part)
-        resumed = decopt.run(*over, f"run.iterations={T}", "run.resume=true", run_dir=part)
-        assert rows(part) == rows(tmp_path / "full"), f"{algo}: resumed at {stop} differs"
-        for k, v in full.state.items():
-            assert torch.equal(resumed.state[k], v), f"{algo}: state {k} differs after resuming at {stop}"
-        assert resumed.summary["final"]["bits"] == full.summary["final"]["bits"]
 
 
 @pytest.mark.mpi
@@ -143,30 +123,6 @@ def test_eval_cadence_may_change_on_resume(tmp_path):
                                     "run.resume": [False, True], "run.progress": ["auto", "none"]}
     cfg = yaml.safe_load((tmp_path / "p" / "config.yaml").read_text())
     assert cfg["run"]["iterations"] == 2 * EVERY and cfg["run"]["eval_every"] == 7     # the original config
-
-
-OPTIONAL = {   # every optional state switched on
-    "choco": ["algo.momentum=0.9", "compressor=qsgd8"],
-    "docom": ["algo.momentum=0.9", "compressor=qsgd8", "problem.batch_size=null"],      # + grad_x
-    "docom-pytorch": ["algo=docom", "algo.variant=pytorch", "algo.momentum=0.9", "compressor=qsgd8"],  # + x_prev
-    "beer": ["algo.momentum=0.9", "compressor=qsgd8"],
-    "ticopd": ["algo.momentum=0.9", "algo.weight_decay=0.01", "compressor=topk", "compressor.ratio=0.3"],
-    "fspda": ["algo.momentum=0.9", "algo.weight_decay=0.01", "graph=complete", "graph.links=one_edge"],
-    "fspda-async": ["algo=fspda", "algo.async_cbar=[2.0]", "graph=complete", "graph.links=one_edge"],  # + drift
-}
-
-
-@pytest.mark.parametrize("name", sorted(OPTIONAL))
-def test_resume_with_every_optional_state(tmp_path, name):
-    over = BASE + [f"algo={name}"] * ("-" not in name) + OPTIONAL[name]
-    full = decopt.run(*over, f"run.iterations={2 * EVERY}", run_dir=tmp_path / "full")
-    part = tmp_path / "part"
-    decopt.run(*over, f"run.iterations={EVERY}", run_dir=part)
-    assert set(tensors(part)) == {f"state.{k}" for k in full.state} | {"net.arc_bits", "net.arc_msgs"}
-    resumed = decopt.run(*over, f"run.iterations={2 * EVERY}", "run.resume=true", run_dir=part)
-    assert rows(part) == rows(tmp_path / "full")
-    for k, v in full.state.items():
-        assert torch.equal(resumed.state[k], v), k
 
 
 def test_checkpoint_that_drops_optional_state_is_refused(tmp_path):
