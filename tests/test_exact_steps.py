@@ -85,7 +85,7 @@ def test_choco_static_steps_by_hand():
     (buf = mu buf + g), X_hat += Q(X_half - X_hat) = X_half, X = X_half + gamma (W - I) X_hat."""
     eta, gamma, mu = 0.1, 0.6, 0.5
     graph, net, problem, algo = pieces("algo=choco", "graph=star", "graph.n=5", "compressor=none",
-                                       f"algo.eta={eta}", f"algo.gamma={gamma}", f"algo.momentum={mu}")
+                                       f"algo.lr={eta}", f"algo.gamma={gamma}", f"algo.momentum={mu}")
     W = dense_W(graph, net.edge_w, np.ones(graph.m, bool))
     x0 = problem.x0()
     X, buf = x0.numpy().copy(), np.zeros_like(x0.numpy())
