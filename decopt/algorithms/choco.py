@@ -49,23 +49,18 @@ VARIANTS = ("paper", "pytorch")
 
 @dataclass
 class CHOCOConfig(StepSize):
-    """CHOCO-SGD (Koloskova, Stich & Jaggi 2019): x_half = x - eta grad; x_hat += Q(x_half - x_hat); x =
-    x_half + gamma (W - I) x_hat. On random links: one copy per incident edge, active edges only.
-
-    lr: eta, the SGD step (``schedule``/``a1``: eta_t; the paper's runs keep it constant);
-    gamma: consensus step on the compressed copies (tune per compressor: ~0.5 top-10%, ~0.9
-    8-bit); variant: paper | pytorch (the authors' code order, static links); momentum: heavy
-    ball on the gradient (official code 0.9); copy_init: zero | x0 (zero: the paper, [NB], [PT])."""
+    """CHOCO-SGD (Koloskova, Stich & Jaggi 2019): compressed gossip on public copies. On random
+    links, one copy per edge."""
 
     name: str = "choco"
-    lr: float = 0.01  # eta: SGD step
-    gamma: float = 0.5  # gamma: consensus step on the compressed copies (0.5 top-k 10%, 0.9 8-bit in DoCoM's runs)
-    variant: str = "paper"  # paper: gossip on updated copies | pytorch: authors' ParallelCHOCO_V (previous copies)
-    momentum: float = 0.0  # heavy ball on the gradient (official code: 0.9, --momentum_factor's default)
+    lr: float = 0.01  # eta: SGD step (schedule/a1: eta_t; the paper's runs keep it constant)
+    gamma: float = 0.5  # gamma: consensus step on the compressed copies (~0.5 top-10%, ~0.9 8-bit in DoCoM's runs)
+    variant: str = "paper"  # paper: gossip on updated copies | pytorch: the authors' ParallelCHOCO_V (old copies; static links)
+    momentum: float = 0.0  # mu: heavy ball on the gradient (official code: 0.9, --momentum_factor's default)
     copy_init: str = "zero"  # x_hat^0 (per-edge copies too): zero = Koloskova et al., DoCoM notebook and code | x0
 
     def check(self) -> None:
-        self.check_step()
+        super().check()
         check_positive("algo", gamma=self.gamma)
         check_momentum(self.momentum)
         check_copy_init(self.copy_init)

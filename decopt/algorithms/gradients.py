@@ -15,14 +15,14 @@ def check_b0(b0) -> None:
         raise ConfigError(f"algo.b0={b0}: must be >= 1 or null (full local data)")
 
 
-def local_samples(problem) -> int:
-    """Samples in each agent's local data (``Problem.m``)."""
-    return int(problem.m)
-
-
 def batch_samples(problem) -> int:
     """Samples one gradient call uses per agent: the minibatch, or the local data (full batch)."""
-    return int(problem.batch_size) if problem.batch_size is not None else local_samples(problem)
+    return int(problem.batch_size) if problem.batch_size is not None else int(problem.m)
+
+
+def b0_samples(problem, b0) -> int:
+    """Samples of the initial large batch per agent: ``b0``, or the local data (null)."""
+    return b0 if b0 is not None else int(problem.m)
 
 
 def deterministic(problem) -> bool:

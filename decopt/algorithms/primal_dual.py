@@ -12,8 +12,14 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
 from .base import Algorithm, State, agent_rows
 from .public_copy import copy_start
+
+
+def check_mirror_step(key: str, value: float) -> None:
+    if not 0 < value <= 2:
+        raise ConfigError(f"{key}={value}: the mirror step must be in (0, 2]")
 
 
 @dataclass(eq=False)
