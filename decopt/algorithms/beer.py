@@ -34,12 +34,9 @@ from dataclasses import dataclass
 import torch
 
 from .base import Algorithm, State, StepSize, agent_rows
-from .checks import check_choice, check_positive
 from .gradients import check_b0, large_batch_grad
-from .public_copy import check_copy_init, copy_start, init_copy, push
-from .transforms import HeavyBall, check_momentum
-
-VARIANTS = ("paper", "pytorch")
+from .public_copy import check_copy_keys, copy_start, init_copy, push
+from .transforms import HeavyBall
 
 
 @dataclass
@@ -56,11 +53,8 @@ class BEERConfig(StepSize):
 
     def check(self) -> None:
         super().check()
-        check_positive("algo", gamma=self.gamma)
-        check_momentum(self.momentum)
-        check_copy_init(self.copy_init)
+        check_copy_keys(self)
         check_b0(self.b0)
-        check_choice("algo.variant", self.variant, VARIANTS)
 
 
 @dataclass(eq=False)

@@ -40,11 +40,8 @@ from dataclasses import dataclass
 import torch
 
 from .base import Algorithm, State, StepSize, agent_rows, arc_rows
-from .checks import check_choice, check_positive
-from .public_copy import check_copy_init, copy_start, init_copy, push
-from .transforms import HeavyBall, check_momentum
-
-VARIANTS = ("paper", "pytorch")
+from .public_copy import check_copy_keys, copy_start, init_arc_copies, init_copy, push
+from .transforms import HeavyBall
 
 
 @dataclass
@@ -61,10 +58,7 @@ class CHOCOConfig(StepSize):
 
     def check(self) -> None:
         super().check()
-        check_positive("algo", gamma=self.gamma)
-        check_momentum(self.momentum)
-        check_copy_init(self.copy_init)
-        check_choice("algo.variant", self.variant, VARIANTS)
+        check_copy_keys(self)
 
 
 @dataclass(eq=False)
@@ -100,8 +94,7 @@ class CHOCO(Algorithm):
         net, self.gossip = self.net, self.choco_random_links
         self._arc_agent = torch.as_tensor(net.out_src, device=x0.device)
         self._arc_w = torch.as_tensor(net.edge_w[net.out_arcs >> 1], device=x0.device, dtype=x0.dtype)
-        h0 = x0.new_zeros(len(net.out_arcs), x0.shape[1]) if start is None else start[self._arc_agent]
-        state.h_out, state.h_in = h0, h0.clone()                            # common start: h_in = h_out
+        state.h_out, state.h_in = init_arc_copies(x0, start, self._arc_agent)
         return state
 
     def step(self, state, t):

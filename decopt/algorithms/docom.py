@@ -33,12 +33,10 @@ from dataclasses import dataclass
 import torch
 
 from .base import Algorithm, State, StepSize, agent_rows
-from .checks import check_choice, check_positive, check_unit
+from .checks import check_unit
 from .gradients import b0_samples, batch_samples, check_b0, deterministic, large_batch_grad
-from .public_copy import check_copy_init, copy_start, init_copy, push
-from .transforms import HeavyBall, check_momentum
-
-VARIANTS = ("paper", "pytorch")
+from .public_copy import check_copy_keys, copy_start, init_copy, push
+from .transforms import HeavyBall
 
 
 @dataclass
@@ -56,12 +54,9 @@ class DoCoMConfig(StepSize):
 
     def check(self) -> None:
         super().check()
-        check_positive("algo", gamma=self.gamma)
+        check_copy_keys(self)
         check_unit("algo", beta=self.beta)
-        check_momentum(self.momentum)
-        check_copy_init(self.copy_init)
         check_b0(self.b0)
-        check_choice("algo.variant", self.variant, VARIANTS)
 
 
 @dataclass(eq=False)

@@ -25,7 +25,7 @@ import torch
 
 from .base import arc_rows
 from .checks import check_choice
-from .public_copy import copy_start
+from .public_copy import copy_start, init_arc_copies
 from .primal_dual import PrimalDual, PrimalDualState
 from .ticopd import TiCoPDKeys
 from .transforms import HeavyBall, WeightDecay, chain
@@ -78,9 +78,8 @@ class TiCoPDRobust(PrimalDual):
 
     def init(self, x0):
         """x^0; Lambda^0 = 0; both mirrors of every arc at ``copy_init`` (0, or the common x^0)."""
-        start = copy_start(self.cfg, x0)
-        arcs = x0.new_zeros(len(self.net.out_arcs), x0.shape[1]) if start is None else start[self._src]
-        return TiCoPDRobustState(x=x0.clone(), lam=torch.zeros_like(x0), xhat_out=arcs, xhat_in=arcs.clone(),
+        xhat_out, xhat_in = init_arc_copies(x0, copy_start(self.cfg, x0), self._src)
+        return TiCoPDRobustState(x=x0.clone(), lam=torch.zeros_like(x0), xhat_out=xhat_out, xhat_in=xhat_in,
                                  **self.direction.init_fields(x0))
 
     def _arc_mask(self):
