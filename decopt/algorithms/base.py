@@ -1,4 +1,4 @@
-"""Algorithm = state + step (DESIGN §5), in the spirit of optax's ``init`` + ``update``."""
+"""Algorithm = state + step, in the spirit of optax's ``init`` + ``update``."""
 from __future__ import annotations
 
 from collections.abc import Mapping
