@@ -116,10 +116,8 @@ class FSPDA(PrimalDual):
 
     def init(self, x0):
         """x^0; Lambda^0 = 0; the heavy-ball buffer and the deferred drift where they are on."""
-        fields = self.direction.init_fields(x0)
-        if self.asynchrony is not None:
-            fields.update(self.asynchrony.init_fields(x0))
-        return FSPDAState(x=x0.clone(), lam=torch.zeros_like(x0), **fields)
+        drift = {} if self.asynchrony is None else self.asynchrony.init_fields(x0)
+        return self.init_state(x0, FSPDAState, **drift)
 
     def iterate(self, state):
         return state.x if self.asynchrony is None else self.asynchrony.iterate(state)

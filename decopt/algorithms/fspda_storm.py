@@ -66,8 +66,7 @@ class FSPDAStorm(PrimalDual):
 
     def init(self, x0):
         """x^0 = x^{-1}; Lambda^0 = 0; m, u start at 0 (set to d, q at t = 0)."""
-        z = torch.zeros_like(x0)
-        return FSPDAStormState(x=x0.clone(), x_prev=x0.clone(), lam=z, m=z.clone(), u=z.clone())
+        return self.init_state(x0, FSPDAStormState, x_prev=x0.clone(), m=torch.zeros_like(x0), u=torch.zeros_like(x0))
 
     def step(self, state, t):
         cfg = self.cfg

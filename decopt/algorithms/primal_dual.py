@@ -42,6 +42,10 @@ class PrimalDual(Algorithm):
     """A primal-dual method: ``direction`` (the transforms applied to the stochastic gradient, set
     in ``__init__``), the gradient step's direction at X, and the dual-sum metric."""
 
+    def init_state(self, x0: torch.Tensor, state: type[PrimalDualState], **fields) -> PrimalDualState:
+        """x^0, Lambda^0 = 0 and the transforms' buffers, with the method's own ``fields``."""
+        return state(x=x0.clone(), lam=torch.zeros_like(x0), **self.direction.init_fields(x0), **fields)
+
     def gradient(self, state: PrimalDualState, X: torch.Tensor, t: int) -> torch.Tensor:
         """grad F(X) through ``direction`` (e.g. g + wd X, then the heavy ball)."""
         return self.direction(self.problem.grad(X, t), X, state)
@@ -55,7 +59,6 @@ class MirrorPrimalDual(PrimalDual):
 
     def init(self, x0):
         """x^0; Lambda^0 = 0; X̂^0 at ``copy_init`` (0, or the common x^0, whose L X̂ is 0); L X̂^0 = 0."""
-        z = torch.zeros_like(x0)
         start = copy_start(self.cfg, x0)
-        return MirrorState(x=x0.clone(), lam=z.clone(), xhat=z.clone() if start is None else start.clone(),
-                           lxhat=z.clone(), **self.direction.init_fields(x0))
+        return self.init_state(x0, MirrorState, xhat=torch.zeros_like(x0) if start is None else start.clone(),
+                               lxhat=torch.zeros_like(x0))

@@ -79,8 +79,7 @@ class TiCoPDRobust(PrimalDual):
     def init(self, x0):
         """x^0; Lambda^0 = 0; both mirrors of every arc at ``copy_init`` (0, or the common x^0)."""
         xhat_out, xhat_in = init_arc_copies(x0, copy_start(self.cfg, x0), self._src)
-        return TiCoPDRobustState(x=x0.clone(), lam=torch.zeros_like(x0), xhat_out=xhat_out, xhat_in=xhat_in,
-                                 **self.direction.init_fields(x0))
+        return self.init_state(x0, TiCoPDRobustState, xhat_out=xhat_out, xhat_in=xhat_in)
 
     def _arc_mask(self):
         """0/1 column over local out-arcs: active this iteration (None on static links: all on)."""
