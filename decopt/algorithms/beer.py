@@ -44,7 +44,7 @@ class BEERConfig(StepSize):
     """BEER (Zhao, Li, Li, Richtarik & Chi 2022): compressed gradient tracking with error feedback."""
 
     name: str = "beer"
-    lr: float = 0.01  # eta: step along the tracker V (schedule/a1: eta_t)
+    lr: float = 0.01  # eta: step along the tracker V
     gamma: float = 0.2  # gamma: consensus step on the compressed copies H, G (~0.16-0.2 top-k 5%, ~0.5 4-bit)
     b0: int | None = None  # b_0: batch of the initial tracker V^0 (null = full local data)
     variant: str = "paper"  # paper: the BEER paper's order | pytorch: the DoCoM code's ParallelBEER_V (previous copies)

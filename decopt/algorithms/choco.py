@@ -50,7 +50,7 @@ class CHOCOConfig(StepSize):
     links, one copy per edge."""
 
     name: str = "choco"
-    lr: float = 0.01  # eta: SGD step (schedule/a1: eta_t; the paper's runs keep it constant)
+    lr: float = 0.01  # eta: SGD step (constant in the paper's runs)
     gamma: float = 0.5  # gamma: consensus step on the compressed copies (~0.5 top-10%, ~0.9 8-bit in DoCoM's runs)
     variant: str = "paper"  # paper: gossip on updated copies | pytorch: authors' ParallelCHOCO_V (old copies, static links)
     momentum: float = 0.0  # mu: heavy ball on the gradient (official code: 0.9, --momentum_factor's default)

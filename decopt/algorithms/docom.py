@@ -34,7 +34,7 @@ import torch
 
 from .base import Algorithm, State, StepSize, agent_rows
 from .checks import check_unit
-from .gradients import b0_samples, batch_samples, check_b0, deterministic, large_batch_grad
+from .gradients import check_b0, deterministic, large_batch_grad, tracker_samples
 from .public_copy import check_copy_keys, copy_start, init_copy, push
 from .transforms import HeavyBall
 
@@ -44,7 +44,7 @@ class DoCoMConfig(StepSize):
     """DoCoM (Yau & Wai 2023): doubly compressed momentum-assisted gradient tracking, eqs. (9a)-(9g)."""
 
     name: str = "docom"
-    lr: float = 0.01  # eta: step along the tracker g, theta_half = theta - eta g (schedule/a1: eta_t)
+    lr: float = 0.01  # eta: step along the tracker g, theta_half = theta - eta g
     gamma: float = 0.2  # gamma: consensus step on the compressed copies (~0.2 top-k 5%, ~0.6 4-bit)
     beta: float = 0.01  # beta: v^{t+1} = grad(theta^{t+1}) + (1-beta)(v^t - grad(theta^t)); 1 = plain SGD
     b0: int | None = None  # b_0: batch of the initial tracker g^0 = v^0 (null = full local data)
@@ -97,9 +97,8 @@ class DoCoM(Algorithm):
                           **self.heavy_ball.init_fields(x0))
 
     def samples(self, t: int) -> float:
-        steps = t if self.cfg.variant == "paper" else max(t - 1, 0)
-        b0 = b0_samples(self.problem, self.cfg.b0)
-        return float(self.net.n * (b0 + self.grads_per_step * steps * batch_samples(self.problem)))
+        steps = t if self.cfg.variant == "paper" else max(t - 1, 0)     # pytorch: no gradient at t = 0
+        return tracker_samples(self.problem, self.net.n, self.cfg.b0, self.grads_per_step * steps)
 
     def step(self, state, t):
         return self.paper_step(state, t) if self.cfg.variant == "paper" else self.pytorch_step(state, t)

@@ -31,8 +31,8 @@ from .base import Algorithm, State, StepSize
 @dataclass
 class DSGDGDConfig(StepSize):
     """DSGD with greedy deployment (Li, Yau & Wai 2022) for performative prediction. Pairs with
-    problem=gaussian_mean. Theory wants a0 mu_tilde >= 2 with mu_tilde = mu - eps_avg L
-    (1 - eps_avg for Gaussian mean estimation, so a0 >= 20 at eps_avg = 0.9) and gamma_1 <= 0.5."""
+    problem=gaussian_mean. The defaults meet the theory's a0 mu_tilde >= 2, mu_tilde = mu - eps_avg L
+    (1 - eps_avg for Gaussian mean estimation: a0 >= 20 at eps_avg = 0.9), and gamma_1 <= 0.5."""
 
     name: str = "dsgd_gd"
     lr: float = 25.0  # a_0: gamma_t = a0 / (a1 + t); want a0 (1 - eps_avg) >= 2

@@ -51,7 +51,7 @@ K_RULES = ("exact", "code")
 class FSPDAKeys(StepSize):
     """The keys of FSPDA-SA (``fspda``) and FSPDA-STORM (``fspda_storm``)."""
 
-    lr: float = 0.05  # alpha: gradient step (schedule/a1: alpha_t); code --lr
+    lr: float = 0.05  # alpha: gradient step; code --lr
     eta: float = 0.01  # eta: dual weight in the primal step, 0 = dual off (eta << alpha on sparse graphs); code --eta
     gamma: float = 0.5  # gamma: consensus/penalty step on masked coordinates; 0.5 = exact pairwise average
     beta: float = 1.0  # beta: dual ascent step (dual gain eta*beta); code --beta

@@ -22,7 +22,7 @@ class DIGingConfig(StepSize):
     """DIGing (Nedic, Olshevsky & Shi 2017): gradient tracking, also on time-varying graphs (W_t)."""
 
     name: str = "diging"
-    lr: float = 0.05  # alpha: step along the tracker y (schedule=inverse: lr / (a1 + t))
+    lr: float = 0.05  # alpha: step along the tracker y
 
 
 @dataclass

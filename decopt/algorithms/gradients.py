@@ -20,9 +20,10 @@ def batch_samples(problem) -> int:
     return int(problem.batch_size) if problem.batch_size is not None else int(problem.m)
 
 
-def b0_samples(problem, b0) -> int:
-    """Samples of the initial large batch per agent: ``b0``, or the local data (null)."""
-    return b0 if b0 is not None else int(problem.m)
+def tracker_samples(problem, n: int, b0, evaluations: int) -> float:
+    """Samples drawn by n agents: the initial tracker's batch (``b0``, or the local data when null)
+    and ``evaluations`` gradient calls each."""
+    return float(n * ((b0 if b0 is not None else int(problem.m)) + evaluations * batch_samples(problem)))
 
 
 def deterministic(problem) -> bool:

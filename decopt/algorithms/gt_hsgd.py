@@ -15,7 +15,7 @@ import torch
 
 from .base import Algorithm, State, StepSize, agent_rows
 from .checks import check_unit
-from .gradients import b0_samples, batch_samples, check_b0, deterministic, large_batch_grad
+from .gradients import check_b0, deterministic, large_batch_grad, tracker_samples
 
 
 @dataclass
@@ -56,7 +56,7 @@ class GTHSGD(Algorithm):
                            grad_x=v0.clone() if deterministic(self.problem) else None)
 
     def samples(self, t: int) -> float:
-        return float(self.net.n * (b0_samples(self.problem, self.cfg.b0) + 2 * t * batch_samples(self.problem)))
+        return tracker_samples(self.problem, self.net.n, self.cfg.b0, self.grads_per_step * t)
 
     def step(self, state, t):
         x, v = state.x, state.v

@@ -7,8 +7,9 @@ edge then average their (compressed, e.g. 8-bit) models::
 
 Built for random links (``graph.links=one_edge``: one interacting pair per iteration, the
 population protocol). The paper's pairwise average x_i, x_j <- (x_i + x_j) / 2 is
-``graph.mixing=constant graph.weight=0.5``; with the default Metropolis weights the pair moves
-part way. Each agent keeps its own exact model; neighbours receive Q(x_j).
+``graph.mixing=constant graph.weight=0.5`` on a ring; denser graphs cap the constant weight at
+1/max_degree of the full graph, so keep the default Metropolis weights there (the pair moves part
+way). Each agent keeps its own exact model; neighbours receive Q(x_j).
 """
 from __future__ import annotations
 
@@ -23,12 +24,10 @@ MAX_LOCAL_STEPS = 10 ** 6      # local SGD steps per iteration: more is a typo (
 @dataclass
 class SwarmSGDConfig(StepSize):
     """SwarmSGD (Nadiradze et al. 2021): local SGD steps, then averaging on the active edges.
-    Needs random links (graph.links=one_edge); models travel compressed. On a ring,
-    graph.mixing=constant graph.weight=0.5 gives the paper's pairwise average; denser graphs cap the
-    constant weight at 1/max_degree of the full graph, so keep the default Metropolis weights there."""
+    Needs random links (graph.links=one_edge)."""
 
     name: str = "swarm_sgd"
-    lr: float = 0.05  # eta: local SGD step (schedule=inverse decays it with the iteration t)
+    lr: float = 0.05  # eta: local SGD step
     local_steps: int = 1  # H: local SGD steps per agent per iteration (between interactions)
 
     def check(self) -> None:

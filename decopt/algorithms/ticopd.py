@@ -40,7 +40,7 @@ DUAL_ON = ("xhat", "x")
 class TiCoPDKeys(StepSize):
     """The keys of both TiCoPD papers (P1 ``ticopd``, P2 ``ticopd_robust``)."""
 
-    lr: float = 0.05  # alpha: primal step (slow timescale; schedule/a1: alpha_t); code --lr
+    lr: float = 0.05  # alpha: primal step (slow timescale); code --lr
     eta: float = 0.05  # eta: dual ascent step (slow; 0 turns the dual off); code --eta (code default 0)
     theta: float = 1.0  # theta: augmented-Lagrangian penalty weight on L x̂; code --theta
     gamma: float = 1.0  # gamma: mirror step in (0, 2] (fast; alpha / gamma << 1); hard-wired 1 in [C1]
