@@ -39,8 +39,7 @@ from ..errors import ConfigError
 from .asynchrony import Asynchrony, check_cbar
 from .base import StepSize, agent_rows
 from .checks import check_choice, check_nonnegative, check_positive, check_unit
-from .masked_gossip import MaskedGossip
-from .primal_dual import PrimalDual, PrimalDualState
+from .primal_dual import MaskedPrimalDual, PrimalDualState
 from .transforms import HeavyBall, WeightDecay, chain, check_momentum, check_weight_decay
 
 DUAL_UPDATES = ("paper", "official")
@@ -99,18 +98,15 @@ class FSPDAState(PrimalDualState):
     drift: torch.Tensor = agent_rows()
 
 
-class FSPDA(PrimalDual):
+class FSPDA(MaskedPrimalDual):
     """FSPDA-SA (see the module docstring)."""
 
     name = "fspda"
     config = FSPDAConfig
-    links = "any"
-    no_compressor = "sparsifies with its own shared mask (algo.mask_ratio)"
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
         self.direction = chain(WeightDecay(cfg.weight_decay), HeavyBall(cfg.momentum))
-        self.gossip = MaskedGossip(net, compressor, problem.segments, cfg.mask_ratio, cfg.k_rule, cfg.shared_mask)
         self.asynchrony = None if cfg.async_cbar is None else Asynchrony(cfg.async_cbar, net)
         self._work = None
 

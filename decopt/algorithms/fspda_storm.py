@@ -23,8 +23,7 @@ import torch
 from .base import agent_rows
 from .checks import check_unit
 from .fspda import FSPDAKeys
-from .masked_gossip import MaskedGossip
-from .primal_dual import PrimalDual, PrimalDualState
+from .primal_dual import MaskedPrimalDual, PrimalDualState
 from .transforms import WeightDecay
 
 
@@ -51,18 +50,15 @@ class FSPDAStormState(PrimalDualState):
     u: torch.Tensor = agent_rows()
 
 
-class FSPDAStorm(PrimalDual):
+class FSPDAStorm(MaskedPrimalDual):
     """FSPDA-STORM (see the module docstring)."""
 
     name = "fspda_storm"
     config = FSPDAStormConfig
-    links = "any"
-    no_compressor = "sparsifies with its own shared mask (algo.mask_ratio)"
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
         self.direction = WeightDecay(cfg.weight_decay)
-        self.gossip = MaskedGossip(net, compressor, problem.segments, cfg.mask_ratio, cfg.k_rule, cfg.shared_mask)
 
     def init(self, x0):
         """x^0 = x^{-1}; Lambda^0 = 0; m, u start at 0 (set to d, q at t = 0)."""

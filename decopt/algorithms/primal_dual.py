@@ -5,7 +5,8 @@ shared transforms (weight decay, heavy ball) that each method builds once in ``_
 
 TiCoPD (P1) and CP-SGD also share the node-wise mirror: a public copy x̂_i of every iterate that
 all neighbours hold, advanced by the compressed broadcast c_i = Q(x_i - x̂_i), with its Laplacian
-aggregate s = L X̂ kept as a running sum (``MirrorState``)."""
+aggregate s = L X̂ kept as a running sum (``MirrorState``). FSPDA-SA and FSPDA-STORM share the
+masked gossip on the active edges (``MaskedPrimalDual``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import torch
 
 from ..errors import ConfigError
 from .base import Algorithm, State, agent_rows
+from .masked_gossip import MaskedGossip
 from .public_copy import copy_start
 
 
@@ -62,3 +64,15 @@ class MirrorPrimalDual(PrimalDual):
         start = copy_start(self.cfg, x0)
         return self.init_state(x0, MirrorState, xhat=torch.zeros_like(x0) if start is None else start.clone(),
                                lxhat=torch.zeros_like(x0))
+
+
+class MaskedPrimalDual(PrimalDual):
+    """A primal-dual method whose messages are random-k masked values on the active edges, drawn
+    by the method itself (FSPDA-SA, FSPDA-STORM; ``masked_gossip``)."""
+
+    links = "any"
+    no_compressor = "sparsifies with its own shared mask (algo.mask_ratio)"
+
+    def __init__(self, cfg, net, problem, compressor):
+        super().__init__(cfg, net, problem, compressor)
+        self.gossip = MaskedGossip(net, compressor, problem.segments, cfg.mask_ratio, cfg.k_rule, cfg.shared_mask)
