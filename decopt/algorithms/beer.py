@@ -48,7 +48,7 @@ class BEERConfig(StepSize):
     gamma: float = 0.2  # gamma: consensus step on the compressed copies H, G (~0.16-0.2 top-k 5%, ~0.5 4-bit)
     b0: int | None = None  # b_0: batch of the initial tracker V^0 (null = full local data)
     variant: str = "paper"  # paper: the BEER paper's order | pytorch: the DoCoM code's ParallelBEER_V (previous copies)
-    momentum: float = 0.0  # mu: heavy ball on the tracker step (official code: 0.9, --momentum_factor's default)
+    momentum: float = 0.0  # heavy ball on the tracker step (official code: 0.9, --momentum_factor's default)
     copy_init: str = "zero"  # H^0: zero = DoCoM notebook's BEER (Exp. 1) | x0 = DoCoM code's ParallelBEER_V
 
     def check(self) -> None:

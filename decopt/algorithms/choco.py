@@ -53,7 +53,7 @@ class CHOCOConfig(StepSize):
     lr: float = 0.01  # eta: SGD step (constant in the paper's runs)
     gamma: float = 0.5  # gamma: consensus step on the compressed copies (~0.5 top-10%, ~0.9 8-bit in DoCoM's runs)
     variant: str = "paper"  # paper: gossip on updated copies | pytorch: authors' ParallelCHOCO_V (old copies, static links)
-    momentum: float = 0.0  # mu: heavy ball on the gradient (official code: 0.9, --momentum_factor's default)
+    momentum: float = 0.0  # heavy ball on the gradient (official code: 0.9, --momentum_factor's default)
     copy_init: str = "zero"  # x_hat^0 (per-edge copies too): zero = Koloskova et al., DoCoM notebook and code | x0
 
     def check(self) -> None:

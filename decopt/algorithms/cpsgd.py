@@ -36,7 +36,7 @@ class CPSGDConfig(StepSize):
     gamma: float = 1.0  # gamma: penalty weight on L(X̂ + C); code --gamma
     omega: float = 1.0  # omega: dual weight (primal term and dual ascent); code --omega
     alpha: float = 1.0  # alpha: mirror step X̂ += alpha C, in (0, 2]; code --alpha
-    momentum: float = 0.0  # mu: heavy ball on the gradient; 0 = plain
+    momentum: float = 0.0  # heavy ball on the gradient; 0 = plain
     weight_decay: float = 0.0  # L2 weight added to the gradient; 0 = plain
     copy_init: str = "zero"  # x̂^0: zero = the code (cp_sgd.py) | x0 = the common starting point
 

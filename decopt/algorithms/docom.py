@@ -49,7 +49,7 @@ class DoCoMConfig(StepSize):
     beta: float = 0.01  # beta: v^{t+1} = grad(theta^{t+1}) + (1-beta)(v^t - grad(theta^t)); 1 = plain SGD
     b0: int | None = None  # b_0: batch of the initial tracker g^0 = v^0 (null = full local data)
     variant: str = "paper"  # paper: (9a)-(9g), gossip on the updated copies | pytorch: official code, previous copies
-    momentum: float = 0.0  # mu: heavy ball on the tracker step (official code: 0.9, --momentum_factor's default)
+    momentum: float = 0.0  # heavy ball on the tracker step (official code: 0.9, --momentum_factor's default)
     copy_init: str = "zero"  # theta-hat^0: zero = authors' notebook (Exp. 1) | x0 = slides' (9a), PyTorch code
 
     def check(self) -> None:

@@ -44,7 +44,7 @@ class TiCoPDKeys(StepSize):
     eta: float = 0.05  # eta: dual ascent step (slow; 0 turns the dual off); code --eta (code default 0)
     theta: float = 1.0  # theta: augmented-Lagrangian penalty weight on L x̂; code --theta
     gamma: float = 1.0  # gamma: mirror step in (0, 2] (fast; alpha / gamma << 1); hard-wired 1 in [C1]
-    momentum: float = 0.0  # mu: heavy ball on the gradient (codebase default 0.9); 0 = the paper
+    momentum: float = 0.0  # heavy ball on the gradient (codebase default 0.9); 0 = the paper
     weight_decay: float = 0.0  # L2 weight added to the gradient (codebase default 5e-4); 0 = the paper
     copy_init: str = "zero"  # x̂^0: zero = [C1] (spec pitfall 9) | x0 = the common starting point
 
