@@ -1,4 +1,4 @@
-"""Algorithm = state + step (DESIGN §5), in the spirit of optax's ``init`` + ``update``."""
+"""Algorithm = state + step, in the spirit of optax's ``init`` + ``update``."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -8,9 +8,10 @@ import torch
 
 from ..comm import Network
 from ..compressors import Compressor
-from ..errors import ConfigError
 from ..problems import Problem
 from ..registry import register
+from .checks import check_choice, check_positive
+from .gradients import batch_samples
 
 AGENT, ARC = "agent", "arc"
 
@@ -96,6 +97,12 @@ class Algorithm:
         """The primal iterate X (one row per local agent) at which metrics are taken."""
         return state.x
 
+    def mix(self, X: torch.Tensor) -> torch.Tensor:
+        """W X as the agents receive it: neighbours' rows through the compressor (Q(x_j)), the own
+        row exact; one broadcast."""
+        sent = self.net.broadcast(X, self.compressor)
+        return self.net.mix(sent, own=None if sent is X else X)
+
     def metrics(self, state: State) -> dict:
         """Algorithm-specific metrics (e.g. the sum of duals); computed with network reductions."""
         return {}
@@ -105,9 +112,7 @@ class Algorithm:
     def samples(self, t: int) -> float:
         """Gradient samples drawn by all agents in the first t iterations (the ``samples`` column):
         evaluations x minibatch (the local data size for a full batch), plus any initial batch."""
-        b = self.problem.batch_size
-        b = int(b) if b is not None else int(self.problem.m)
-        return float(self.net.n * self.grads_per_step * t * b)
+        return float(self.net.n * self.grads_per_step * t * batch_samples(self.problem))
 
 
 SCHEDULES = ("constant", "inverse")
@@ -121,13 +126,12 @@ class StepSize:
     schedule: str = "constant"  # constant: gamma_t = lr | inverse: gamma_t = lr / (a1 + t)
     a1: float = 1.0             # a_1: offset in the inverse schedule lr / (a1 + t); unused when constant
 
-    def check_step(self, prefix: str = "algo") -> None:
-        if not self.lr > 0:
-            raise ConfigError(f"{prefix}.lr={self.lr}: must be > 0")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"{prefix}.schedule={self.schedule}: choose one of {', '.join(SCHEDULES)}")
-        if self.schedule == "inverse" and not self.a1 > 0:
-            raise ConfigError(f"{prefix}.a1={self.a1}: must be > 0")
+    def check(self) -> None:
+        """The step-size keys; a config's own ``check`` calls it first (``super().check()``)."""
+        check_positive("algo", lr=self.lr)
+        check_choice("algo.schedule", self.schedule, SCHEDULES)
+        if self.schedule == "inverse":
+            check_positive("algo", a1=self.a1)
 
     def step_size(self, t: int) -> float:
         return self.lr if self.schedule == "constant" else self.lr / (self.a1 + t)

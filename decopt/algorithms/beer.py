@@ -34,39 +34,27 @@ from dataclasses import dataclass
 import torch
 
 from .base import Algorithm, State, StepSize, agent_rows
-from .checks import check_choice, check_positive
 from .gradients import check_b0, large_batch_grad
-from .public_copy import check_copy_init, copy_start, init_copy, push
-from .transforms import HeavyBall, check_momentum
-
-VARIANTS = ("paper", "pytorch")
+from .public_copy import check_copy_keys, copy_start, init_copy, push
+from .transforms import HeavyBall
 
 
 @dataclass
 class BEERConfig(StepSize):
-    """BEER (Zhao et al. 2022): X += -eta V + gamma (W - I) H; H += Q(X - H); V += gamma (W - I) G +
-    grad(X_new) - grad(X_old); G += Q(V - G).
-
-    lr: eta, the step along the tracker V (``schedule``/``a1``: eta_t); gamma: consensus step on
-    the compressed copies H and G; b0: batch of the initial tracker V^0 (null = full local data);
-    variant: paper | pytorch (the DoCoM code's order); momentum: heavy ball on V (official code
-    0.9); copy_init: zero | x0, H^0 (zero: [NB]; x0: [PT])."""
+    """BEER (Zhao, Li, Li, Richtarik & Chi 2022): compressed gradient tracking with error feedback."""
 
     name: str = "beer"
     lr: float = 0.01  # eta: step along the tracker V
-    gamma: float = 0.2  # gamma: consensus step on the compressed copies H, G (0.16-0.2 top-k 5%, 0.5 4-bit)
-    b0: int | None = None  # batch of the initial tracker V^0 (null = full local data)
+    gamma: float = 0.2  # gamma: consensus step on the compressed copies H, G (~0.16-0.2 top-k 5%, ~0.5 4-bit)
+    b0: int | None = None  # b_0: batch of the initial tracker V^0 (null = full local data)
     variant: str = "paper"  # paper: the BEER paper's order | pytorch: the DoCoM code's ParallelBEER_V (previous copies)
     momentum: float = 0.0  # heavy ball on the tracker step (official code: 0.9, --momentum_factor's default)
     copy_init: str = "zero"  # H^0: zero = DoCoM notebook's BEER (Exp. 1) | x0 = DoCoM code's ParallelBEER_V
 
     def check(self) -> None:
-        self.check_step()
-        check_positive("algo", gamma=self.gamma)
-        check_momentum(self.momentum)
-        check_copy_init(self.copy_init)
+        super().check()
+        check_copy_keys(self)
         check_b0(self.b0)
-        check_choice("algo.variant", self.variant, VARIANTS)
 
 
 @dataclass(eq=False)

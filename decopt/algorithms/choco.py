@@ -40,36 +40,25 @@ from dataclasses import dataclass
 import torch
 
 from .base import Algorithm, State, StepSize, agent_rows, arc_rows
-from .checks import check_choice, check_positive
-from .public_copy import check_copy_init, copy_start, init_copy, push
-from .transforms import HeavyBall, check_momentum
-
-VARIANTS = ("paper", "pytorch")
+from .public_copy import check_copy_keys, copy_start, init_arc_copies, init_copy, push
+from .transforms import HeavyBall
 
 
 @dataclass
 class CHOCOConfig(StepSize):
-    """CHOCO-SGD (Koloskova, Stich & Jaggi 2019): x_half = x - eta grad; x_hat += Q(x_half - x_hat); x =
-    x_half + gamma (W - I) x_hat. On random links: one copy per incident edge, active edges only.
-
-    lr: eta, the SGD step (``schedule``/``a1``: eta_t; the paper's runs keep it constant);
-    gamma: consensus step on the compressed copies (tune per compressor: ~0.5 top-10%, ~0.9
-    8-bit); variant: paper | pytorch (the authors' code order, static links); momentum: heavy
-    ball on the gradient (official code 0.9); copy_init: zero | x0 (zero: the paper, [NB], [PT])."""
+    """CHOCO-SGD (Koloskova, Stich & Jaggi 2019): compressed gossip on public copies. On random
+    links, one copy per edge."""
 
     name: str = "choco"
-    lr: float = 0.01  # eta: SGD step
-    gamma: float = 0.5  # gamma: consensus step on the compressed copies (0.5 top-k 10%, 0.9 8-bit in DoCoM's runs)
-    variant: str = "paper"  # paper: gossip on updated copies | pytorch: authors' ParallelCHOCO_V (previous copies)
+    lr: float = 0.01  # eta: SGD step (constant in the paper's runs)
+    gamma: float = 0.5  # gamma: consensus step on the compressed copies (~0.5 top-10%, ~0.9 8-bit in DoCoM's runs)
+    variant: str = "paper"  # paper: gossip on updated copies | pytorch: authors' ParallelCHOCO_V (old copies, static links)
     momentum: float = 0.0  # heavy ball on the gradient (official code: 0.9, --momentum_factor's default)
     copy_init: str = "zero"  # x_hat^0 (per-edge copies too): zero = Koloskova et al., DoCoM notebook and code | x0
 
     def check(self) -> None:
-        self.check_step()
-        check_positive("algo", gamma=self.gamma)
-        check_momentum(self.momentum)
-        check_copy_init(self.copy_init)
-        check_choice("algo.variant", self.variant, VARIANTS)
+        super().check()
+        check_copy_keys(self)
 
 
 @dataclass(eq=False)
@@ -105,8 +94,7 @@ class CHOCO(Algorithm):
         net, self.gossip = self.net, self.choco_random_links
         self._arc_agent = torch.as_tensor(net.out_src, device=x0.device)
         self._arc_w = torch.as_tensor(net.edge_w[net.out_arcs >> 1], device=x0.device, dtype=x0.dtype)
-        h0 = x0.new_zeros(len(net.out_arcs), x0.shape[1]) if start is None else start[self._arc_agent]
-        state.h_out, state.h_in = h0, h0.clone()                            # common start: h_in = h_out
+        state.h_out, state.h_in = init_arc_copies(x0, start, self._arc_agent)
         return state
 
     def step(self, state, t):

@@ -19,40 +19,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ConfigError
 from .base import StepSize
+from .checks import check_nonnegative
 from .public_copy import check_copy_init
-from .primal_dual import MirrorPrimalDual
+from .primal_dual import MirrorPrimalDual, check_mirror_step
 from .transforms import HeavyBall, WeightDecay, chain, check_momentum, check_weight_decay
 
 
 @dataclass
 class CPSGDConfig(StepSize):
-    """CP-SGD (baseline of TiCoPD's figure; authors' cp_sgd.py, cites arXiv 2403.01322): static graph, node-
-    wise mirror, one compressed broadcast C = Q(X - X̂) per iteration; L(X̂ + C) in place of L X̂. X <- X -
-    lr g - lr gamma L(X̂ + C) - lr omega Lambda;  Lambda <- Lambda + lr omega L(X̂ + C);  X̂ <- X̂ + alpha
-    C.
-
-    ``lr`` step, ``gamma`` penalty weight, ``omega`` dual weight, ``alpha`` mirror step,
-    ``copy_init`` zero | x0 (the mirror's start; zero: the code)."""
+    """CP-SGD: compressed primal-dual SGD with a node-wise mirror, the baseline of TiCoPD's figure.
+    As the authors' cp_sgd.py codes it (citing arXiv 2403.01322); keys follow its flags."""
 
     name: str = "cpsgd"
     lr: float = 0.05  # lr: step size (scales every term but the mirror step); code --lr
     gamma: float = 1.0  # gamma: penalty weight on L(X̂ + C); code --gamma
     omega: float = 1.0  # omega: dual weight (primal term and dual ascent); code --omega
-    alpha: float = 1.0  # alpha: mirror step X̂ += alpha C; code --alpha
+    alpha: float = 1.0  # alpha: mirror step X̂ += alpha C, in (0, 2]; code --alpha
     momentum: float = 0.0  # heavy ball on the gradient; 0 = plain
-    weight_decay: float = 0.0  # L2 on the gradient; 0 = plain
+    weight_decay: float = 0.0  # L2 weight added to the gradient; 0 = plain
     copy_init: str = "zero"  # x̂^0: zero = the code (cp_sgd.py) | x0 = the common starting point
 
     def check(self) -> None:
-        self.check_step()
+        super().check()
         check_copy_init(self.copy_init)
-        for key in ("gamma", "omega"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"algo.{key}={getattr(self, key)}: must be >= 0")
-        if not 0 < self.alpha <= 2:
-            raise ConfigError(f"algo.alpha={self.alpha}: the mirror step must be in (0, 2]")
+        check_nonnegative("algo", gamma=self.gamma, omega=self.omega)
+        check_mirror_step("algo.alpha", self.alpha)
         check_momentum(self.momentum)
         check_weight_decay(self.weight_decay)
 

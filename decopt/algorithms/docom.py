@@ -33,27 +33,19 @@ from dataclasses import dataclass
 import torch
 
 from .base import Algorithm, State, StepSize, agent_rows
-from .checks import check_choice, check_positive, check_unit
-from .gradients import batch_samples, check_b0, deterministic, large_batch_grad, local_samples
-from .public_copy import check_copy_init, copy_start, init_copy, push
-from .transforms import HeavyBall, check_momentum
-
-VARIANTS = ("paper", "pytorch")
+from .checks import check_unit
+from .gradients import check_b0, deterministic, large_batch_grad, tracker_samples
+from .public_copy import check_copy_keys, copy_start, init_copy, push
+from .transforms import HeavyBall
 
 
 @dataclass
 class DoCoMConfig(StepSize):
-    """DoCoM (Yau & Wai 2023), eqs. (9a)-(9g): compressed gossip of theta-hat then g-hat each iteration,
-    STORM/hybrid momentum on one minibatch at theta^{t+1} and theta^t, tracker from a b0 batch.
-
-    lr: eta, the step along the tracker (``schedule``/``a1``: eta_t); gamma: consensus step on
-    the compressed copies; beta: STORM momentum weight (1 = plain stochastic gradient); b0: initial
-    batch (null = full local data); variant: paper | pytorch; momentum: heavy ball on the tracker
-    step (official code 0.9); copy_init: zero | x0, Theta_hat^0 (zero: [NB]; x0: the slides and [PT])."""
+    """DoCoM (Yau & Wai 2023): doubly compressed momentum-assisted gradient tracking, eqs. (9a)-(9g)."""
 
     name: str = "docom"
-    lr: float = 0.01  # eta: step along the tracker g  (theta_half = theta - eta g)
-    gamma: float = 0.2  # gamma: consensus step on the compressed copies (0.2 for top-k 5%, 0.6 for 4-bit)
+    lr: float = 0.01  # eta: step along the tracker g, theta_half = theta - eta g
+    gamma: float = 0.2  # gamma: consensus step on the compressed copies (~0.2 top-k 5%, ~0.6 4-bit)
     beta: float = 0.01  # beta: v^{t+1} = grad(theta^{t+1}) + (1-beta)(v^t - grad(theta^t)); 1 = plain SGD
     b0: int | None = None  # b_0: batch of the initial tracker g^0 = v^0 (null = full local data)
     variant: str = "paper"  # paper: (9a)-(9g), gossip on the updated copies | pytorch: official code, previous copies
@@ -61,13 +53,10 @@ class DoCoMConfig(StepSize):
     copy_init: str = "zero"  # theta-hat^0: zero = authors' notebook (Exp. 1) | x0 = slides' (9a), PyTorch code
 
     def check(self) -> None:
-        self.check_step()
-        check_positive("algo", gamma=self.gamma)
+        super().check()
+        check_copy_keys(self)
         check_unit("algo", beta=self.beta)
-        check_momentum(self.momentum)
-        check_copy_init(self.copy_init)
         check_b0(self.b0)
-        check_choice("algo.variant", self.variant, VARIANTS)
 
 
 @dataclass(eq=False)
@@ -108,9 +97,8 @@ class DoCoM(Algorithm):
                           **self.heavy_ball.init_fields(x0))
 
     def samples(self, t: int) -> float:
-        b0 = self.cfg.b0 if self.cfg.b0 is not None else local_samples(self.problem)
-        steps = t if self.cfg.variant == "paper" else max(t - 1, 0)
-        return float(self.net.n * (b0 + self.grads_per_step * steps * batch_samples(self.problem)))
+        steps = t if self.cfg.variant == "paper" else max(t - 1, 0)     # pytorch: no gradient at t = 0
+        return tracker_samples(self.problem, self.net.n, self.cfg.b0, self.grads_per_step * steps)
 
     def step(self, state, t):
         return self.paper_step(state, t) if self.cfg.variant == "paper" else self.pytorch_step(state, t)

@@ -30,25 +30,14 @@ from .base import Algorithm, State, StepSize
 
 @dataclass
 class DSGDGDConfig(StepSize):
-    """DSGD with greedy deployment (Li, Yau & Wai 2022): Z_i ~ D_i(theta_i^t) at the own pre-mixing iterate,
-    then theta^{t+1} = W theta^t - gamma_{t+1} grad l(theta^t; Z); pairs with problem=gaussian_mean.
-
-    gamma_t = lr / (a1 + t) (the paper's a0 is ``lr``). Theory wants a0 * mu_tilde >= 2 with
-    mu_tilde = mu - eps_avg L (1 - eps_avg for Gaussian mean estimation, so a0 >= 20 at
-    eps_avg = 0.9) and gamma_1 <= 0.5."""
+    """DSGD with greedy deployment (Li, Yau & Wai 2022) for performative prediction. Pairs with
+    problem=gaussian_mean. The defaults meet the theory's a0 mu_tilde >= 2, mu_tilde = mu - eps_avg L
+    (1 - eps_avg for Gaussian mean estimation: a0 >= 20 at eps_avg = 0.9), and gamma_1 <= 0.5."""
 
     name: str = "dsgd_gd"
-    lr: float = 25.0  # a_0 in gamma_t = a0 / (a1 + t); want a0 (1 - eps_avg) >= 2
-    schedule: str = "inverse"  # gamma_t = lr / (a1 + t)
+    lr: float = 25.0  # a_0: gamma_t = a0 / (a1 + t); want a0 (1 - eps_avg) >= 2
+    schedule: str = "inverse"  # inverse: gamma_t = lr / (a1 + t), the paper's | constant: gamma_t = lr
     a1: float = 50.0  # a_1: keeps gamma_1 = a0 / (a1 + 1) <= 0.5
-
-    def check(self) -> None:
-        self.check_step()
-
-
-@dataclass(eq=False)
-class DSGDGDState(State):
-    """x: the iterates theta (inherited from ``State``)."""
 
 
 class DSGDGD(Algorithm):
@@ -58,7 +47,7 @@ class DSGDGD(Algorithm):
     DENSE_MAX = 64              # agents up to which the fused path applies a dense W
 
     def init(self, x0):
-        return DSGDGDState(x=x0.clone())
+        return State(x=x0.clone())
 
     def gradient(self, x, t):
         """Phase 1: deploy x_i, draw Z_i ~ D_i(x_i); the sample gradient at x with Z fixed
@@ -66,11 +55,8 @@ class DSGDGD(Algorithm):
         return self.problem.grad(x, t)
 
     def step(self, state, t):
-        x = state.x
-        g = self.gradient(x, t)
-        sent = self.net.broadcast(x, self.compressor)
-        mixed = self.net.mix(sent, own=None if sent is x else x)
-        state.x = mixed.sub_(g, alpha=self.cfg.step_size(t + 1))
+        g = self.gradient(state.x, t)
+        state.x = self.mix(state.x).sub_(g, alpha=self.cfg.step_size(t + 1))
         return state
 
     def fused_steps(self):

@@ -38,8 +38,8 @@ import torch
 from ..errors import ConfigError
 from .asynchrony import Asynchrony, check_cbar
 from .base import StepSize, agent_rows
-from .masked_gossip import MaskedGossip
-from .primal_dual import PrimalDual, PrimalDualState
+from .checks import check_choice, check_nonnegative, check_positive, check_unit
+from .primal_dual import MaskedPrimalDual, PrimalDualState
 from .transforms import HeavyBall, WeightDecay, chain, check_momentum, check_weight_decay
 
 DUAL_UPDATES = ("paper", "official")
@@ -48,44 +48,31 @@ K_RULES = ("exact", "code")
 
 @dataclass
 class FSPDAKeys(StepSize):
-    """The keys of FSPDA-SA and FSPDA-STORM. ``lr`` = alpha (gradient step), ``eta`` (dual weight
-    in the primal step), ``gamma`` (penalty / consensus step on masked coordinates; 0.5 = exact
-    pairwise average), ``beta`` (dual ascent step; effective dual gain eta * beta), ``mask_ratio``
-    (kept fraction 1 - r), ``k_rule`` (exact | code: how k_l is rounded, see the module docstring),
-    ``shared_mask`` (one mask per edge, or one per arc)."""
+    """The keys of FSPDA-SA (``fspda``) and FSPDA-STORM (``fspda_storm``)."""
 
     lr: float = 0.05  # alpha: gradient step; code --lr
-    eta: float = 0.01  # eta: dual weight in the primal step; code --eta (eta << alpha on sparse graphs)
+    eta: float = 0.01  # eta: dual weight in the primal step, 0 = dual off (eta << alpha on sparse graphs); code --eta
     gamma: float = 0.5  # gamma: consensus/penalty step on masked coordinates; 0.5 = exact pairwise average
     beta: float = 1.0  # beta: dual ascent step (dual gain eta*beta); code --beta
     mask_ratio: float = 0.1  # 1 - r: fraction kept per active edge (code --compress_ratio r = 0.9); 1 = dense
     k_rule: str = "exact"  # per-layer k: exact floor(d_l (1 - r)) | code: the official int(d_l * (1 - r)) in floats
-    shared_mask: bool = True  # both endpoints use the same mask (false: ablation of pitfall P2)
-    weight_decay: float = 0.0  # mu: L2 added to the gradient (code 1e-4); 0 = the paper
+    shared_mask: bool = True  # both endpoints use the same mask (false: one per arc, the ablation of pitfall P2)
+    weight_decay: float = 0.0  # mu: L2 weight added to the gradient (code 1e-4); 0 = the paper
 
     def check(self) -> None:
-        self.check_step()
-        if self.eta < 0:
-            raise ConfigError(f"algo.eta={self.eta}: must be >= 0 (0 turns the dual off)")
-        if not self.gamma > 0:
-            raise ConfigError(f"algo.gamma={self.gamma}: must be > 0")
-        if self.beta < 0:
-            raise ConfigError(f"algo.beta={self.beta}: must be >= 0")
-        if not 0 < self.mask_ratio <= 1:
-            raise ConfigError(f"algo.mask_ratio={self.mask_ratio}: the kept fraction must be in (0, 1]")
-        if self.k_rule not in K_RULES:
-            raise ConfigError(f"algo.k_rule={self.k_rule}: choose one of {', '.join(K_RULES)}")
+        super().check()
+        check_nonnegative("algo", eta=self.eta, beta=self.beta)
+        check_positive("algo", gamma=self.gamma)
+        check_unit("algo", mask_ratio=self.mask_ratio)
+        check_choice("algo.k_rule", self.k_rule, K_RULES)
         check_weight_decay(self.weight_decay)
 
 
 @dataclass
 class FSPDAConfig(FSPDAKeys):
-    """FSPDA-SA (Yau, Liu, Wai; arXiv 2410.18774, eqs. 4a-4b): random active edges (graph.links), a random-k
-    coordinate mask shared by both endpoints of each active edge (keyed on (seed, t, edge), no indices
-    sent; keep compressor=none, whose precision sets the value width). X <- X - alpha G - eta Lambda -
-    gamma L_t(X);   Lambda <- Lambda + beta L_t(X).
-
-    FSPDA-SA; defaults are the paper's (4a)-(4b) with plain SGD."""
+    """FSPDA-SA (Yau, Liu & Wai, arXiv 2410.18774): fully stochastic primal-dual, masked gossip.
+    A random-k coordinate mask per active edge (keyed, no indices sent; keep compressor=none, whose
+    precision sets the value width). Defaults are the paper's (4a)-(4b) with plain SGD."""
 
     name: str = "fspda"
     dual_update: str = "paper"  # paper: beta S(x_i^t - x_j^t) (4b) | official: beta S(x_i^{t+1} - x_j^t) as in the code
@@ -95,8 +82,7 @@ class FSPDAConfig(FSPDAKeys):
 
     def check(self) -> None:
         super().check()
-        if self.dual_update not in DUAL_UPDATES:
-            raise ConfigError(f"algo.dual_update={self.dual_update}: choose one of {', '.join(DUAL_UPDATES)}")
+        check_choice("algo.dual_update", self.dual_update, DUAL_UPDATES)
         check_momentum(self.momentum)
         if self.async_cbar is not None:
             check_cbar(self.async_cbar)
@@ -112,27 +98,22 @@ class FSPDAState(PrimalDualState):
     drift: torch.Tensor = agent_rows()
 
 
-class FSPDA(PrimalDual):
+class FSPDA(MaskedPrimalDual):
     """FSPDA-SA (see the module docstring)."""
 
     name = "fspda"
     config = FSPDAConfig
-    links = "any"
-    no_compressor = "sparsifies with its own shared mask (algo.mask_ratio)"
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
         self.direction = chain(WeightDecay(cfg.weight_decay), HeavyBall(cfg.momentum))
-        self.gossip = MaskedGossip(net, compressor, problem.segments, cfg.mask_ratio, cfg.k_rule, cfg.shared_mask)
         self.asynchrony = None if cfg.async_cbar is None else Asynchrony(cfg.async_cbar, net)
         self._work = None
 
     def init(self, x0):
         """x^0; Lambda^0 = 0; the heavy-ball buffer and the deferred drift where they are on."""
-        fields = self.direction.init_fields(x0)
-        if self.asynchrony is not None:
-            fields.update(self.asynchrony.init_fields(x0))
-        return FSPDAState(x=x0.clone(), lam=torch.zeros_like(x0), **fields)
+        drift = {} if self.asynchrony is None else self.asynchrony.init_fields(x0)
+        return self.init_state(x0, FSPDAState, **drift)
 
     def iterate(self, state):
         return state.x if self.asynchrony is None else self.asynchrony.iterate(state)

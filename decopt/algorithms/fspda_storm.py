@@ -20,32 +20,25 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
 from .base import agent_rows
+from .checks import check_unit
 from .fspda import FSPDAKeys
-from .masked_gossip import MaskedGossip
-from .primal_dual import PrimalDual, PrimalDualState
+from .primal_dual import MaskedPrimalDual, PrimalDualState
 from .transforms import WeightDecay
 
 
 @dataclass
 class FSPDAStormConfig(FSPDAKeys):
-    """FSPDA-STORM (arXiv 2410.18774 v2; code fspda_storm.py): STORM recursions on the primal update and the
-    dual direction; two gradients on the same minibatch (at x^t and x^{t-1}), two masked vectors per
-    direction per active edge (same shared mask). d = alpha g(x^t) + eta lambda + gamma q;  m = d + (1 -
-    a)(m - dtil);  x <- x - m q = L_t(X^t);  u = q + (1 - b)(u - qtil);  lambda <- lambda + beta u.
-
-    FSPDA-STORM; ``storm_momentum`` = a, ``storm_dual_momentum`` = b (1 = plain SGDA)."""
+    """FSPDA-STORM (Yau, Liu & Wai, arXiv 2410.18774 v2): FSPDA with STORM variance reduction.
+    On the primal update and the dual direction, as the code's fspda_storm.py."""
 
     name: str = "fspda_storm"
-    storm_momentum: float = 0.1  # a: primal STORM weight (1 = no variance reduction); code --storm_momentum
-    storm_dual_momentum: float = 0.1  # b: dual STORM weight (1 = off); code --storm_dual_momentum
+    storm_momentum: float = 0.1  # a: primal STORM weight in (0, 1] (1 = no variance reduction); code --storm_momentum
+    storm_dual_momentum: float = 0.1  # b: dual STORM weight in (0, 1] (1 = off); code --storm_dual_momentum
 
     def check(self) -> None:
         super().check()
-        for key in ("storm_momentum", "storm_dual_momentum"):
-            if not 0 < getattr(self, key) <= 1:
-                raise ConfigError(f"algo.{key}={getattr(self, key)}: must be in (0, 1]")
+        check_unit("algo", storm_momentum=self.storm_momentum, storm_dual_momentum=self.storm_dual_momentum)
 
 
 @dataclass(eq=False)
@@ -57,23 +50,19 @@ class FSPDAStormState(PrimalDualState):
     u: torch.Tensor = agent_rows()
 
 
-class FSPDAStorm(PrimalDual):
+class FSPDAStorm(MaskedPrimalDual):
     """FSPDA-STORM (see the module docstring)."""
 
     name = "fspda_storm"
     config = FSPDAStormConfig
-    links = "any"
-    no_compressor = "sparsifies with its own shared mask (algo.mask_ratio)"
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
         self.direction = WeightDecay(cfg.weight_decay)
-        self.gossip = MaskedGossip(net, compressor, problem.segments, cfg.mask_ratio, cfg.k_rule, cfg.shared_mask)
 
     def init(self, x0):
         """x^0 = x^{-1}; Lambda^0 = 0; m, u start at 0 (set to d, q at t = 0)."""
-        z = torch.zeros_like(x0)
-        return FSPDAStormState(x=x0.clone(), x_prev=x0.clone(), lam=z, m=z.clone(), u=z.clone())
+        return self.init_state(x0, FSPDAStormState, x_prev=x0.clone(), m=torch.zeros_like(x0), u=torch.zeros_like(x0))
 
     def step(self, state, t):
         cfg = self.cfg

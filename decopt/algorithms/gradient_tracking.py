@@ -19,24 +19,16 @@ from .base import Algorithm, State, StepSize, agent_rows
 
 @dataclass
 class DIGingConfig(StepSize):
-    """DIGing (Nedic, Olshevsky & Shi 2017), gradient tracking, also on time-varying graphs (W_t): x = W_t x -
-    lr y;  y = W_t y + grad(x_new) - grad(x_old).
-
-    lr: step along the tracker y (alpha in DIGing; ``schedule=inverse`` makes it lr / (a1 + t))."""
+    """DIGing (Nedic, Olshevsky & Shi 2017): gradient tracking, also on time-varying graphs (W_t)."""
 
     name: str = "diging"
     lr: float = 0.05  # alpha: step along the tracker y
 
-    def check(self) -> None:
-        self.check_step()
-
 
 @dataclass
 class GNSDConfig(DIGingConfig):
-    """GNSD (Lu et al. 2019): stochastic gradient tracking, Theta = W Theta - lr Y; Y = W Y + grad(new) -
-    grad(old).
-
-    lr: step along the tracker (GNSD's alpha); the [NB] synthetic run uses 0.005."""
+    """GNSD (Lu et al. 2019): DIGing's recursion with stochastic gradients; the [NB] synthetic run
+    uses lr = 0.005."""
 
     name: str = "gnsd"
 
@@ -59,14 +51,10 @@ class DIGing(Algorithm):
         g0 = self.problem.grad(x0, 0)
         return TrackingState(x=x0.clone(), y=g0, grad_x=g0.clone())
 
-    def _mix(self, X):
-        sent = self.net.broadcast(X, self.compressor)
-        return self.net.mix(sent, own=None if sent is X else X)
-
     def step(self, state, t):
-        x_new = self._mix(state.x).sub_(state.y, alpha=self.cfg.step_size(t))
+        x_new = self.mix(state.x).sub_(state.y, alpha=self.cfg.step_size(t))
         g_new = self.problem.grad(x_new, t + 1)
-        state.y = self._mix(state.y).add_(g_new - state.grad_x)
+        state.y = self.mix(state.y).add_(g_new - state.grad_x)
         state.x, state.grad_x = x_new, g_new
         return state
 

@@ -15,14 +15,15 @@ def check_b0(b0) -> None:
         raise ConfigError(f"algo.b0={b0}: must be >= 1 or null (full local data)")
 
 
-def local_samples(problem) -> int:
-    """Samples in each agent's local data (``Problem.m``)."""
-    return int(problem.m)
-
-
 def batch_samples(problem) -> int:
     """Samples one gradient call uses per agent: the minibatch, or the local data (full batch)."""
-    return int(problem.batch_size) if problem.batch_size is not None else local_samples(problem)
+    return int(problem.batch_size) if problem.batch_size is not None else int(problem.m)
+
+
+def tracker_samples(problem, n: int, b0, evaluations: int) -> float:
+    """Samples drawn by n agents: the initial tracker's batch (``b0``, or the local data when null)
+    and ``evaluations`` gradient calls each."""
+    return float(n * ((b0 if b0 is not None else int(problem.m)) + evaluations * batch_samples(problem)))
 
 
 def deterministic(problem) -> bool:

@@ -13,19 +13,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
 from .base import Algorithm, State, StepSize, agent_rows
 from .checks import check_unit
-from .gradients import batch_samples, deterministic, large_batch_grad
+from .gradients import check_b0, deterministic, large_batch_grad, tracker_samples
 
 
 @dataclass
 class GTHSGDConfig(StepSize):
-    """GT-HSGD (Xin, Khan & Kar 2021): X = W (X - lr Y); V = hybrid STORM estimator; Y = W (Y + V_new -
-    V_old).
-
-    lr: step along the tracker (alpha in the paper); beta: hybrid momentum weight;
-    b0: initial batch (null = full local data)."""
+    """GT-HSGD (Xin, Khan & Kar 2021): gradient tracking with the hybrid (STORM) estimator."""
 
     name: str = "gt_hsgd"
     lr: float = 0.01  # alpha: step along the tracker Y
@@ -33,10 +28,9 @@ class GTHSGDConfig(StepSize):
     b0: int | None = None  # b_0: batch of the initial V^0 = Y^0 (null = full local data)
 
     def check(self) -> None:
-        self.check_step()
+        super().check()
         check_unit("algo", beta=self.beta)
-        if self.b0 is not None and self.b0 < 1:
-            raise ConfigError(f"algo.b0={self.b0}: must be >= 1 or null (full local data)")
+        check_b0(self.b0)
 
 
 @dataclass(eq=False)
@@ -62,21 +56,16 @@ class GTHSGD(Algorithm):
                            grad_x=v0.clone() if deterministic(self.problem) else None)
 
     def samples(self, t: int) -> float:
-        b0 = self.cfg.b0 if self.cfg.b0 is not None else int(self.problem.m)
-        return float(self.net.n * (b0 + 2 * t * batch_samples(self.problem)))
-
-    def _mix(self, X):
-        sent = self.net.broadcast(X, self.compressor)
-        return self.net.mix(sent, own=None if sent is X else X)
+        return tracker_samples(self.problem, self.net.n, self.cfg.b0, self.grads_per_step * t)
 
     def step(self, state, t):
         x, v = state.x, state.v
-        x_new = self._mix(x - self.cfg.step_size(t) * state.y)
+        x_new = self.mix(x - self.cfg.step_size(t) * state.y)
         g_new = self.problem.grad(x_new, t)
         g_old = state.grad_x if state.grad_x is not None else self.problem.grad(x, t)
         if state.grad_x is not None:
             state.grad_x = g_new
         v_new = g_new + (1.0 - self.cfg.beta) * (v - g_old)
-        state.y = self._mix(state.y + (v_new - v))
+        state.y = self.mix(state.y + (v_new - v))
         state.x, state.v = x_new, v_new
         return state

@@ -5,15 +5,23 @@ shared transforms (weight decay, heavy ball) that each method builds once in ``_
 
 TiCoPD (P1) and CP-SGD also share the node-wise mirror: a public copy x̂_i of every iterate that
 all neighbours hold, advanced by the compressed broadcast c_i = Q(x_i - x̂_i), with its Laplacian
-aggregate s = L X̂ kept as a running sum (``MirrorState``)."""
+aggregate s = L X̂ kept as a running sum (``MirrorState``). FSPDA-SA and FSPDA-STORM share the
+masked gossip on the active edges (``MaskedPrimalDual``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
 from .base import Algorithm, State, agent_rows
+from .masked_gossip import MaskedGossip
 from .public_copy import copy_start
+
+
+def check_mirror_step(key: str, value: float) -> None:
+    if not 0 < value <= 2:
+        raise ConfigError(f"{key}={value}: the mirror step must be in (0, 2]")
 
 
 @dataclass(eq=False)
@@ -36,6 +44,10 @@ class PrimalDual(Algorithm):
     """A primal-dual method: ``direction`` (the transforms applied to the stochastic gradient, set
     in ``__init__``), the gradient step's direction at X, and the dual-sum metric."""
 
+    def init_state(self, x0: torch.Tensor, state: type[PrimalDualState], **fields) -> PrimalDualState:
+        """x^0, Lambda^0 = 0 and the transforms' buffers, with the method's own ``fields``."""
+        return state(x=x0.clone(), lam=torch.zeros_like(x0), **self.direction.init_fields(x0), **fields)
+
     def gradient(self, state: PrimalDualState, X: torch.Tensor, t: int) -> torch.Tensor:
         """grad F(X) through ``direction`` (e.g. g + wd X, then the heavy ball)."""
         return self.direction(self.problem.grad(X, t), X, state)
@@ -49,7 +61,18 @@ class MirrorPrimalDual(PrimalDual):
 
     def init(self, x0):
         """x^0; Lambda^0 = 0; X̂^0 at ``copy_init`` (0, or the common x^0, whose L X̂ is 0); L X̂^0 = 0."""
-        z = torch.zeros_like(x0)
         start = copy_start(self.cfg, x0)
-        return MirrorState(x=x0.clone(), lam=z.clone(), xhat=z.clone() if start is None else start.clone(),
-                           lxhat=z.clone(), **self.direction.init_fields(x0))
+        return self.init_state(x0, MirrorState, xhat=torch.zeros_like(x0) if start is None else start.clone(),
+                               lxhat=torch.zeros_like(x0))
+
+
+class MaskedPrimalDual(PrimalDual):
+    """A primal-dual method whose messages are random-k masked values on the active edges, drawn
+    by the method itself (FSPDA-SA, FSPDA-STORM; ``masked_gossip``)."""
+
+    links = "any"
+    no_compressor = "sparsifies with its own shared mask (algo.mask_ratio)"
+
+    def __init__(self, cfg, net, problem, compressor):
+        super().__init__(cfg, net, problem, compressor)
+        self.gossip = MaskedGossip(net, compressor, problem.segments, cfg.mask_ratio, cfg.k_rule, cfg.shared_mask)

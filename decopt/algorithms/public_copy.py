@@ -12,14 +12,25 @@ from __future__ import annotations
 import torch
 
 from ..compressors.sparse import add_
-from .checks import check_choice
+from .checks import check_choice, check_positive
+from .transforms import check_momentum
 
 COPY_INIT = ("zero", "x0")
+VARIANTS = ("paper", "pytorch")     # the paper's order | the authors' PyTorch code ("parallel": previous copies)
 
 
 def check_copy_init(value) -> None:
     check_choice("algo.copy_init", value, COPY_INIT,
                  "where the compressed copies start: 0 or the common starting point x0")
+
+
+def check_copy_keys(cfg) -> None:
+    """The keys of the compressed-gossip methods (CHOCO, BEER, DoCoM): ``gamma`` > 0, ``momentum``,
+    ``copy_init`` and ``variant``."""
+    check_positive("algo", gamma=cfg.gamma)
+    check_momentum(cfg.momentum)
+    check_copy_init(cfg.copy_init)
+    check_choice("algo.variant", cfg.variant, VARIANTS)
 
 
 def copy_start(cfg, x0: torch.Tensor) -> torch.Tensor | None:
@@ -40,6 +51,13 @@ def init_copy(like: torch.Tensor, start: torch.Tensor | None = None):
     is the algorithm's ``copy_init`` key, never the rounding of a network mean."""
     h = torch.zeros_like(like) if start is None else start.clone()
     return h, torch.zeros_like(like)
+
+
+def init_arc_copies(like: torch.Tensor, start: torch.Tensor | None, src: torch.Tensor):
+    """One copy per local out-arc i -> j, as the sender (``out``) and the receiver (``in``) hold it,
+    equal at the start: 0, or the sender's row of ``start`` (``src``: the sender row per arc)."""
+    h = like.new_zeros(len(src), like.shape[1]) if start is None else start[src]
+    return h, h.clone()
 
 
 def push(net, compressor, delta: torch.Tensor, h: torch.Tensor, e: torch.Tensor) -> None:

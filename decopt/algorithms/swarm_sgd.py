@@ -7,8 +7,9 @@ edge then average their (compressed, e.g. 8-bit) models::
 
 Built for random links (``graph.links=one_edge``: one interacting pair per iteration, the
 population protocol). The paper's pairwise average x_i, x_j <- (x_i + x_j) / 2 is
-``graph.mixing=constant graph.weight=0.5``; with the default Metropolis weights the pair moves
-part way. Each agent keeps its own exact model; neighbours receive Q(x_j).
+``graph.mixing=constant graph.weight=0.5`` on a ring; denser graphs cap the constant weight at
+1/max_degree of the full graph, so keep the default Metropolis weights there (the pair moves part
+way). Each agent keeps its own exact model; neighbours receive Q(x_j).
 """
 from __future__ import annotations
 
@@ -17,33 +18,22 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from .base import Algorithm, State, StepSize
 
-
 MAX_LOCAL_STEPS = 10 ** 6      # local SGD steps per iteration: more is a typo (a run that never ends)
 
 
 @dataclass
 class SwarmSGDConfig(StepSize):
-    """SwarmSGD (Nadiradze et al. 2021): local SGD steps, then the agents on each active edge average their
-    compressed models; needs random links (graph.links=one_edge). On a ring, graph.mixing=constant
-    graph.weight=0.5 gives the paper's pairwise average; denser graphs cap the constant weight at
-    1/max_degree of the full graph, so keep the default Metropolis weights there.
-
-    lr: local SGD step (the paper's eta; ``schedule=inverse`` decays it with the iteration t);
-    local_steps: H, SGD steps per agent per iteration (between interactions)."""
+    """SwarmSGD (Nadiradze et al. 2021): local SGD steps, then averaging on the active edges.
+    Needs random links (graph.links=one_edge)."""
 
     name: str = "swarm_sgd"
     lr: float = 0.05  # eta: local SGD step
-    local_steps: int = 1  # H: local SGD steps per agent per iteration
+    local_steps: int = 1  # H: local SGD steps per agent per iteration (between interactions)
 
     def check(self) -> None:
-        self.check_step()
+        super().check()
         if not 1 <= self.local_steps <= MAX_LOCAL_STEPS:
             raise ConfigError(f"algo.local_steps={self.local_steps}: must be in [1, {MAX_LOCAL_STEPS}]")
-
-
-@dataclass(eq=False)
-class SwarmSGDState(State):
-    """x: each agent's own exact model (inherited from ``State``)."""
 
 
 class SwarmSGD(Algorithm):
@@ -56,12 +46,11 @@ class SwarmSGD(Algorithm):
         return self.cfg.local_steps
 
     def init(self, x0):
-        return SwarmSGDState(x=x0.clone())
+        return State(x=x0.clone())
 
     def step(self, state, t):
         H, x, lr = self.cfg.local_steps, state.x, self.cfg.step_size(t)
         for h in range(H):
             x = x - lr * self.problem.grad(x, t * H + h)
-        sent = self.net.broadcast(x, self.compressor)
-        state.x = self.net.mix(sent, own=None if sent is x else x)
+        state.x = self.mix(x)
         return state

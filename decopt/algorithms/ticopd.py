@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import torch
 
 from ..compressors.identity import Identity
-from ..errors import ConfigError
 from .base import StepSize
+from .checks import check_choice, check_nonnegative, check_unit
 from .public_copy import check_copy_init
-from .primal_dual import MirrorPrimalDual
+from .primal_dual import MirrorPrimalDual, check_mirror_step
 from .transforms import HeavyBall, WeightDecay, chain, check_momentum, check_weight_decay
 
 DUAL_ON = ("xhat", "x")
@@ -38,51 +38,38 @@ DUAL_ON = ("xhat", "x")
 
 @dataclass
 class TiCoPDKeys(StepSize):
-    """The keys of both TiCoPD papers. ``lr`` = alpha (primal, slow), ``eta`` (dual ascent, slow),
-    ``theta`` (augmented-Lagrangian penalty weight), ``gamma`` (mirror step, fast:
-    alpha / gamma << 1), ``copy_init``: zero | x0, the mirrors' start (zero: [C1], [C2])."""
+    """The keys of both TiCoPD papers (P1 ``ticopd``, P2 ``ticopd_robust``)."""
 
-    lr: float = 0.05  # alpha: primal step (slow timescale); code flag --lr
-    eta: float = 0.05  # eta: dual ascent step (slow); code --eta (code default 0 = dual off)
+    lr: float = 0.05  # alpha: primal step (slow timescale); code --lr
+    eta: float = 0.05  # eta: dual ascent step (slow; 0 turns the dual off); code --eta (code default 0)
     theta: float = 1.0  # theta: augmented-Lagrangian penalty weight on L x̂; code --theta
-    gamma: float = 1.0  # gamma: mirror step (fast; alpha / gamma << 1); hard-wired 1 in [C1]
+    gamma: float = 1.0  # gamma: mirror step in (0, 2] (fast; alpha / gamma << 1); hard-wired 1 in [C1]
     momentum: float = 0.0  # heavy ball on the gradient (codebase default 0.9); 0 = the paper
-    weight_decay: float = 0.0  # L2 added to the gradient (codebase default 5e-4); 0 = the paper
+    weight_decay: float = 0.0  # L2 weight added to the gradient (codebase default 5e-4); 0 = the paper
     copy_init: str = "zero"  # x̂^0: zero = [C1] (spec pitfall 9) | x0 = the common starting point
 
     def check(self) -> None:
-        self.check_step()
+        super().check()
         check_copy_init(self.copy_init)
-        if self.eta < 0:
-            raise ConfigError(f"algo.eta={self.eta}: must be >= 0 (0 turns the dual off)")
-        if self.theta < 0:
-            raise ConfigError(f"algo.theta={self.theta}: must be >= 0")
-        if not 0 < self.gamma <= 2:
-            raise ConfigError(f"algo.gamma={self.gamma}: the mirror step must be in (0, 2]")
+        check_nonnegative("algo", eta=self.eta, theta=self.theta)
+        check_mirror_step("algo.gamma", self.gamma)
         check_momentum(self.momentum)
         check_weight_decay(self.weight_decay)
 
 
 @dataclass
 class TiCoPDConfig(TiCoPDKeys):
-    """TiCoPD (P1, ICASSP 2025; slide eqs. 9a-9c): static graph, node-wise mirror x̂, one compressed broadcast
-    Q(x_i - x̂_i) per agent per iteration (Q = the `compressor` group). x_i <- x_i - alpha (g_i + lambda_i
-    + theta (L x̂)_i);  lambda_i <- lambda_i + eta (L x̂)_i;  x̂_i <- x̂_i + gamma Q(x_i - x̂_i) Random
-    links need edge-wise mirrors: use algo=ticopd_robust (P2).
-
-    P1. ``dual_on``: ``xhat`` (default, implementable; [C1]) or ``x`` (slide's literal (9b),
-    one extra exact broadcast per iteration). ``beta``: [C1]'s pull toward the mirror (1 = off)."""
+    """TiCoPD (Liu, Yau & Wai, ICASSP 2025; P1): two-timescale compressed primal-dual, node mirrors.
+    Static graph; random links need edge-wise mirrors: algo=ticopd_robust (P2)."""
 
     name: str = "ticopd"
     dual_on: str = "xhat"  # xhat: lambda += eta L x̂ ([C1]) | x: slide's literal eta L x (one more exact broadcast)
-    beta: float = 1.0  # beta: [C1] pull x <- beta x + (1 - beta) x̂ before the primal step; 1 = off
+    beta: float = 1.0  # beta: [C1] pull x <- beta x + (1 - beta) x̂ before the primal step, in (0, 1]; 1 = off
 
     def check(self) -> None:
         super().check()
-        if self.dual_on not in DUAL_ON:
-            raise ConfigError(f"algo.dual_on={self.dual_on}: choose one of {', '.join(DUAL_ON)}")
-        if not 0 < self.beta <= 1:
-            raise ConfigError(f"algo.beta={self.beta}: must be in (0, 1] (1 = no pull toward the mirror)")
+        check_choice("algo.dual_on", self.dual_on, DUAL_ON)
+        check_unit("algo", beta=self.beta)
 
 
 class TiCoPD(MirrorPrimalDual):

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
 from .base import arc_rows
-from .public_copy import copy_start
+from .checks import check_choice
+from .public_copy import copy_start, init_arc_copies
 from .primal_dual import PrimalDual, PrimalDualState
 from .ticopd import TiCoPDKeys
 from .transforms import HeavyBall, WeightDecay, chain
@@ -35,14 +35,8 @@ PENALTY_LR = ("initial", "scheduled")
 
 @dataclass
 class TiCoPDRobustConfig(TiCoPDKeys):
-    """Robust TiCoPD (P2, IEEE TSP 2025; code [C2]): random links (graph.links=bernoulli|one_edge), edge-wise
-    mirrors x̂_{i->j} (one pair per directed edge), noisy compression via compressor=noisy. D_i = sum_{j
-    active} (x̂_{i->j} - x̂_{j->i});  x_i <- x_i - alpha (g_i + lambda_i) - alpha_0 theta D_i lambda_i <-
-    lambda_i + eta D_i;  x̂_{i->j} <- x̂_{i->j} + gamma [Q(x_i^{t+1} - x̂_{i->j}) + noise] on active edges.
-
-    P2 ([C2]). ``random_lap``: Laplacian over active edges only (default) or over all
-    neighbours with stale mirrors. ``penalty_lr``: ``initial`` ([C2], theta * lr_0) or
-    ``scheduled`` (theta * alpha_t)."""
+    """Robust TiCoPD (Liu, Yau & Wai, IEEE TSP 2025; P2): edge-wise mirrors for random links.
+    graph.links=bernoulli|one_edge; noisy compression via compressor=noisy; code [C2]."""
 
     name: str = "ticopd_robust"
     random_lap: bool = True  # D_i over active edges only (code --random_lap); false: all neighbours, stale mirrors
@@ -50,8 +44,7 @@ class TiCoPDRobustConfig(TiCoPDKeys):
 
     def check(self) -> None:
         super().check()
-        if self.penalty_lr not in PENALTY_LR:
-            raise ConfigError(f"algo.penalty_lr={self.penalty_lr}: choose one of {', '.join(PENALTY_LR)}")
+        check_choice("algo.penalty_lr", self.penalty_lr, PENALTY_LR)
 
 
 @dataclass(eq=False)
@@ -85,10 +78,8 @@ class TiCoPDRobust(PrimalDual):
 
     def init(self, x0):
         """x^0; Lambda^0 = 0; both mirrors of every arc at ``copy_init`` (0, or the common x^0)."""
-        start = copy_start(self.cfg, x0)
-        arcs = x0.new_zeros(len(self.net.out_arcs), x0.shape[1]) if start is None else start[self._src]
-        return TiCoPDRobustState(x=x0.clone(), lam=torch.zeros_like(x0), xhat_out=arcs, xhat_in=arcs.clone(),
-                                 **self.direction.init_fields(x0))
+        xhat_out, xhat_in = init_arc_copies(x0, copy_start(self.cfg, x0), self._src)
+        return self.init_state(x0, TiCoPDRobustState, xhat_out=xhat_out, xhat_in=xhat_in)
 
     def _arc_mask(self):
         """0/1 column over local out-arcs: active this iteration (None on static links: all on)."""
