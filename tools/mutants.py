@@ -49,7 +49,7 @@ MUTANTS = {
     "gossip-own-weight": ("comm/slots.py", "w[:, 0] = -np.bincount(", "w[:, 0] = np.bincount("),
     "same-key-every-round": ("comm/network.py", "self._call += 1", "self._call += 0"),
     # --- algorithms: one term of each family of updates
-    "dsgd-step-sign": ("algorithms/dsgd.py", "mixed.sub_(g, alpha=", "mixed.add_(g, alpha="),
+    "dsgd-step-sign": ("algorithms/dsgd.py", "self.mix(state.x).sub_(g, alpha=", "self.mix(state.x).add_(g, alpha="),
     "dsgd-gd-step-index": ("algorithms/dsgd_gd.py", "alpha=self.cfg.step_size(t + 1))",
                            "alpha=self.cfg.step_size(t))"),
     "diging-tracker-old-grad": ("algorithms/gradient_tracking.py", "add_(g_new - state.grad_x)",
