@@ -77,7 +77,7 @@ class BEER(Algorithm):
     config = BEERConfig
     links = "static"
 
-    def init(self, x0):
+    def init(self, x0) -> BEERState:
         self.heavy_ball = HeavyBall(self.cfg.momentum)
         v0 = large_batch_grad(self.problem, x0, self.cfg.b0)
         h, e_h = init_copy(x0, copy_start(self.cfg, x0))

@@ -83,7 +83,7 @@ class CHOCO(Algorithm):
     def link_model(cls, cfg):
         return "static" if cfg.variant == "pytorch" else cls.links       # the authors' parallel CHOCO
 
-    def init(self, x0):
+    def init(self, x0) -> CHOCOState:
         self.heavy_ball = HeavyBall(self.cfg.momentum)
         state = CHOCOState(x=x0.clone(), **self.heavy_ball.init_fields(x0))
         start = copy_start(self.cfg, x0)

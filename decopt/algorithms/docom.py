@@ -83,7 +83,7 @@ class DoCoM(Algorithm):
     links = "static"
     grads_per_step = 2
 
-    def init(self, x0):
+    def init(self, x0) -> DoCoMState:
         cfg = self.cfg
         self.heavy_ball = HeavyBall(cfg.momentum)
         self._tmp = torch.empty_like(x0)                        # scratch (n_local, d) of the paper step

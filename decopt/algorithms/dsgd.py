@@ -26,7 +26,7 @@ class DSGD(Algorithm):
     config = DSGDConfig
     links = "any"
 
-    def init(self, x0):
+    def init(self, x0) -> State:
         return State(x=x0.clone())
 
     def step(self, state, t):

@@ -46,7 +46,7 @@ class DSGDGD(Algorithm):
     links = "any"
     DENSE_MAX = 64              # agents up to which the fused path applies a dense W
 
-    def init(self, x0):
+    def init(self, x0) -> State:
         return State(x=x0.clone())
 
     def gradient(self, x, t):

@@ -93,9 +93,11 @@ class FSPDAConfig(FSPDAKeys):
 
 @dataclass(eq=False)
 class FSPDAState(PrimalDualState):
-    """+ ``drift``, the deferred dual drift per agent (a column; asynchronous mode only)."""
+    """+ ``drift``, the deferred dual drift per agent (a column; asynchronous mode only), and the
+    heavy-ball buffer (``momentum``, None when off)."""
 
     drift: torch.Tensor = agent_rows()
+    momentum: torch.Tensor = agent_rows()
 
 
 class FSPDA(MaskedPrimalDual):
@@ -110,7 +112,7 @@ class FSPDA(MaskedPrimalDual):
         self.asynchrony = None if cfg.async_cbar is None else Asynchrony(cfg.async_cbar, net)
         self._work = None
 
-    def init(self, x0):
+    def init(self, x0) -> FSPDAState:
         """x^0; Lambda^0 = 0; the heavy-ball buffer and the deferred drift where they are on."""
         drift = {} if self.asynchrony is None else self.asynchrony.init_fields(x0)
         return self.init_state(x0, FSPDAState, **drift)

@@ -60,7 +60,7 @@ class FSPDAStorm(MaskedPrimalDual):
         super().__init__(cfg, net, problem, compressor)
         self.direction = WeightDecay(cfg.weight_decay)
 
-    def init(self, x0):
+    def init(self, x0) -> FSPDAStormState:
         """x^0 = x^{-1}; Lambda^0 = 0; m, u start at 0 (set to d, q at t = 0)."""
         return self.init_state(x0, FSPDAStormState, x_prev=x0.clone(), m=torch.zeros_like(x0), u=torch.zeros_like(x0))
 

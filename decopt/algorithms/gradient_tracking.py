@@ -47,7 +47,7 @@ class DIGing(Algorithm):
     links = "any"
     no_compressor = "exchanges exact vectors"
 
-    def init(self, x0):
+    def init(self, x0) -> TrackingState:
         g0 = self.problem.grad(x0, 0)
         return TrackingState(x=x0.clone(), y=g0, grad_x=g0.clone())
 

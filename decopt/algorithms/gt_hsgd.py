@@ -50,7 +50,7 @@ class GTHSGD(Algorithm):
     no_compressor = "exchanges exact vectors"
     grads_per_step = 2
 
-    def init(self, x0):
+    def init(self, x0) -> GTHSGDState:
         v0 = large_batch_grad(self.problem, x0, self.cfg.b0)
         return GTHSGDState(x=x0.clone(), y=v0.clone(), v=v0,
                            grad_x=v0.clone() if deterministic(self.problem) else None)

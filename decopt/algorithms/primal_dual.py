@@ -26,18 +26,19 @@ def check_mirror_step(key: str, value: float) -> None:
 
 @dataclass(eq=False)
 class PrimalDualState(State):
-    """X (``x``), the dual Lambda (``lam``) and the heavy-ball buffer (``momentum``, None when off)."""
+    """X (``x``) and the dual Lambda (``lam``)."""
 
     lam: torch.Tensor = agent_rows()
-    momentum: torch.Tensor = agent_rows()
 
 
 @dataclass(eq=False)
 class MirrorState(PrimalDualState):
-    """+ the node-wise mirror X̂ (``xhat``) and its aggregate L X̂ (``lxhat``)."""
+    """+ the node-wise mirror X̂ (``xhat``), its aggregate L X̂ (``lxhat``) and the heavy-ball
+    buffer (``momentum``, None when off)."""
 
     xhat: torch.Tensor = agent_rows()
     lxhat: torch.Tensor = agent_rows()
+    momentum: torch.Tensor = agent_rows()
 
 
 class PrimalDual(Algorithm):
@@ -59,7 +60,7 @@ class PrimalDual(Algorithm):
 class MirrorPrimalDual(PrimalDual):
     """A primal-dual method with the node-wise mirror (TiCoPD P1, CP-SGD)."""
 
-    def init(self, x0):
+    def init(self, x0) -> MirrorState:
         """x^0; Lambda^0 = 0; X̂^0 at ``copy_init`` (0, or the common x^0, whose L X̂ is 0); L X̂^0 = 0."""
         start = copy_start(self.cfg, x0)
         return self.init_state(x0, MirrorState, xhat=torch.zeros_like(x0) if start is None else start.clone(),

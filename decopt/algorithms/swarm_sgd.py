@@ -45,7 +45,7 @@ class SwarmSGD(Algorithm):
     def grads_per_step(self):
         return self.cfg.local_steps
 
-    def init(self, x0):
+    def init(self, x0) -> State:
         return State(x=x0.clone())
 
     def step(self, state, t):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import arc_rows
+from .base import agent_rows, arc_rows
 from .checks import check_choice
 from .public_copy import copy_start, init_arc_copies
 from .primal_dual import PrimalDual, PrimalDualState
@@ -50,10 +50,11 @@ class TiCoPDRobustConfig(TiCoPDKeys):
 @dataclass(eq=False)
 class TiCoPDRobustState(PrimalDualState):
     """+ the edge-wise mirrors, one row per local out-arc i -> j (``net.out_arcs`` order):
-    ``xhat_out`` = x̂_{i->j}, ``xhat_in`` = x̂_{j->i}."""
+    ``xhat_out`` = x̂_{i->j}, ``xhat_in`` = x̂_{j->i}; the heavy-ball buffer (``momentum``, None when off)."""
 
     xhat_out: torch.Tensor = arc_rows()
     xhat_in: torch.Tensor = arc_rows()
+    momentum: torch.Tensor = agent_rows()
 
 
 def scatter_rows(like, idx, vals):
@@ -76,7 +77,7 @@ class TiCoPDRobust(PrimalDual):
         self._src = torch.as_tensor(net.out_src, device=net.device)      # local sender row per out-arc
         self._edge = net.out_arcs >> 1
 
-    def init(self, x0):
+    def init(self, x0) -> TiCoPDRobustState:
         """x^0; Lambda^0 = 0; both mirrors of every arc at ``copy_init`` (0, or the common x^0)."""
         xhat_out, xhat_in = init_arc_copies(x0, copy_start(self.cfg, x0), self._src)
         return self.init_state(x0, TiCoPDRobustState, xhat_out=xhat_out, xhat_in=xhat_in)
