@@ -23,7 +23,7 @@ from .base import StepSize
 from .checks import check_nonnegative
 from .public_copy import check_copy_init
 from .primal_dual import MirrorPrimalDual, check_mirror_step
-from .transforms import HeavyBall, WeightDecay, chain, check_momentum, check_weight_decay
+from .transforms import check_momentum, check_weight_decay
 
 
 @dataclass
@@ -53,10 +53,6 @@ class CPSGD(MirrorPrimalDual):
     name = "cpsgd"
     config = CPSGDConfig
     links = "static"
-
-    def __init__(self, cfg, net, problem, compressor):
-        super().__init__(cfg, net, problem, compressor)
-        self.direction = chain(WeightDecay(cfg.weight_decay), HeavyBall(cfg.momentum))
 
     def step(self, state, t):
         cfg, net = self.cfg, self.net

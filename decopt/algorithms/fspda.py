@@ -40,7 +40,7 @@ from .asynchrony import Asynchrony, check_cbar
 from .base import StepSize, agent_rows
 from .checks import check_choice, check_nonnegative, check_positive, check_unit
 from .primal_dual import MaskedPrimalDual, PrimalDualState
-from .transforms import HeavyBall, WeightDecay, chain, check_momentum, check_weight_decay
+from .transforms import check_momentum, check_weight_decay
 
 DUAL_UPDATES = ("paper", "official")
 K_RULES = ("exact", "code")
@@ -108,7 +108,6 @@ class FSPDA(MaskedPrimalDual):
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
-        self.direction = chain(WeightDecay(cfg.weight_decay), HeavyBall(cfg.momentum))
         self.asynchrony = None if cfg.async_cbar is None else Asynchrony(cfg.async_cbar, net)
         self._work = None
 

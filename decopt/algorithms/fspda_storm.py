@@ -56,9 +56,10 @@ class FSPDAStorm(MaskedPrimalDual):
     name = "fspda_storm"
     config = FSPDAStormConfig
 
-    def __init__(self, cfg, net, problem, compressor):
-        super().__init__(cfg, net, problem, compressor)
-        self.direction = WeightDecay(cfg.weight_decay)
+    @staticmethod
+    def transforms(cfg):
+        """Weight decay only: the STORM estimators take the place of momentum."""
+        return WeightDecay(cfg.weight_decay)
 
     def init(self, x0) -> FSPDAStormState:
         """x^0 = x^{-1}; Lambda^0 = 0; m, u start at 0 (set to d, q at t = 0)."""

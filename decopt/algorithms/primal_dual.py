@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from .base import Algorithm, State, agent_rows
 from .masked_gossip import MaskedGossip
 from .public_copy import copy_start
+from .transforms import HeavyBall, WeightDecay, chain
 
 
 def check_mirror_step(key: str, value: float) -> None:
@@ -42,8 +43,18 @@ class MirrorState(PrimalDualState):
 
 
 class PrimalDual(Algorithm):
-    """A primal-dual method: ``direction`` (the transforms applied to the stochastic gradient, set
-    in ``__init__``), the gradient step's direction at X, and the dual-sum metric."""
+    """A primal-dual method: ``direction`` (the ``transforms`` applied to the stochastic gradient),
+    the gradient step's direction at X, and the dual-sum metric."""
+
+    def __init__(self, cfg, net, problem, compressor):
+        super().__init__(cfg, net, problem, compressor)
+        self.direction = self.transforms(cfg)
+
+    @staticmethod
+    def transforms(cfg):
+        """Weight decay, then heavy ball (the official codes' order); a method without momentum
+        overrides this."""
+        return chain(WeightDecay(cfg.weight_decay), HeavyBall(cfg.momentum))
 
     def init_state(self, x0: torch.Tensor, state: type[PrimalDualState], **fields) -> PrimalDualState:
         """x^0, Lambda^0 = 0 and the transforms' buffers, with the method's own ``fields``."""

@@ -31,7 +31,7 @@ from .base import StepSize
 from .checks import check_choice, check_nonnegative, check_unit
 from .public_copy import check_copy_init
 from .primal_dual import MirrorPrimalDual, check_mirror_step
-from .transforms import HeavyBall, WeightDecay, chain, check_momentum, check_weight_decay
+from .transforms import check_momentum, check_weight_decay
 
 DUAL_ON = ("xhat", "x")
 
@@ -81,7 +81,6 @@ class TiCoPD(MirrorPrimalDual):
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
-        self.direction = chain(WeightDecay(cfg.weight_decay), HeavyBall(cfg.momentum))
         if cfg.dual_on == "x":                                 # the exact iterates, in the run's precision
             self.exact = Identity(64 if net.dtype == torch.float64 else 32)
 

@@ -28,7 +28,6 @@ from .checks import check_choice
 from .public_copy import copy_start, init_arc_copies
 from .primal_dual import PrimalDual, PrimalDualState
 from .ticopd import TiCoPDKeys
-from .transforms import HeavyBall, WeightDecay, chain
 
 PENALTY_LR = ("initial", "scheduled")
 
@@ -73,7 +72,6 @@ class TiCoPDRobust(PrimalDual):
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
-        self.direction = chain(WeightDecay(cfg.weight_decay), HeavyBall(cfg.momentum))
         self._src = torch.as_tensor(net.out_src, device=net.device)      # local sender row per out-arc
         self._edge = net.out_arcs >> 1
 
