@@ -11,9 +11,11 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from safetensors.torch import load_file
 
+import decopt
 from decopt import philox, rng
 from decopt.rng import Key, Stream
 
+from conftest import SHARED_DATA
 from test_golden import GOLDEN
 
 sys.path.insert(0, str(GOLDEN))
@@ -24,10 +26,18 @@ ULPS = 4            # normals: torch's log1p, cos and sin are not NumPy's (each 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
+def force_torch(monkeypatch) -> list:
+    """From now on draws with a device are made by the torch Philox on it, the CPU included; returns
+    the list that records them."""
+    monkeypatch.setattr(rng, "_drawing_device", lambda device: None if device is None else torch.device(device))
+    drawn, unit_rows = [], philox._unit_rows
+    monkeypatch.setattr(philox, "_unit_rows", lambda *a: drawn.append(a[2]) or unit_rows(*a))
+    return drawn
+
+
 @pytest.fixture
 def torch_draws(monkeypatch):
-    """Draws with a device are made by the torch Philox on it, the CPU included."""
-    monkeypatch.setattr(rng, "_drawing_device", lambda device: None if device is None else torch.device(device))
+    return force_torch(monkeypatch)
 
 
 keys = st.builds(Key, st.integers(0, 2 ** 64 - 1), st.sampled_from(list(Stream)), st.integers(0, 2 ** 40),
@@ -123,6 +133,7 @@ EXACT = ["dsgd", "beer", "ticopd_inverse", "fspda", "fspda_storm", "fspda_async"
 @pytest.mark.parametrize("name", EXACT)
 def test_torch_draws_give_the_golden_trajectory(torch_draws, tmp_path, name):
     rows, state = run_case(name, tmp_path / "run")
+    assert len(torch_draws) >= 40                   # one or more per iteration, by the torch Philox
     with open(GOLDEN / f"{name}.csv") as fh:
         assert rows == list(csv.DictReader(fh))
     for k, v in load_file(str(GOLDEN / f"{name}.safetensors")).items():
@@ -133,6 +144,7 @@ def test_torch_normals_give_the_golden_trajectory_to_rounding(torch_draws, tmp_p
     """gaussian_mean's noise is Box-Muller: torch's log1p/cos/sin move a draw by an ulp or two,
     so the trajectory agrees to rounding, not bit for bit."""
     rows, state = run_case("dsgd_gd_perf", tmp_path / "run")
+    assert torch_draws
     with open(GOLDEN / "dsgd_gd_perf.csv") as fh:
         want = list(csv.DictReader(fh))
     assert [r.keys() for r in rows] == [w.keys() for w in want]
@@ -140,6 +152,31 @@ def test_torch_normals_give_the_golden_trajectory_to_rounding(torch_draws, tmp_p
         np.testing.assert_allclose([float(v) for v in r.values()], [float(v) for v in w.values()], rtol=1e-12)
     for k, v in load_file(str(GOLDEN / "dsgd_gd_perf.safetensors")).items():
         torch.testing.assert_close(state[k], v, rtol=1e-12, atol=1e-14)
+
+
+SPAMBASE = SHARED_DATA / "spambase"
+DATA_JOBS = {   # per-agent minibatch bounds (a Dirichlet partition), the iteration-major block draws
+    "spambase_logistic": ["problem=spambase_logistic", "problem.partition=dirichlet", "problem.batch_size=8"],
+    "strategic_spam": ["algo=dsgd_gd", "problem=strategic_spam", "problem.batch_size=4"],
+}
+
+
+@pytest.mark.skipif(not (SPAMBASE / "spambase.data").exists(), reason="no Spambase copy")
+@pytest.mark.parametrize("name", sorted(DATA_JOBS))
+def test_torch_draws_give_the_numpy_trajectory_on_data(monkeypatch, tmp_path, name):
+    job = [*DATA_JOBS[name], f"problem.data_dir={SPAMBASE}", "graph.n=6", "run.dtype=float64", "run.iterations=30",
+           "run.eval_every=10", "run.seed=5"]
+    runs, drawn = [], []
+    for forced in (False, True):
+        if forced:
+            drawn = force_torch(monkeypatch)
+        result = decopt.run(*job, run_dir=tmp_path / str(forced))
+        with open(tmp_path / str(forced) / "metrics.csv") as fh:
+            runs.append(([{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(fh)], result.state))
+    (want_rows, want_state), (rows, state) = runs
+    assert len(drawn) >= 3                                  # the forced run's draws were torch's
+    assert rows == want_rows
+    assert state.keys() == want_state.keys() and all(torch.equal(state[k], want_state[k]) for k in state)
 
 
 @cuda

@@ -41,8 +41,8 @@ class Asynchrony:
         """Draw who has a gradient at t; agents that have one or an active edge catch up their
         deferred drift. Returns the gradient weight c_i cbar_i and the 0/1 ``awake`` column."""
         net = self.net
-        u = uniform(Key(net.seed, Stream.LINKS, t, ASYNC_CALL), net.rows, 1)[:, 0]
-        avail = torch.as_tensor(u, device=net.device, dtype=net.dtype) * self.cbar < 1.0   # P = 1 / cbar
+        u = uniform(Key(net.seed, Stream.LINKS, t, ASYNC_CALL), net.rows, 1, device=net.device)[:, 0]
+        avail = u.to(net.dtype) * self.cbar < 1.0                                            # P = 1 / cbar
         edge = np.bincount(net.out_src[net.active_out()], minlength=net.n_local) > 0
         awake = (avail | torch.as_tensor(edge, device=net.device)).to(net.dtype)[:, None]
         state.x.sub_(state.drift * awake * state.lam)       # catch up the deferred -eta lambda drift

@@ -46,19 +46,20 @@ class CoordinateMasks:
         self.kept = keep_counts(self.segments, ratio, rule)
         self.k = sum(self.kept)
 
-    def _draw(self, t: int, ids: np.ndarray) -> np.ndarray:
+    def _draw(self, t: int, ids: np.ndarray, device) -> torch.Tensor:
         parts, off = [], 0
         for s, (d_l, k_l) in enumerate(zip(self.segments, self.kept)):
             key = Key(self.seed, Stream.COMPRESS, t, MASK_CALL + s)
-            parts.append(off + (np.broadcast_to(np.arange(d_l), (ids.size, d_l)) if k_l == d_l
-                                else sample(key, ids, d_l, k_l)))
+            parts.append(off + (torch.arange(d_l, device=device).expand(ids.size, d_l) if k_l == d_l
+                                else sample(key, ids, d_l, k_l, device=device)))
             off += d_l
-        return np.concatenate(parts, axis=1)
+        return torch.cat(parts, dim=1)
 
-    def indices(self, t: int, ids, device=None) -> torch.Tensor:
-        """Kept coordinates (len(ids), k) of iteration t for global ids, ascending per row."""
+    def indices(self, t: int, ids, device="cpu") -> torch.Tensor:
+        """Kept coordinates (len(ids), k) of iteration t for global ids, ascending per row, drawn on
+        ``device``."""
         ids, inverse = np.unique(np.asarray(ids, dtype=np.int64).ravel(), return_inverse=True)
-        return torch.as_tensor(self._draw(t, ids)[inverse], device=device)
+        return self._draw(t, ids, device)[torch.as_tensor(inverse, device=device)]
 
     def masks(self, t: int, ids) -> torch.Tensor:
         """The same masks as booleans (len(ids), d)."""

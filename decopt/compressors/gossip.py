@@ -53,7 +53,7 @@ class Gossip(Compressor):
         return self.p
 
     def plan(self, V, key, rows):
-        send = torch.from_numpy(rng.uniform(key, rows, 1)[:, 0] < self.p).to(V.device)
+        send = rng.uniform(key, rows, 1, device=V.device)[:, 0] < self.p
         return {"send": send, "v": wire.to_wire(V.detach(), self.value_bits)}
 
     def bits(self, plan):

@@ -113,7 +113,7 @@ class QSGD(Compressor):
         r = X.abs().div_(torch.where(pos, wn, 1.0))
         if not bool(pos.all()):
             r = torch.where(pos, r, 0.0)
-        u = torch.from_numpy(rng.uniform(key, rows, d)).to(X.device)
+        u = rng.uniform(key, rows, d, device=X.device)
         xi = r.mul_(self.s).add_(u).floor_().clamp_(0, self.s)        # in place: the same numbers
         xi = xi.nan_to_num_(nan=0.0).to(torch.int64)
         return {"norm": w, "level": xi, "neg": X < 0}

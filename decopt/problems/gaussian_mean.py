@@ -122,10 +122,9 @@ class GaussianMean(Performative):
         i, at = divmod(t, self._block_len)
         if i != self._block_index:
             steps, b = range(i * self._block_len, (i + 1) * self._block_len), self.batch_size
-            w = np.concatenate([normal_steps(Key(self.seed + r, Stream.PROBLEM), steps, self.net.rows, b * self.dim,
-                                             self.net.n).reshape(len(steps), -1, b, self.dim)
-                                for r in range(self.replicas)], axis=3)
-            w = torch.as_tensor(w, dtype=self.dtype, device=self.device)
+            w = torch.cat([normal_steps(Key(self.seed + r, Stream.PROBLEM), steps, self.net.rows, b * self.dim,
+                                        self.net.n, device=self.device).reshape(len(steps), -1, b, self.dim)
+                           for r in range(self.replicas)], dim=3).to(self.dtype)
             self._block_index, self._w, self._c = i, w, torch.add(self.zbar, w.mean(2), alpha=self.sigma).neg_()
         return self._w, self._c, at
 

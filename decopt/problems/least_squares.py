@@ -66,7 +66,7 @@ class LeastSquares(Problem):
     def grad(self, X, t):
         if self.batch_size is None:
             return self._residual_grad(self.A, self.b, X)
-        idx = self.batch_indices(t, np.full(self.net.n_local, self.m))
+        idx = self.batch_indices(t, self.m)
         A = torch.take_along_dim(self.A, idx[:, :, None], dim=1)
         b = torch.take_along_dim(self.b, idx, dim=1)
         return self._residual_grad(A, b, X)

@@ -64,7 +64,7 @@ class Logistic(Problem):
     def grad(self, X, t):
         if self.batch_size is None:
             return self._terms(self.A, self.y, X)[1]
-        idx = self.batch_indices(t, np.full(self.net.n_local, self.m))
+        idx = self.batch_indices(t, self.m)
         A = torch.take_along_dim(self.A, idx[:, :, None], dim=1)
         y = torch.take_along_dim(self.y, idx, dim=1)
         return self._terms(A, y, X)[1]
