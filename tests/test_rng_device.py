@@ -174,7 +174,7 @@ def test_torch_draws_give_the_numpy_trajectory_on_data(monkeypatch, tmp_path, na
         with open(tmp_path / str(forced) / "metrics.csv") as fh:
             runs.append(([{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(fh)], result.state))
     (want_rows, want_state), (rows, state) = runs
-    assert len(drawn) >= 3                                  # the forced run's draws were torch's
+    assert drawn                                            # the forced run drew with torch
     assert rows == want_rows
     assert state.keys() == want_state.keys() and all(torch.equal(state[k], want_state[k]) for k in state)
 
