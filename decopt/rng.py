@@ -23,9 +23,12 @@ ulp.
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:                   # torch is imported where a draw has a device, not at start-up
+    import torch
 
 _MASK64 = (1 << 64) - 1
 
@@ -125,7 +128,7 @@ def _fill(out: np.ndarray, ck: int, spans, width: int) -> None:
             out[at:at + count] = gen.random(count * width + r)[r:].reshape(count, width)
 
 
-def _drawing_device(device):
+def _drawing_device(device) -> torch.device | None:
     """The one rule for where a draw is made: None (NumPy, on the host) without a device or on the
     CPU, where NumPy is the faster (benchmarks/bench_rng.py); otherwise the tensor's own device,
     where ``decopt.philox`` draws the same numbers."""
