@@ -27,7 +27,8 @@ DRAWS = {   # name: (numbers drawn, draw(device))
     "qsgd dithering: uniform 10 x 79,510": (795_100, lambda dev: rng.uniform(KEY, range(10), 79_510, device=dev)),
     "minibatch: integers 10 x 256 of 6,000": (2_560, lambda dev: rng.integers(KEY, range(10), 256, 6_000, device=dev)),
     "links: uniform 1,000 edges x 1": (1_000, lambda dev: rng.uniform(KEY, range(1_000), 1, device=dev)),
-    "rand-k 10%: sample 10 x 7,951 of 79,510": (79_510, lambda dev: rng.sample(KEY, range(10), 79_510, 7_951, device=dev)),
+    "rand-k 10%: sample 10 x 7,951 of 79,510": (79_510,
+                                                lambda dev: rng.sample(KEY, range(10), 79_510, 7_951, device=dev)),
     "noise: normal 10 x 10,000": (100_000, lambda dev: rng.normal(KEY, range(10), 10_000, device=dev)),
     "block: integers_steps 64 x 100 x 32": (204_800,
                                             lambda dev: rng.integers_steps(KEY, range(64), range(100), 32, 100, 1000,
@@ -47,7 +48,8 @@ def transcendentals(dev: torch.device) -> list[list]:
     t, ta = torch.from_numpy(u).to(dev), torch.from_numpy(a).to(dev)
     pairs = {"log1p(-u)": (np.log1p(-u), torch.log1p(-t)), "cos(2 pi u)": (np.cos(a), torch.cos(ta)),
              "sin(2 pi u)": (np.sin(a), torch.sin(ta)),
-             "normal (Box-Muller)": (rng.normal(KEY, range(10), 100_000), rng.normal(KEY, range(10), 100_000, device=dev))}
+             "normal (Box-Muller)": (rng.normal(KEY, range(10), 100_000),
+                                     rng.normal(KEY, range(10), 100_000, device=dev))}
     return [[name, *(f"{v:.2%}" if isinstance(v, float) else v for v in ulps(want, got.cpu().numpy()))]
             for name, (want, got) in pairs.items()]
 

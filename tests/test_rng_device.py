@@ -21,7 +21,8 @@ from test_golden import GOLDEN
 sys.path.insert(0, str(GOLDEN))
 from record import run_case  # noqa: E402
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 ULPS = 4            # normals: torch's log1p, cos and sin are not NumPy's (each differs by <= 1 ulp)
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -189,5 +190,6 @@ def test_cuda_draws_are_numpys():
         _same(rng.integers(key, rows, 33, np.arange(1, len(rows) + 1), device=dev),
               rng.integers(key, rows, 33, np.arange(1, len(rows) + 1)))
         _same(rng.sample(key, rows, 500, 40, device=dev), rng.sample(key, rows, 500, 40))
-        _same(rng.uniform_steps(key, range(5, 9), rows, 3, 1000, device=dev), rng.uniform_steps(key, range(5, 9), rows, 3, 1000))
+        _same(rng.uniform_steps(key, range(5, 9), rows, 3, 1000, device=dev),
+              rng.uniform_steps(key, range(5, 9), rows, 3, 1000))
         assert _ulps(rng.normal(key, rows, 33, device=dev).cpu().numpy(), rng.normal(key, rows, 33)) <= ULPS

@@ -138,7 +138,8 @@ class StrategicSpam(Performative):
         if i != self._block_index:
             steps = range(i * self._block_len, (i + 1) * self._block_len)
             idx = torch.stack([integers_steps(Key(self.seed + r, Stream.BATCH), steps, self.net.rows, self.batch_size,
-                                              self.net.n, self.m, device=self.device) for r in range(self.replicas)], dim=2)
+                                              self.net.n, self.m, device=self.device)
+                               for r in range(self.replicas)], dim=2)
             rows = torch.take_along_dim(self._rows[None], idx, dim=3)
             self._block_index, self._block_rows, self._block_labels = i, rows, self._ytr[rows]
         return self._block_rows, self._block_labels, at
