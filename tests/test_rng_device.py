@@ -21,7 +21,7 @@ from test_golden import GOLDEN
 sys.path.insert(0, str(GOLDEN))
 from record import run_case  # noqa: E402
 
-FAST = settings(max_examples=60, deadline=None,
+FAST = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 ULPS = 4            # normals: torch's log1p, cos and sin are not NumPy's (each differs by <= 1 ulp)
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
