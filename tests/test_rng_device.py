@@ -122,6 +122,8 @@ def test_cpu_draws_stay_in_numpy_unless_asked():
     key = Key(1, Stream.BATCH, 3)
     assert isinstance(rng.uniform(key, range(3), 4), np.ndarray)
     _same(rng.normal(key, range(3), 5, device="cpu"), rng.normal(key, range(3), 5))
+    u = rng.uniform(key, range(50), 40)                     # a CPU tensor's normals are NumPy's too
+    _same(rng.box_muller(torch.from_numpy(u), 39), rng.box_muller(u, 39))
     assert rng._drawing_device("cpu") is None and rng._drawing_device("cuda:1") == torch.device("cuda:1")
 
 
