@@ -127,6 +127,7 @@ def test_requeued_job_resumes_from_its_checkpoint(slurm, tmp_path, uninterrupted
     proc, point = stop_running_point(slurm, tmp_path, ["scontrol", "requeue"])
     stdout, stderr = proc.communicate(timeout=180)            # the sweep waits for the requeued job
     assert proc.returncode == 0, stderr[-2000:]
+    assert "1 points, exit code 0" in stdout
     summary = json.loads((point / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["iterations"] == T
     [resume] = summary["resumes"]                             # the requeued job went on from the checkpoint
