@@ -172,14 +172,13 @@ def run_task(cfg, comm=None) -> int:
     from . import slurm
 
     out = HydraConfig.get().runtime.output_dir
-    resume = slurm.restarted()                    # a requeued Slurm job: continue from the checkpoint
-    if comm is None and cfg.backend.name == "mpi" and slurm.job_ranks() > 1:     # hydra/launcher=slurm: start the ranks
-        code = slurm.run_ranks([*HydraConfig.get().overrides.task, *["run.resume=true"] * resume], out,
-                               slurm.job_ranks())
+    ranks = slurm.job_ranks() if comm is None and cfg.backend.name == "mpi" else 1
+    if ranks > 1:                                 # a Slurm job of hydra/launcher=slurm: start its ranks
+        code = slurm.run_ranks(list(HydraConfig.get().overrides.task), out, ranks)
         slurm.leave_if_requeued(code)
         return code
     job = OmegaConf.to_container(cfg, resolve=True)
-    job["run"]["resume"] |= resume
+    job["run"]["resume"] |= slurm.restarted()     # a requeued Slurm job continues from its checkpoint
     if comm is not None:
         job["backend"]["name"] = "mpi"            # chosen automatically under mpirun (> 1 rank)
         comm.bcast({"cfg": job, "out": out}, root=0)
