@@ -46,7 +46,7 @@ def summaries(sweep: Path) -> list[dict]:
 
 def test_stacked_sweep_through_slurm(slurm, tmp_path):
     done = run_cli("run", "-m", "hydra/launcher=slurm", "run.iterations=100", "run.seed=0,1,2,3",
-                   f"hydra.sweep.dir={tmp_path}", env=slurm, cwd=tmp_path, timeout=120)
+                   f"hydra.sweep.dir={tmp_path}", env=slurm, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     got = summaries(tmp_path)
     assert [(s["status"], s["backend"], s["world_size"]) for s in got] == [("completed", "stacked", 1)] * 4
@@ -59,7 +59,7 @@ def test_stacked_sweep_through_slurm(slurm, tmp_path):
 def test_mpi_sweep_through_slurm(slurm, tmp_path):
     done = run_cli("run", "-m", "hydra/launcher=slurm", "hydra.launcher.additional_parameters.ntasks_per_node=2", "backend=mpi",
                    "graph.n=4", "run.iterations=50", "run.seed=0,1", f"hydra.sweep.dir={tmp_path}",
-                   env=slurm, cwd=tmp_path, timeout=120)
+                   env=slurm, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     got = summaries(tmp_path)
     assert [(s["status"], s["backend"], s["world_size"]) for s in got] == [("completed", "mpi", 2)] * 2
@@ -101,9 +101,11 @@ def stop_running_point(slurm: dict, sweep: Path, stop: list[str]) -> tuple[subpr
     proc = subprocess.Popen([sys.executable, "-m", "decopt", "run", "-m", "hydra/launcher=slurm", *POINT,
                              f"hydra.sweep.dir={sweep}"], cwd=sweep, env=slurm,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while not [m for m in sweep.glob("*/metrics.csv") if len(m.read_text().splitlines()) > 3]:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the job wrote no metrics: {proc.communicate()[1][-2000:]}")
         time.sleep(0.05)
     job = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm, capture_output=True, text=True).stdout.split()
     assert len(job) == 1, job
@@ -113,19 +115,19 @@ def stop_running_point(slurm: dict, sweep: Path, stop: list[str]) -> tuple[subpr
 
 def test_scancel_leaves_interrupted_and_resumes(slurm, tmp_path, uninterrupted):
     proc, point = stop_running_point(slurm, tmp_path, ["scancel"])
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == exit_codes.INTERRUPTED, stderr[-2000:]
     assert "1 points, exit code 130" in stdout
     summary = json.loads((point / "summary.json").read_text())
     assert summary["status"] == "interrupted" and 0 < summary["iterations"] < T
-    resumed = run_cli("resume", str(point), env=slurm, cwd=tmp_path, timeout=120)      # as the README says
+    resumed = run_cli("resume", str(point), env=slurm, cwd=tmp_path, timeout=300)      # as the README says
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same(outcome(point), uninterrupted)
 
 
 def test_requeued_job_resumes_from_its_checkpoint(slurm, tmp_path, uninterrupted):
     proc, point = stop_running_point(slurm, tmp_path, ["scontrol", "requeue"])
-    stdout, stderr = proc.communicate(timeout=180)            # the sweep waits for the requeued job
+    stdout, stderr = proc.communicate(timeout=300)            # the sweep waits for the requeued job
     assert proc.returncode == 0, stderr[-2000:]
     assert "1 points, exit code 0" in stdout
     summary = json.loads((point / "summary.json").read_text())
