@@ -175,7 +175,8 @@ def run_task(cfg, comm=None) -> int:
     ranks = slurm.job_ranks() if comm is None and cfg.backend.name == "mpi" else 1
     if ranks > 1:                                 # a Slurm job of hydra/launcher=slurm: start its ranks
         code = slurm.run_ranks(list(HydraConfig.get().overrides.task), out, ranks)
-        slurm.leave_if_requeued(code)
+        if code:                                  # srun's code when Slurm ends the step: not always 130
+            slurm.leave_if_requeued(code)
         return code
     job = OmegaConf.to_container(cfg, resolve=True)
     job["run"]["resume"] |= slurm.restarted()     # a requeued Slurm job continues from its checkpoint

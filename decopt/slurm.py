@@ -68,9 +68,9 @@ def requeued() -> bool:
 
 
 def leave_if_requeued(code: int) -> None:
-    """An interrupted point whose job Slurm requeued ends here, without a result (SystemExit passes
+    """A stopped point whose job Slurm requeued ends here, without a result (SystemExit passes
     through Hydra and submitit): the driver's submitit waits for the requeued job's result."""
-    if code == exit_codes.INTERRUPTED and requeued():
+    if requeued():
         print("decopt: pre-empted; Slurm requeued the job, which resumes from the checkpoint", flush=True)
         raise SystemExit(code)
 
