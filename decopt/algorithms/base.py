@@ -10,20 +10,18 @@ from ..comm import Network
 from ..compressors import Compressor
 from ..problems import Problem
 from ..registry import register
-from .checks import check_choice, check_positive
+from ..schema import check_choice, check_range
 from .gradients import batch_samples
 
-AGENT, ARC = "agent", "arc"
 
-
-def agent_rows(**kw):
+def agent_rows():
     """A state field with one row per local agent (``net.rows``)."""
-    return field(default=None, metadata={"rows": AGENT}, **kw)
+    return field(default=None, metadata={"rows": "agent"})
 
 
-def arc_rows(**kw):
+def arc_rows():
     """A state field with one row per local out-arc (``net.out_arcs`` order)."""
-    return field(default=None, metadata={"rows": ARC}, **kw)
+    return field(default=None, metadata={"rows": "arc"})
 
 
 @dataclass(eq=False)
@@ -42,10 +40,9 @@ class State(Mapping):
         return {f.name: f.metadata["rows"] for f in fields(self) if getattr(self, f.name) is not None}
 
     def __getitem__(self, key: str) -> torch.Tensor:
-        value = getattr(self, key, None) if key in self.rows() else None
-        if value is None:
+        if key not in self.rows():
             raise KeyError(key)
-        return value
+        return getattr(self, key)
 
     def __iter__(self):
         return iter(self.rows())
@@ -81,7 +78,8 @@ class Algorithm:
         return cls.links
 
     def init(self, x0: torch.Tensor) -> State:
-        raise NotImplementedError
+        """The iterate alone, x^0 (a method with more state overrides this)."""
+        return State(x=x0.clone())
 
     def step(self, state: State, t: int) -> State:
         raise NotImplementedError
@@ -115,9 +113,6 @@ class Algorithm:
         return float(self.net.n * self.grads_per_step * t * batch_samples(self.problem))
 
 
-SCHEDULES = ("constant", "inverse")
-
-
 @dataclass
 class StepSize:
     """``constant``: gamma_t = lr.  ``inverse``: gamma_t = lr / (a1 + t) (a0 = lr in the papers)."""
@@ -128,10 +123,10 @@ class StepSize:
 
     def check(self) -> None:
         """The step-size keys; a config's own ``check`` calls it first (``super().check()``)."""
-        check_positive("algo", lr=self.lr)
-        check_choice("algo.schedule", self.schedule, SCHEDULES)
+        check_range("algo", "> 0", lr=self.lr)
+        check_choice("algo.schedule", self.schedule, ("constant", "inverse"))
         if self.schedule == "inverse":
-            check_positive("algo", a1=self.a1)
+            check_range("algo", "> 0", a1=self.a1)
 
     def step_size(self, t: int) -> float:
         return self.lr if self.schedule == "constant" else self.lr / (self.a1 + t)

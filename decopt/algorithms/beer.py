@@ -8,15 +8,12 @@ Default ``variant=paper``, per iteration (two compressed rounds)::
     V_new = V + gamma (W - I) G + grad(X_new) - grad(X)
     G    += Q(V_new - G)                          # round 2
 
-with G^0 = 0, V^0 = the b0-sample (default full local) gradient and H^0 = ``copy_init``: 0 by
-default, as the DoCoM authors' notebook [NB] runs BEER in the DoCoM paper's Exp. 1 (H = G = 0,
-b0 = the 100-sample minibatch; specs/docom.md §5), or ``x0`` = X^0 (the DoCoM PyTorch code's
-``ParallelBEER_V`` copies the model). The paper's eta is ``lr`` (with ``schedule``: eta_t).
-grad(X) is the stochastic gradient kept from the previous iteration (one evaluation per iteration,
-on a fresh minibatch). Copies are kept as local rows plus e = (W - I) * copy (see ``public_copy``).
+with G^0 = 0, V^0 = the b0-sample (default full local) gradient, grad(X) kept from the previous
+iteration, and H^0 at ``copy_init``: 0 as the DoCoM notebook [NB] runs BEER (specs/docom.md §5),
+or X^0 as the DoCoM code's ``ParallelBEER_V`` does.
 
-``variant=pytorch`` is the baseline as the DoCoM authors' code runs it (``ParallelBEER_V``,
-specs/docom.md §2.4 style: CHOCO's "parallel" order). Iteration 0 only moves X; from t = 1::
+``variant=pytorch`` is ``ParallelBEER_V`` (CHOCO's "parallel" order). Iteration 0 only moves X;
+from t = 1::
 
     V    += grad(X; xi^t) - grad(X^{t-1}; xi^{t-1})   # tracking, the previous fresh gradient
     V    += gamma (W - I) G                            # the copies from the previous round
@@ -24,8 +21,7 @@ specs/docom.md §2.4 style: CHOCO's "parallel" order). Iteration 0 only moves X;
     X    -= eta V;  X += gamma (W - I) H               # previous copies again
     H    += Q(X - H)                                   # round 2
 
-``momentum`` (official code 0.9, ``--momentum_factor``'s default) puts heavy ball on the step
-direction V: ``buf = momentum buf + V; X -= eta buf``.
+``momentum``: the official code's heavy ball on V (``--momentum_factor`` 0.9).
 """
 from __future__ import annotations
 
@@ -59,9 +55,8 @@ class BEERConfig(StepSize):
 
 @dataclass(eq=False)
 class BEERState(State):
-    """X (``x``), the tracker V, the last stochastic gradient ``grad_x``, the copies H (``h``) and
-    G (``g_hat``) with their gossip directions e_h = (W - I) H and e_g = (W - I) G; ``momentum``:
-    the heavy-ball buffer."""
+    """X, V, the last gradient ``grad_x``, the copies H and G (``g_hat``) with e_h = (W - I) H and
+    e_g = (W - I) G; the heavy-ball buffer."""
 
     v: torch.Tensor = agent_rows()
     grad_x: torch.Tensor = agent_rows()

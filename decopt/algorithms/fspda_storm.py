@@ -10,9 +10,8 @@ Two gradients on the same minibatch, at x^t and x^{t-1}; one masked exchange per
     m    = d (t = 0) | d + (1 - a)(m - dtil);   x^{t+1} = x^t - m
     u    = q (t = 0) | q + (1 - b)(u - qtil);   lambda += beta u
 
-a = ``storm_momentum``, b = ``storm_dual_momentum`` (1 = no variance reduction: plain SGDA). The
-keys are FSPDA-SA's (``fspda.FSPDAKeys``); ``weight_decay`` (code 1e-4) is added to both
-gradients; no heavy ball (the code uses the gradients raw).
+a = ``storm_momentum``, b = ``storm_dual_momentum`` (1 = plain SGDA). The keys are FSPDA-SA's;
+``weight_decay`` is added to both gradients; no heavy ball (the code has none here).
 """
 from __future__ import annotations
 
@@ -20,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..schema import check_range
 from .base import agent_rows
-from .checks import check_unit
 from .fspda import FSPDAKeys
 from .primal_dual import MaskedPrimalDual, PrimalDualState
 from .transforms import WeightDecay
@@ -38,7 +37,8 @@ class FSPDAStormConfig(FSPDAKeys):
 
     def check(self) -> None:
         super().check()
-        check_unit("algo", storm_momentum=self.storm_momentum, storm_dual_momentum=self.storm_dual_momentum)
+        check_range("algo", "in (0, 1]", storm_momentum=self.storm_momentum,
+                    storm_dual_momentum=self.storm_dual_momentum)
 
 
 @dataclass(eq=False)
@@ -51,8 +51,6 @@ class FSPDAStormState(PrimalDualState):
 
 
 class FSPDAStorm(MaskedPrimalDual):
-    """FSPDA-STORM (see the module docstring)."""
-
     name = "fspda_storm"
     config = FSPDAStormConfig
 

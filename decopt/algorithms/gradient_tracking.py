@@ -44,7 +44,6 @@ class TrackingState(State):
 class DIGing(Algorithm):
     name = "diging"
     config = DIGingConfig
-    links = "any"
     no_compressor = "exchanges exact vectors"
 
     def init(self, x0) -> TrackingState:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..schema import check_range
 from .base import Algorithm, State, StepSize, agent_rows
-from .checks import check_unit
 from .gradients import check_b0, deterministic, large_batch_grad, tracker_samples
 
 
@@ -29,14 +29,14 @@ class GTHSGDConfig(StepSize):
 
     def check(self) -> None:
         super().check()
-        check_unit("algo", beta=self.beta)
+        check_range("algo", "in (0, 1]", beta=self.beta)
         check_b0(self.b0)
 
 
 @dataclass(eq=False)
 class GTHSGDState(State):
-    """x: iterates; y: the tracker; v: the hybrid estimator; grad_x: grad(x), kept only where
-    gradients are deterministic (else the step draws it with the new minibatch)."""
+    """The tracker ``y``, the hybrid estimator ``v``, and ``grad_x`` = grad(x) where gradients are
+    deterministic (else the step draws it on the new minibatch)."""
 
     y: torch.Tensor = agent_rows()
     v: torch.Tensor = agent_rows()
@@ -46,7 +46,6 @@ class GTHSGDState(State):
 class GTHSGD(Algorithm):
     name = "gt_hsgd"
     config = GTHSGDConfig
-    links = "any"
     no_compressor = "exchanges exact vectors"
     grads_per_step = 2
 

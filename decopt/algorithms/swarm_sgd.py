@@ -5,18 +5,15 @@ edge then average their (compressed, e.g. 8-bit) models::
     X_half = X - lr grad(X)   (local_steps times; lr: the paper's eta)
     X_new_i = X_half_i + sum_{j ~ i active} W_ij (Q(X_half_j) - X_half_i)
 
-Built for random links (``graph.links=one_edge``: one interacting pair per iteration, the
-population protocol). The paper's pairwise average x_i, x_j <- (x_i + x_j) / 2 is
-``graph.mixing=constant graph.weight=0.5`` on a ring; denser graphs cap the constant weight at
-1/max_degree of the full graph, so keep the default Metropolis weights there (the pair moves part
-way). Each agent keeps its own exact model; neighbours receive Q(x_j).
+Built for random links (``graph.links=one_edge``: one pair per iteration, the population
+protocol). The paper's pairwise average is ``graph.mixing=constant graph.weight=0.5`` on a ring.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from .base import Algorithm, State, StepSize
+from .base import Algorithm, StepSize
 
 MAX_LOCAL_STEPS = 10 ** 6      # local SGD steps per iteration: more is a typo (a run that never ends)
 
@@ -44,9 +41,6 @@ class SwarmSGD(Algorithm):
     @property
     def grads_per_step(self):
         return self.cfg.local_steps
-
-    def init(self, x0) -> State:
-        return State(x=x0.clone())
 
     def step(self, state, t):
         H, x, lr = self.cfg.local_steps, state.x, self.cfg.step_size(t)
