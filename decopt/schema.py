@@ -77,6 +77,7 @@ def check_number(key: str, value) -> None:
 RANGES = {                      # check_range's rules, named as its message says them
     "> 0": lambda v: v > 0,
     ">= 0": lambda v: v >= 0,   # 0 turns a term off
+    ">= 1": lambda v: v >= 1,
     "in (0, 1]": lambda v: 0 < v <= 1,
     "in [0, 1)": lambda v: 0 <= v < 1,
     "in (0, 2]": lambda v: 0 < v <= 2,
@@ -84,9 +85,10 @@ RANGES = {                      # check_range's rules, named as its message says
 
 
 def check_range(prefix: str, rule: str, **values) -> None:
-    """Every value within ``rule`` (a key of RANGES): ``check_range("algo", "> 0", lr=cfg.lr)``."""
+    """Every value within ``rule`` (a key of RANGES), or None (an optional key left null):
+    ``check_range("algo", "> 0", lr=cfg.lr)``."""
     for key, v in values.items():
-        if v is None or not RANGES[rule](v):
+        if v is not None and not RANGES[rule](v):
             raise ConfigError(f"{prefix}.{key}={v}: must be {rule}")
 
 

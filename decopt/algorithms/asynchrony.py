@@ -33,10 +33,6 @@ class Asynchrony:
         c = np.array(np.broadcast_to(c, (net.n,))[net.rows.start:net.rows.stop])
         self.net, self.cbar = net, torch.as_tensor(c, dtype=net.dtype, device=net.device)
 
-    def init_fields(self, x0: torch.Tensor) -> dict:
-        """The deferred drift column, one row per agent: sum of eta_t while idle."""
-        return {"drift": torch.zeros(x0.shape[0], 1, dtype=x0.dtype, device=x0.device)}
-
     def wake(self, state, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw who has a gradient at t; agents that have one or an active edge catch up their
         deferred drift. Returns the gradient weight c_i cbar_i and the 0/1 ``awake`` column."""
@@ -54,8 +50,3 @@ class Asynchrony:
         """Idle agents skip ``update`` (in place) and defer their dual drift eta instead."""
         update.mul_(awake)
         drift.add_((1 - awake) * eta)
-
-    @staticmethod
-    def iterate(state) -> torch.Tensor:
-        """The caught-up iterate x - drift * lambda."""
-        return state.x - state.drift * state.lam

@@ -59,7 +59,6 @@ class Algorithm:
     set, says why the method takes only ``compressor=none``. ``config.validate`` checks both.
     """
 
-    name = "base"
     links = "any"
     no_compressor: str | None = None
 

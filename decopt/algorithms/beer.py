@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..schema import check_range
 from .base import Algorithm, State, StepSize, agent_rows
-from .gradients import check_b0, large_batch_grad
+from .gradients import large_batch_grad
 from .public_copy import check_copy_keys, copy_start, init_copy, push
 from .transforms import HeavyBall
 
@@ -50,7 +51,7 @@ class BEERConfig(StepSize):
     def check(self) -> None:
         super().check()
         check_copy_keys(self)
-        check_b0(self.b0)
+        check_range("algo", ">= 1", b0=self.b0)
 
 
 @dataclass(eq=False)

@@ -24,7 +24,7 @@ import torch
 
 from ..schema import check_range
 from .base import Algorithm, State, StepSize, agent_rows
-from .gradients import check_b0, deterministic, large_batch_grad, tracker_samples
+from .gradients import deterministic, large_batch_grad, tracker_samples
 from .public_copy import check_copy_keys, copy_start, init_copy, push
 from .transforms import HeavyBall
 
@@ -46,7 +46,7 @@ class DoCoMConfig(StepSize):
         super().check()
         check_copy_keys(self)
         check_range("algo", "in (0, 1]", beta=self.beta)
-        check_b0(self.b0)
+        check_range("algo", ">= 1", b0=self.b0)
 
 
 @dataclass(eq=False)
@@ -94,15 +94,12 @@ class DoCoM(Algorithm):
 
     def storm(self, state, x_new, x_old, t):
         """(9e): V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both."""
-        p, beta = self.problem, self.cfg.beta
-        if state.grad_x is not None:                # deterministic: grad f(Theta^t) from the last step
-            g_new, g_old = p.grad(x_new, t), state.grad_x
-            state.grad_x = g_new
-        else:                                       # one minibatch draw (and gather) for both
-            g_new, g_old = p.grads((x_new, x_old), t)
+        if state.grad_x is None:                    # one minibatch draw (and gather) for both
+            g_new, g_old = self.problem.grads((x_new, x_old), t)
             # the same arithmetic in the two fresh gradient buffers: g_old <- V - g_old
-            return g_new.add_(torch.sub(state.v, g_old, out=g_old), alpha=1.0 - beta)
-        return torch.add(g_new, state.v - g_old, alpha=1.0 - beta)
+            return g_new.add_(torch.sub(state.v, g_old, out=g_old), alpha=1.0 - self.cfg.beta)
+        g_old, state.grad_x = state.grad_x, self.problem.grad(x_new, t)    # deterministic: kept from the last step
+        return torch.add(state.grad_x, state.v - g_old, alpha=1.0 - self.cfg.beta)
 
     def paper_step(self, state, t):
         """(9a)-(9g), each product and its sum as one fused multiply-add, in place where an operand
@@ -136,6 +133,5 @@ class DoCoM(Algorithm):
         return state
 
     def metrics(self, state):
-        g = state.g
-        dev = g - self.net.mean(g)
+        dev = state.g - self.net.mean(state.g)
         return {"tracker_consensus": float(self.net.allreduce((dev * dev).sum())) / self.net.n}

@@ -91,11 +91,11 @@ class FSPDA(MaskedPrimalDual):
 
     def init(self, x0) -> FSPDAState:
         self._work = torch.empty_like(x0)                   # alpha G + eta Lambda, kept between steps
-        drift = {} if self.asynchrony is None else self.asynchrony.init_fields(x0)
-        return self.init_state(x0, FSPDAState, **drift)
+        drift = None if self.asynchrony is None else x0.new_zeros(len(x0), 1)     # sum of eta_t while idle
+        return self.init_state(x0, FSPDAState, drift=drift)
 
     def iterate(self, state):
-        return state.x if self.asynchrony is None else self.asynchrony.iterate(state)
+        return state.x if state.drift is None else state.x - state.drift * state.lam      # caught up
 
     def step(self, state, t):
         cfg, asynchrony = self.cfg, self.asynchrony

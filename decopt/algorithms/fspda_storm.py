@@ -69,8 +69,8 @@ class FSPDAStorm(MaskedPrimalDual):
         alpha = cfg.step_size(t)
         g = self.gradient(state, X, t)                  # same minibatch (keyed on t) ...
         rnd = self.gossip.round(t, [X, Xp])
-        q = rnd.laplacian(X, 0).dense(X)                # L_t(X^t)
-        qt = rnd.laplacian(Xp, 1).dense(Xp)             # L_t(X^{t-1}), same masks
+        q = rnd.laplacian(X, 0).add_to(torch.zeros_like(X))        # L_t(X^t)
+        qt = rnd.laplacian(Xp, 1).add_to(torch.zeros_like(Xp))     # L_t(X^{t-1}), same masks
         d = g.mul(alpha).add_(lam, alpha=cfg.eta).add_(q, alpha=cfg.gamma)
         if t == 0:
             m.copy_(d)

@@ -15,7 +15,7 @@ import torch
 
 from ..schema import check_range
 from .base import Algorithm, State, StepSize, agent_rows
-from .gradients import check_b0, deterministic, large_batch_grad, tracker_samples
+from .gradients import deterministic, large_batch_grad, tracker_samples
 
 
 @dataclass
@@ -30,7 +30,7 @@ class GTHSGDConfig(StepSize):
     def check(self) -> None:
         super().check()
         check_range("algo", "in (0, 1]", beta=self.beta)
-        check_b0(self.b0)
+        check_range("algo", ">= 1", b0=self.b0)
 
 
 @dataclass(eq=False)

@@ -28,9 +28,8 @@ def keep_counts(segments, ratio: float, rule: str = "exact") -> list[int]:
     ``max(1, int(d_l * (1 - r)))`` in floating point with r = 1 - ratio (its --compress_ratio)."""
     if ratio >= 1:
         return list(segments)
-    if rule == "code":
-        r = 1.0 - ratio
-        return [max(1, int(d * (1.0 - r))) for d in segments]
+    if rule == "code":                                  # r = 1 - ratio, then 1 - r, as the code does
+        return [max(1, int(d * (1.0 - (1.0 - ratio)))) for d in segments]
     return [max(1, int(d * ratio + 1e-9)) for d in segments]
 
 
@@ -42,23 +41,19 @@ class CoordinateMasks:
 
     def __init__(self, seed: int, segments, ratio: float, rule: str = "exact"):
         self.seed, self.segments = seed, list(segments)
-        self.d = sum(self.segments)
         self.kept = keep_counts(self.segments, ratio, rule)
-        self.k = sum(self.kept)
+        self.d, self.k = sum(self.segments), sum(self.kept)
 
-    def _draw(self, t: int, ids: np.ndarray) -> np.ndarray:
+    def indices(self, t: int, ids, device=None) -> torch.Tensor:
+        """Kept coordinates (len(ids), k) of iteration t for global ids, ascending per row."""
+        ids, inverse = np.unique(np.asarray(ids, dtype=np.int64).ravel(), return_inverse=True)
         parts, off = [], 0
         for s, (d_l, k_l) in enumerate(zip(self.segments, self.kept)):
             key = Key(self.seed, Stream.COMPRESS, t, MASK_CALL + s)
             parts.append(off + (np.broadcast_to(np.arange(d_l), (ids.size, d_l)) if k_l == d_l
                                 else sample(key, ids, d_l, k_l)))
             off += d_l
-        return np.concatenate(parts, axis=1)
-
-    def indices(self, t: int, ids, device=None) -> torch.Tensor:
-        """Kept coordinates (len(ids), k) of iteration t for global ids, ascending per row."""
-        ids, inverse = np.unique(np.asarray(ids, dtype=np.int64).ravel(), return_inverse=True)
-        return torch.as_tensor(self._draw(t, ids)[inverse], device=device)
+        return torch.as_tensor(np.concatenate(parts, axis=1)[inverse], device=device)
 
     def masks(self, t: int, ids) -> torch.Tensor:
         """The same masks as booleans (len(ids), d)."""
@@ -77,9 +72,6 @@ class SparseRows:
         """V += alpha * self, in place."""
         V.view(-1).index_add_(0, self.flat.reshape(-1), self.values.reshape(-1), alpha=alpha)
         return V
-
-    def dense(self, like: torch.Tensor) -> torch.Tensor:
-        return self.add_to(torch.zeros_like(like))
 
 
 @dataclass

@@ -12,8 +12,6 @@ import torch
 from ..compressors.sparse import add_
 from ..schema import check_choice, check_range
 
-VARIANTS = ("paper", "pytorch")     # the paper's order | the authors' PyTorch code ("parallel": previous copies)
-
 
 def check_copy_init(value) -> None:
     check_choice("algo.copy_init", value, ("zero", "x0"), "where the copies start: 0 or the common x0")
@@ -24,7 +22,7 @@ def check_copy_keys(cfg) -> None:
     check_range("algo", "> 0", gamma=cfg.gamma)
     check_range("algo", "in [0, 1)", momentum=cfg.momentum)
     check_copy_init(cfg.copy_init)
-    check_choice("algo.variant", cfg.variant, VARIANTS)
+    check_choice("algo.variant", cfg.variant, ("paper", "pytorch"))     # pytorch: the authors' "parallel" code
 
 
 def copy_start(cfg, x0: torch.Tensor) -> torch.Tensor | None:

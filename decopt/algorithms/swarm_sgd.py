@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from .base import Algorithm, StepSize
 
-MAX_LOCAL_STEPS = 10 ** 6      # local SGD steps per iteration: more is a typo (a run that never ends)
-
-
 @dataclass
 class SwarmSGDConfig(StepSize):
     """SwarmSGD (Nadiradze et al. 2021): local SGD steps, then averaging on the active edges.
@@ -29,8 +26,8 @@ class SwarmSGDConfig(StepSize):
 
     def check(self) -> None:
         super().check()
-        if not 1 <= self.local_steps <= MAX_LOCAL_STEPS:
-            raise ConfigError(f"algo.local_steps={self.local_steps}: must be in [1, {MAX_LOCAL_STEPS}]")
+        if not 1 <= self.local_steps <= 10 ** 6:            # more is a typo (a run that never ends)
+            raise ConfigError(f"algo.local_steps={self.local_steps}: must be in [1, 1000000]")
 
 
 class SwarmSGD(Algorithm):

@@ -53,12 +53,9 @@ class TiCoPDRobust(PrimalDual):
     name = "ticopd_robust"
     config = TiCoPDRobustConfig
 
-    def __init__(self, cfg, net, problem, compressor):
-        super().__init__(cfg, net, problem, compressor)
-        self._src = torch.as_tensor(net.out_src, device=net.device)      # local sender row per out-arc
-        self._edge = net.out_arcs >> 1
-
     def init(self, x0) -> TiCoPDRobustState:
+        self._src = torch.as_tensor(self.net.out_src, device=x0.device)  # local sender row per out-arc
+        self._edge = self.net.out_arcs >> 1
         xhat_out, xhat_in = init_arc_copies(x0, copy_start(self.cfg, x0), self._src)
         return self.init_state(x0, TiCoPDRobustState, xhat_out=xhat_out, xhat_in=xhat_in)
 
