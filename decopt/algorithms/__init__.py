@@ -1,6 +1,5 @@
-"""One module per algorithm. Each ``Algorithm`` subclass with a ``name`` registers itself
-(``decopt.registry``); every module of this package is imported here, so a new file is a new
-``algo=`` choice with no edit elsewhere."""
+"""One module per algorithm; an ``Algorithm`` subclass with a ``name`` registers itself, and every
+module here is imported, so a new file is a new ``algo=`` choice."""
 from __future__ import annotations
 
 import importlib

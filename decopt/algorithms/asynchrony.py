@@ -1,11 +1,9 @@
 """Asynchrony as random gradient availability (FSPDA's slides, specs/fspda.md §2.4).
 
-Agent i's gradient is available with probability 1 / cbar_i and then rescaled by cbar_i, so the
-estimator stays unbiased: grad f_i(x_i; xi) = c_i cbar_i grad f_i(x_i; xihat), E[c_i] = 1 / cbar_i.
-An agent with neither a gradient nor an active edge is idle: it does not touch x_i; its dual
-drift -eta_t lambda_i (lambda_i is constant while idle) is deferred in the state's ``drift``
-column and applied exactly when it wakes (x_i -= sum of the deferred eta_t * lambda_i). Metrics
-see the caught-up iterate (``iterate``). The draw is keyed (seed, LINKS, t, ASYNC_CALL, agent).
+Agent i's gradient is available with probability 1 / cbar_i and rescaled by cbar_i (unbiased:
+c_i cbar_i grad f_i, E[c_i] = 1 / cbar_i). An agent with neither a gradient nor an active edge is
+idle: its dual drift -eta_t lambda_i is deferred in the state's ``drift`` column and applied when
+it wakes.
 """
 from __future__ import annotations
 

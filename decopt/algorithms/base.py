@@ -26,12 +26,9 @@ def arc_rows():
 
 @dataclass(eq=False)
 class State(Mapping):
-    """An algorithm's explicit, typed state (optax's ``init`` returns one; ``update`` advances it).
-
-    Each algorithm subclasses it with one field per tensor, declared ``agent_rows()`` or
-    ``arc_rows()``; a field left None is off in this configuration (e.g. ``momentum`` at 0).
-    Checkpoints, resume and MPI gathering read ``rows()``, never tensor shapes. Read-only
-    mapping access (``state["x"]``, ``items()``) covers the set fields, for callers and tests."""
+    """An algorithm's typed state: one field per tensor, ``agent_rows()`` or ``arc_rows()``, None
+    where off in this configuration. Checkpoints, resume and MPI gathering read ``rows()``, never
+    shapes; mapping access (``state["x"]``, ``items()``) covers the set fields."""
 
     x: torch.Tensor = agent_rows()
 
@@ -52,12 +49,9 @@ class State(Mapping):
 
 
 class Algorithm:
-    """Holds no iterates itself: ``init`` builds the ``State``, ``step`` advances it.
-
-    ``links`` says which link models the method is defined for: ``"static"`` (needs every edge
-    every iteration), ``"random"`` (built for random links), or ``"any"``. ``no_compressor``, when
-    set, says why the method takes only ``compressor=none``. ``config.validate`` checks both.
-    """
+    """Holds no iterates: ``init`` builds the ``State``, ``step`` advances it. ``links``: the link
+    models it is defined for (``static``, ``random`` or ``any``); ``no_compressor``: why it takes
+    only ``compressor=none``, if so."""
 
     links = "any"
     no_compressor: str | None = None
@@ -84,10 +78,8 @@ class Algorithm:
         raise NotImplementedError
 
     def fused_steps(self):
-        """Optional fast path: a function ``advance(state, t, count) -> state`` that runs iterations
-        t .. t + count - 1 in one call with the trajectory (to rounding), bits and ledger of ``count``
-        ``net.begin(s)`` + ``step(state, s)`` calls; None (the default) where this configuration
-        has none, and the runner steps."""
+        """Optional fast path: ``advance(state, t, count)``, iterations t .. t + count - 1 in one call
+        with the trajectory, bits and ledger of ``count`` ``net.begin(s)`` + ``step`` calls; or None."""
         return None
 
     def iterate(self, state: State) -> torch.Tensor:
@@ -95,8 +87,7 @@ class Algorithm:
         return state.x
 
     def mix(self, X: torch.Tensor) -> torch.Tensor:
-        """W X as the agents receive it: neighbours' rows through the compressor (Q(x_j)), the own
-        row exact; one broadcast."""
+        """W X as received: neighbours' rows through the compressor (Q(x_j)), the own row exact."""
         sent = self.net.broadcast(X, self.compressor)
         return self.net.mix(sent, own=None if sent is X else X)
 
@@ -107,8 +98,7 @@ class Algorithm:
     grads_per_step = 1          # stochastic gradient evaluations per agent per iteration
 
     def samples(self, t: int) -> float:
-        """Gradient samples drawn by all agents in the first t iterations (the ``samples`` column):
-        evaluations x minibatch (the local data size for a full batch), plus any initial batch."""
+        """Gradient samples drawn by all agents in the first t iterations (the ``samples`` column)."""
         return float(self.net.n * self.grads_per_step * t * batch_samples(self.problem))
 
 

@@ -1,5 +1,4 @@
-"""BEER (Zhao, Li, Li, Richtarik, Chi, NeurIPS 2022): compressed gradient tracking with error
-feedback on both the iterates and the trackers.
+"""BEER (Zhao, Li, Li, Richtarik, Chi, NeurIPS 2022): compressed gradient tracking with error feedback.
 
 Default ``variant=paper``, per iteration (two compressed rounds)::
 
@@ -56,8 +55,7 @@ class BEERConfig(StepSize):
 
 @dataclass(eq=False)
 class BEERState(State):
-    """X, V, the last gradient ``grad_x``, the copies H and G (``g_hat``) with e_h = (W - I) H and
-    e_g = (W - I) G; the heavy-ball buffer."""
+    """V, the last gradient ``grad_x``, the copies H, G (``g_hat``) with e_h = (W - I) H, e_g = (W - I) G."""
 
     v: torch.Tensor = agent_rows()
     grad_x: torch.Tensor = agent_rows()

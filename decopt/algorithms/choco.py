@@ -1,9 +1,6 @@
 """CHOCO-SGD (Koloskova, Stich, Jaggi, ICML 2019): compressed gossip on public copies x-hat.
 
-Three forms share the SGD step X_half = X - eta grad(X) (``lr``, with ``schedule``: eta_t) and
-differ in how they gossip:
-
-Static links, the paper (``choco_static``)::
+Three gossips after the SGD step X_half = X - eta grad(X). Static links, the paper (``choco_static``)::
 
     X_hat += Q(X_half - X_hat)                  # one compressed round
     X_new  = X_half + gamma (W - I) X_hat
@@ -37,8 +34,7 @@ from .transforms import HeavyBall
 
 @dataclass
 class CHOCOConfig(StepSize):
-    """CHOCO-SGD (Koloskova, Stich & Jaggi 2019): compressed gossip on public copies. On random
-    links, one copy per edge."""
+    """CHOCO-SGD (Koloskova, Stich & Jaggi 2019): compressed gossip on public copies (per edge on random links)."""
 
     name: str = "choco"
     lr: float = 0.01  # eta: SGD step (constant in the paper's runs)
@@ -54,8 +50,7 @@ class CHOCOConfig(StepSize):
 
 @dataclass(eq=False)
 class CHOCOState(State):
-    """X; static links: the copy X_hat and e_hat = (W - I) X_hat; random links: the per-edge copies
-    h_out and h_in (arc rows); the heavy-ball buffer."""
+    """Static links: X_hat and e_hat = (W - I) X_hat; random links: the per-edge copies h_out, h_in."""
 
     x_hat: torch.Tensor | None = agent_rows()
     e_hat: torch.Tensor | None = agent_rows()

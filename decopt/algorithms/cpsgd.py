@@ -21,8 +21,7 @@ from .public_copy import check_copy_init
 
 @dataclass
 class CPSGDConfig(StepSize):
-    """CP-SGD: compressed primal-dual SGD with a node-wise mirror, the baseline of TiCoPD's figure.
-    As the authors' cp_sgd.py codes it (citing arXiv 2403.01322); keys follow its flags."""
+    """CP-SGD: compressed primal-dual SGD with a node-wise mirror, the baseline of TiCoPD's figure."""
 
     name: str = "cpsgd"
     lr: float = 0.05  # lr: step size (scales every term but the mirror step); code --lr

@@ -51,9 +51,8 @@ class DoCoMConfig(StepSize):
 
 @dataclass(eq=False)
 class DoCoMState(State):
-    """Theta (``x``), G, V, the copies Theta_hat and G_hat with e_x = (W - I) Theta_hat and e_g =
-    (W - I) G_hat; ``x_prev`` = Theta^{t-1} (pytorch); ``grad_x`` = grad f(Theta^t) (paper,
-    deterministic gradients, reused by the next step); the heavy-ball buffer."""
+    """Theta (``x``), G, V, the copies with e_x = (W - I) Theta_hat, e_g = (W - I) G_hat; ``x_prev``
+    (pytorch); ``grad_x`` = grad f(Theta^t) (paper, deterministic gradients)."""
 
     g: torch.Tensor = agent_rows()
     v: torch.Tensor = agent_rows()
@@ -95,8 +94,7 @@ class DoCoM(Algorithm):
     def storm(self, state, x_new, x_old, t):
         """(9e): V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both."""
         if state.grad_x is None:                    # one minibatch draw (and gather) for both
-            g_new, g_old = self.problem.grads((x_new, x_old), t)
-            # the same arithmetic in the two fresh gradient buffers: g_old <- V - g_old
+            g_new, g_old = self.problem.grads((x_new, x_old), t)          # fresh buffers: g_old <- V - g_old
             return g_new.add_(torch.sub(state.v, g_old, out=g_old), alpha=1.0 - self.cfg.beta)
         g_old, state.grad_x = state.grad_x, self.problem.grad(x_new, t)    # deterministic: kept from the last step
         return torch.add(state.grad_x, state.v - g_old, alpha=1.0 - self.cfg.beta)

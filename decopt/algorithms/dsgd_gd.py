@@ -23,9 +23,8 @@ from .base import Algorithm, StepSize
 
 @dataclass
 class DSGDGDConfig(StepSize):
-    """DSGD with greedy deployment (Li, Yau & Wai 2022) for performative prediction. Pairs with
-    problem=gaussian_mean. The defaults meet the theory's a0 mu_tilde >= 2, mu_tilde = mu - eps_avg L
-    (1 - eps_avg for Gaussian mean estimation: a0 >= 20 at eps_avg = 0.9), and gamma_1 <= 0.5."""
+    """DSGD with greedy deployment (Li, Yau & Wai 2022) for performative prediction. The defaults
+    meet the theory's a0 (mu - eps_avg L) >= 2 (a0 >= 20 on gaussian_mean at eps_avg = 0.9)."""
 
     name: str = "dsgd_gd"
     lr: float = 25.0  # a_0: gamma_t = a0 / (a1 + t); want a0 (1 - eps_avg) >= 2
@@ -44,9 +43,8 @@ class DSGDGD(Algorithm):
         return state
 
     def fused_steps(self):
-        """Eq. (5) as a NumPy loop on a view of the state: y = W x, then the problem's
-        ``descent_kernel`` step x <- y - gamma_{t+1} g. Only where that is ``step``'s trajectory:
-        stacked, CPU, float64, at most DENSE_MAX agents, static links, exact float64 messages."""
+        """Eq. (5) as a NumPy loop, y = W x then the problem's ``descent_kernel`` step; only where it
+        is ``step``'s trajectory (stacked, CPU, float64, static links, exact messages, small n)."""
         net, comp, kernel = self.net, self.compressor, self.problem.descent_kernel
         if not (kernel is not None and net.backend == "stacked" and net.device.type == "cpu"
                 and net.dtype == torch.float64 and net.n <= self.DENSE_MAX and net.links.static

@@ -5,11 +5,9 @@
     Lambda^{t+1} = Lambda^t + beta L_t(X^t)                                 (4b)
     [L_t(X)]_i   = sum_{(i,j) in E^t} S_ij^t ⊙ (x_i - x_j)
 
-E^t: the active edges of ``graph.links`` (every edge on a static graph); S_ij^t: a random-k mask
-per parameter tensor shared by both endpoints (``masked_gossip``), so a message is the k kept
-values, no index (``run.bits_convention=paper`` counts the code's int64 indices, P12).
-``mask_ratio`` is 1 - r of the code's ``--compress_ratio r``; ``k_rule=code`` is its float
-rounding of k_l (P4: 7,948 vs 7,951 kept on the MNIST MLP at r = 0.9).
+E^t: the active edges of ``graph.links``; S_ij^t: a random-k mask shared by both endpoints
+(``masked_gossip``). ``k_rule=code`` is the code's float rounding of k_l (P4: 7,948 vs 7,951 kept
+on the MNIST MLP at r = 0.9).
 
 Official-code options ([C2] ``pcode/optim/fspda.py``, §2.3), off by default: ``momentum``,
 ``weight_decay``, ``eta_follows_lr`` and ``dual_update=official`` (lambda_i += beta sum_j S ⊙
@@ -52,9 +50,7 @@ class FSPDAKeys(StepSize):
 
 @dataclass
 class FSPDAConfig(FSPDAKeys):
-    """FSPDA-SA (Yau, Liu & Wai, arXiv 2410.18774): fully stochastic primal-dual, masked gossip.
-    A random-k coordinate mask per active edge (keyed, no indices sent; keep compressor=none, whose
-    precision sets the value width). Defaults are the paper's (4a)-(4b) with plain SGD."""
+    """FSPDA-SA (Yau, Liu & Wai, arXiv 2410.18774): fully stochastic primal-dual, masked gossip."""
 
     name: str = "fspda"
     dual_update: str = "paper"  # paper: beta S(x_i^t - x_j^t) (4b) | official: beta S(x_i^{t+1} - x_j^t) as in the code

@@ -1,8 +1,6 @@
 """FSPDA-STORM: FSPDA with STORM variance reduction on the primal and the dual (Yau, Liu & Wai,
-arXiv 2410.18774 v2; the recursion of [C2] ``pcode/optim/fspda_storm.py``, specs/fspda.md §2.5).
-
-Two gradients on the same minibatch, at x^t and x^{t-1}; one masked exchange per active edge
-(``masked_gossip``) carries both vectors on the same mask S^t::
+arXiv 2410.18774 v2; [C2] ``pcode/optim/fspda_storm.py``, specs/fspda.md §2.5). Two gradients on
+one minibatch, at x^t and x^{t-1}; one masked exchange carries both vectors on the same mask::
 
     q    = L_t(X^t),  qtil = L_t(X^{t-1})                              (same S^t, E^t)
     d    = alpha g(x^t)     + eta lambda + gamma q
@@ -28,8 +26,7 @@ from .transforms import WeightDecay
 
 @dataclass
 class FSPDAStormConfig(FSPDAKeys):
-    """FSPDA-STORM (Yau, Liu & Wai, arXiv 2410.18774 v2): FSPDA with STORM variance reduction.
-    On the primal update and the dual direction, as the code's fspda_storm.py."""
+    """FSPDA-STORM (Yau, Liu & Wai, arXiv 2410.18774 v2): FSPDA with STORM variance reduction."""
 
     name: str = "fspda_storm"
     storm_momentum: float = 0.1  # a: primal STORM weight in (0, 1] (1 = no variance reduction); code --storm_momentum

@@ -1,5 +1,5 @@
-"""The gradient oracle as the tracking methods (DoCoM, BEER, GT-HSGD) use it: an initial tracker
-from a large batch b0 (the papers' g^0 = v^0) and the samples one gradient call draws."""
+"""The gradient oracle of the tracking methods (DoCoM, BEER, GT-HSGD): the initial tracker from a
+large batch b0 (the papers' g^0 = v^0) and the samples drawn."""
 from __future__ import annotations
 
 import torch

@@ -4,8 +4,7 @@
     V_new = grad(X_new; xi) + (1 - beta) (V - grad(X; xi))      # same minibatch xi at both points
     Y_new = W (Y + V_new - V)
 
-with V^0 = Y^0 = the b0-sample (default full local) gradient. Two exact broadcasts and two
-stochastic gradients per iteration (with deterministic gradients the one at X is reused).
+with V^0 = Y^0 = the b0-sample (default full local) gradient.
 """
 from __future__ import annotations
 

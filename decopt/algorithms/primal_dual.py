@@ -12,7 +12,7 @@ import torch
 from .base import Algorithm, State, agent_rows
 from .masked_gossip import MaskedGossip
 from .public_copy import copy_start, init_copy
-from .transforms import HeavyBall, WeightDecay, chain
+from .transforms import Chain, HeavyBall, WeightDecay
 
 
 @dataclass(eq=False)
@@ -41,7 +41,7 @@ class PrimalDual(Algorithm):
     @staticmethod
     def transforms(cfg):
         """Weight decay, then heavy ball (the official codes' order)."""
-        return chain(WeightDecay(cfg.weight_decay), HeavyBall(cfg.momentum))
+        return Chain(WeightDecay(cfg.weight_decay), HeavyBall(cfg.momentum))
 
     def init_state(self, x0: torch.Tensor, state: type[PrimalDualState], **fields) -> PrimalDualState:
         """x^0, Lambda^0 = 0 and the transforms' buffers, with the method's own ``fields``."""

@@ -17,8 +17,7 @@ from .base import Algorithm, StepSize
 
 @dataclass
 class SwarmSGDConfig(StepSize):
-    """SwarmSGD (Nadiradze et al. 2021): local SGD steps, then averaging on the active edges.
-    Needs random links (graph.links=one_edge)."""
+    """SwarmSGD (Nadiradze et al. 2021): local SGD steps, then averaging on the active edges."""
 
     name: str = "swarm_sgd"
     lr: float = 0.05  # eta: local SGD step

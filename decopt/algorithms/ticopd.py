@@ -47,8 +47,7 @@ class TiCoPDKeys(StepSize):
 
 @dataclass
 class TiCoPDConfig(TiCoPDKeys):
-    """TiCoPD (Liu, Yau & Wai, ICASSP 2025; P1): two-timescale compressed primal-dual, node mirrors.
-    Static graph; random links need edge-wise mirrors: algo=ticopd_robust (P2)."""
+    """TiCoPD (Liu, Yau & Wai, ICASSP 2025; P1): two-timescale compressed primal-dual, node mirrors."""
 
     name: str = "ticopd"
     dual_on: str = "xhat"  # xhat: lambda += eta L x̂ ([C1]) | x: slide's literal eta L x (one more exact broadcast)

@@ -1,8 +1,7 @@
 """Robust TiCoPD (Liu, Yau & Wai, IEEE TSP 2025; P2, code [C2]), specs/ticopd.md §2.2.
 
-Random links, **edge-wise mirrors**, (noisy) compression through the ``compressor``. Agent i
-keeps, per out-arc i -> j, ``xhat_out`` = x̂_{i->j} (its mirror as j holds it) and ``xhat_in`` =
-x̂_{j->i}::
+Random links, **edge-wise mirrors** per out-arc i -> j (``xhat_out`` = x̂_{i->j}, ``xhat_in`` =
+x̂_{j->i}), (noisy) compression through the ``compressor``::
 
     D_i      = sum_{j in N_i^t} (x̂_{i->j} - x̂_{j->i})          # active edges (random_lap)
     x_i     <- x_i - alpha_t (g_i + lambda_i) - alpha_0 theta D_i
@@ -28,8 +27,7 @@ from .ticopd import TiCoPDKeys
 
 @dataclass
 class TiCoPDRobustConfig(TiCoPDKeys):
-    """Robust TiCoPD (Liu, Yau & Wai, IEEE TSP 2025; P2): edge-wise mirrors for random links.
-    graph.links=bernoulli|one_edge; noisy compression via compressor=noisy; code [C2]."""
+    """Robust TiCoPD (Liu, Yau & Wai, IEEE TSP 2025; P2): edge-wise mirrors for random links."""
 
     name: str = "ticopd_robust"
     random_lap: bool = True  # D_i over active edges only (code --random_lap); false: all neighbours, stale mirrors

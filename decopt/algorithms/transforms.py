@@ -1,5 +1,5 @@
 """Gradient transforms, written once (optax's ``add_decayed_weights`` and ``trace``): each maps the
-stochastic gradient g at X to the step direction; ``chain`` composes them. A transform's buffer is
+stochastic gradient g at X to the step direction; ``Chain`` composes them. A transform's buffer is
 a state field (``momentum``) that the algorithm's ``init`` fills from ``init_fields``."""
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ class HeavyBall:
         return state.momentum.mul_(self.momentum).add_(g) if self.momentum else g
 
 
-@dataclass(frozen=True)
 class Chain:
-    """Transforms applied in order: ``chain(WeightDecay(wd), HeavyBall(mu))``."""
+    """Transforms applied in order (optax's ``chain``): ``Chain(WeightDecay(wd), HeavyBall(mu))``."""
 
-    transforms: tuple
+    def __init__(self, *transforms):
+        self.transforms = transforms
 
     def init_fields(self, x0: torch.Tensor) -> dict:
         return {k: v for t in self.transforms for k, v in t.init_fields(x0).items()}
@@ -48,7 +48,3 @@ class Chain:
         for t in self.transforms:
             g = t(g, X, state)
         return g
-
-
-def chain(*transforms) -> Chain:
-    return Chain(transforms)
