@@ -1,6 +1,6 @@
 """DSGD with greedy deployment (Li, Yau, Wai, NeurIPS 2022) for multi-agent performative prediction.
 
-At iteration t (paper eq. (5), runner index t = paper t)::
+At iteration t (paper eq. (5), specs/dsgd_gd.md; runner index t = paper t)::
 
     Z_i ~ D_i(theta_i^t)                                   # deploy the own pre-mixing iterate, sample
     theta^{t+1} = W theta^t - gamma_{t+1} grad_theta l(theta^t; Z)   # Z held fixed: no dZ/dtheta
