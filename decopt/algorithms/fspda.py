@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from ..errors import ConfigError
 from .asynchrony import Asynchrony, check_cbar
@@ -41,6 +41,8 @@ from .base import StepSize, agent_rows
 from .checks import check_choice, check_nonnegative, check_positive, check_unit
 from .primal_dual import MaskedPrimalDual, PrimalDualState
 from .transforms import check_momentum, check_weight_decay
+
+torch = lazy.load("torch")
 
 DUAL_UPDATES = ("paper", "official")
 K_RULES = ("exact", "code")

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from .base import agent_rows
 from .checks import check_unit
 from .fspda import FSPDAKeys
 from .primal_dual import MaskedPrimalDual, PrimalDualState
 from .transforms import WeightDecay
+
+torch = lazy.load("torch")
 
 
 @dataclass

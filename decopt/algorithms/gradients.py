@@ -2,9 +2,11 @@
 from a large batch b0 (the papers' g^0 = v^0) and the samples one gradient call draws."""
 from __future__ import annotations
 
-import torch
+import lazy_loader as lazy
 
 from ..errors import ConfigError
+
+torch = lazy.load("torch")
 
 # Keyed iteration index of one-off large-batch draws (b0 at initialisation): far from any real t.
 INIT_T = -1

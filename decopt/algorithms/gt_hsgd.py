@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from .base import Algorithm, State, StepSize, agent_rows
 from .checks import check_unit
 from .gradients import check_b0, deterministic, large_batch_grad, tracker_samples
+
+torch = lazy.load("torch")
 
 
 @dataclass

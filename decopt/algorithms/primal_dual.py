@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from ..errors import ConfigError
 from .base import Algorithm, State, agent_rows
 from .masked_gossip import MaskedGossip
 from .public_copy import copy_start
 from .transforms import HeavyBall, WeightDecay, chain
+
+torch = lazy.load("torch")
 
 
 def check_mirror_step(key: str, value: float) -> None:

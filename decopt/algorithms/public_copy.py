@@ -9,11 +9,13 @@ holds local rows only (``h`` and ``e``), on every backend.
 """
 from __future__ import annotations
 
-import torch
+import lazy_loader as lazy
 
 from ..compressors.sparse import add_
 from .checks import check_choice, check_positive
 from .transforms import check_momentum
+
+torch = lazy.load("torch")
 
 COPY_INIT = ("zero", "x0")
 VARIANTS = ("paper", "pytorch")     # the paper's order | the authors' PyTorch code ("parallel": previous copies)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from ..compressors.identity import Identity
 from .base import StepSize
@@ -32,6 +32,8 @@ from .checks import check_choice, check_nonnegative, check_unit
 from .public_copy import check_copy_init
 from .primal_dual import MirrorPrimalDual, check_mirror_step
 from .transforms import check_momentum, check_weight_decay
+
+torch = lazy.load("torch")
 
 DUAL_ON = ("xhat", "x")
 

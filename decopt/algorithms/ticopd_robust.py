@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from .base import agent_rows, arc_rows
 from .checks import check_choice
 from .public_copy import copy_start, init_arc_copies
 from .primal_dual import PrimalDual, PrimalDualState
 from .ticopd import TiCoPDKeys
+
+torch = lazy.load("torch")
 
 PENALTY_LR = ("initial", "scheduled")
 

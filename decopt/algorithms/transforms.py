@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from ..errors import ConfigError
+
+torch = lazy.load("torch")
 
 
 def check_momentum(momentum: float) -> None:

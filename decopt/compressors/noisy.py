@@ -26,14 +26,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from .. import rng
 from ..errors import ConfigError
 from ..registry import register
 from ..rng import Key, Stream
 from .base import Compressor
+
+torch = lazy.load("torch")
 
 NOISES = ("uniform", "gaussian")
 MODES = ("sender", "receiver")

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from .. import rng
 from ..registry import register
 from .topk import TopKConfig, _Sparsifier
+
+torch = lazy.load("torch")
 
 
 @dataclass
