@@ -32,11 +32,11 @@ CASES = {
 }
 
 
-def timed(args, env) -> tuple[float, float]:
-    """Wall and CPU seconds of one fresh process."""
+def timed(args, src, env) -> tuple[float, float]:
+    """Wall and CPU seconds of one fresh process run in ``src`` (first on sys.path with -m and -c)."""
     cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
     start, start_cpu = time.perf_counter(), cpu()
-    subprocess.run([sys.executable, *args], capture_output=True, env=env, check=False)
+    subprocess.run([sys.executable, *args], capture_output=True, cwd=src, env=env, check=False)
     return time.perf_counter() - start, cpu() - start_cpu
 
 
@@ -46,12 +46,12 @@ def main(repeat: int, sources: list[Path]) -> None:
         envs = [{**base, "PYTHONPATH": str(src), "PYTHONPYCACHEPREFIX": f"{cache}/{i}"} for i, src in enumerate(sources)]
         times = {case: [[] for _ in sources] for case in CASES}
         for args in CASES.values():                      # warm the byte-code caches
-            for env in envs:
-                timed(args, env)
+            for src, env in zip(sources, envs):
+                timed(args, src, env)
         for _ in range(repeat):
             for case, args in CASES.items():
-                for i, env in enumerate(envs):
-                    times[case][i].append(timed(args, env))
+                for i, (src, env) in enumerate(zip(sources, envs)):
+                    times[case][i].append(timed(args, src, env))
     names = ["this checkout" if src == REPO else src.name for src in sources]
     print("| command | " + " | ".join(f"`{n}`: wall best / median, CPU median (s)" for n in names) + " |")
     print("|---|" + "---|" * len(sources))
