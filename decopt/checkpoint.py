@@ -14,9 +14,11 @@ import dataclasses
 import hashlib
 import json
 
-import torch
+import lazy_loader as lazy
 
 from .errors import RunDirError
+
+torch = lazy.load("torch")
 
 FORMAT = 2                  # 2: the manifest names each state field's rows ("state_rows")
 RESUMABLE = ("run.iterations", "run.resume", "run.checkpoint_every", "run.eval_every", "run.eval_grid",

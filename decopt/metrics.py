@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import math
 
-import torch
+import lazy_loader as lazy
+
+torch = lazy.load("torch")
 
 
 def evaluate(problem, algorithm, net, state, paper: bool = False) -> dict:

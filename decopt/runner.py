@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
-import torch
+import lazy_loader as lazy
 
 from . import checkpoint, loggers, provenance
 from .algorithms import Algorithm, State, build_algorithm
@@ -32,6 +32,8 @@ from .problems import Problem, build_problem
 from .progress import Progress
 from .results import CHECKPOINT, RunDir, read_metrics
 from .stop import StopOnSignal
+
+torch = lazy.load("torch")
 
 log = logging.getLogger("decopt")
 

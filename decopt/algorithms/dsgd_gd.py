@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from ..compressors import Identity
 from .base import Algorithm, StepSize
+
+torch = lazy.load("torch")
 
 
 @dataclass

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from .base import Algorithm, State, StepSize, agent_rows
+
+torch = lazy.load("torch")
 
 
 @dataclass

@@ -2,7 +2,9 @@
 large batch b0 (the papers' g^0 = v^0) and the samples drawn."""
 from __future__ import annotations
 
-import torch
+import lazy_loader as lazy
+
+torch = lazy.load("torch")
 
 
 def batch_samples(problem) -> int:

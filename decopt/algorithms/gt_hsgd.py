@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from ..schema import check_range
 from .base import Algorithm, State, StepSize, agent_rows
 from .gradients import deterministic, large_batch_grad, tracker_samples
+
+torch = lazy.load("torch")
 
 
 @dataclass

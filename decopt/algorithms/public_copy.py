@@ -7,10 +7,12 @@ keeps from the messages it receives, ``e_i += sum_j W_ij (q_j - q_i)``: the stat
 """
 from __future__ import annotations
 
-import torch
+import lazy_loader as lazy
 
 from ..compressors.sparse import add_
 from ..schema import check_choice, check_range
+
+torch = lazy.load("torch")
 
 
 def check_copy_init(value) -> None:

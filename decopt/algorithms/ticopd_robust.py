@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
 
 from ..schema import check_choice
 from .base import agent_rows, arc_rows
 from .primal_dual import PrimalDual, PrimalDualState
 from .public_copy import copy_start, init_arc_copies
 from .ticopd import TiCoPDKeys
+
+torch = lazy.load("torch")
 
 
 @dataclass

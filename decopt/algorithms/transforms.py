@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import lazy_loader as lazy
+
+torch = lazy.load("torch")
 
 
 @dataclass(frozen=True)

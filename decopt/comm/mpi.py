@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import time
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from ..errors import PayloadError
 from .network import Network
+
+torch = lazy.load("torch")
 
 TAG_BODY, TAG_OVER, TAG_BIG = 701, 702, 703
 _DUPS: dict = {}

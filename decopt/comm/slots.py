@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lazy_loader as lazy
 import numpy as np
-import torch
+
+torch = lazy.load("torch")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """Single-process backend: every agent is local; neighbour exchange is a sparse product."""
 from __future__ import annotations
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from .network import Network
+
+torch = lazy.load("torch")
 
 
 class StackedNetwork(Network):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from ..errors import ConfigError, PayloadError
 from ..registry import register
 from . import wire
 from .base import Compressor
+
+torch = lazy.load("torch")
 
 
 @dataclass

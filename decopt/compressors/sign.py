@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from ..errors import PayloadError
 from ..registry import register
 from . import wire
 from .base import Compressor, check_value_bits, segments_of
+
+torch = lazy.load("torch")
 
 
 @dataclass

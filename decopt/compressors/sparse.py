@@ -2,7 +2,9 @@
 messages to the network, so that applying them costs O(k) per row instead of a pass over d."""
 from __future__ import annotations
 
-import torch
+import lazy_loader as lazy
+
+torch = lazy.load("torch")
 
 
 class SparseRows:

@@ -19,14 +19,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from ..errors import PayloadError
 from ..registry import register
 from . import wire
 from .base import Compressor, check_index_bits, check_kept, check_value_bits, kept_counts, segments_of
 from .sparse import SparseRows
+
+torch = lazy.load("torch")
 
 
 @dataclass
@@ -136,8 +138,8 @@ class _Sparsifier(Compressor):
         p = self.plan(V, key, rows)
         return self.decoded(p, V.shape[1], V.dtype, V.device, sparse=True), self.bits(p)
 
-    def decode_sparse(self, payload, d, dtype=torch.float64, key=None, row=None, check_finite=True):
-        return self.sparse(self.received(payload, d, key, row, check_finite), d, dtype, "cpu")
+    def decode_sparse(self, payload, d, dtype=None, key=None, row=None, check_finite=True):
+        return self.sparse(self.received(payload, d, key, row, check_finite), d, dtype or torch.float64, "cpu")
 
     def pack(self, plan, i):
         np_dt = wire.float_np(self.value_bits)

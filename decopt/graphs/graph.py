@@ -4,10 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import lazy_loader as lazy
 import numpy as np
-import scipy.sparse as sp
 
 from ..errors import ConfigError
+
+scipy = lazy.load("scipy")
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,20 +53,20 @@ class Graph:
         return np.bincount(self.edges.ravel(), minlength=self.n).astype(np.int64)
 
     @cached_property
-    def adjacency(self) -> sp.csr_matrix:
+    def adjacency(self) -> scipy.sparse.csr_matrix:
         src, dst = self.arcs
-        return sp.csr_matrix((np.ones(src.size), (dst, src)), shape=(self.n, self.n))
+        return scipy.sparse.csr_matrix((np.ones(src.size), (dst, src)), shape=(self.n, self.n))
 
     @cached_property
-    def incidence(self) -> sp.csr_matrix:
+    def incidence(self) -> scipy.sparse.csr_matrix:
         """A in R^{m x n}: row e has +1 at i and -1 at j; A^T A is the Laplacian."""
         rows = np.repeat(np.arange(self.m), 2)
         vals = np.tile([1.0, -1.0], self.m)
-        return sp.csr_matrix((vals, (rows, self.edges.ravel())), shape=(self.m, self.n))
+        return scipy.sparse.csr_matrix((vals, (rows, self.edges.ravel())), shape=(self.m, self.n))
 
     @cached_property
-    def laplacian(self) -> sp.csr_matrix:
-        return (sp.diags(self.degree.astype(float)) - self.adjacency).tocsr()
+    def laplacian(self) -> scipy.sparse.csr_matrix:
+        return (scipy.sparse.diags(self.degree.astype(float)) - self.adjacency).tocsr()
 
     @cached_property
     def edge_index(self) -> dict:
@@ -73,5 +75,5 @@ class Graph:
     def is_connected(self) -> bool:
         if self.n == 1:
             return True
-        ncomp, _ = sp.csgraph.connected_components(self.adjacency, directed=False)
+        ncomp, _ = scipy.sparse.csgraph.connected_components(self.adjacency, directed=False)
         return ncomp == 1

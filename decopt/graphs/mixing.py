@@ -1,12 +1,13 @@
 """Symmetric, doubly stochastic mixing matrices supported on the graph, and their spectral gap."""
 from __future__ import annotations
 
+import lazy_loader as lazy
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from ..errors import ConfigError
 from .graph import Graph
+
+scipy = lazy.load("scipy")
 
 RULES = ("metropolis", "lazy_metropolis", "max_degree", "constant")
 
@@ -34,20 +35,20 @@ def edge_weights(graph: Graph, rule: str = "metropolis", weight: float | None = 
 
 
 def mixing_matrix(graph: Graph, rule: str = "metropolis", weight: float | None = None,
-                  links=None) -> sp.csr_matrix:
+                  links=None) -> scipy.sparse.csr_matrix:
     """W, or with random ``links`` the expected E[W_t] (each edge's weight times its activation
     probability): the matrix whose spectral gap sets the mean consensus rate."""
     w = edge_weights(graph, rule, weight, None if links is None else links.max_active_degree)
     if links is not None:
         w = w * links.edge_probability()
     i, j = graph.edges[:, 0], graph.edges[:, 1]
-    off = sp.csr_matrix((np.concatenate([w, w]), (np.concatenate([i, j]), np.concatenate([j, i]))),
+    off = scipy.sparse.csr_matrix((np.concatenate([w, w]), (np.concatenate([i, j]), np.concatenate([j, i]))),
                         shape=(graph.n, graph.n))
     diag = 1.0 - np.asarray(off.sum(axis=1)).ravel()
-    return (off + sp.diags(diag)).tocsr()
+    return (off + scipy.sparse.diags(diag)).tocsr()
 
 
-def spectral_gap(W: sp.spmatrix) -> float:
+def spectral_gap(W: scipy.sparse.spmatrix) -> float:
     """1 - max(|lambda_2|, |lambda_n|) of a symmetric doubly stochastic W."""
     n = W.shape[0]
     if n == 1:
@@ -55,6 +56,6 @@ def spectral_gap(W: sp.spmatrix) -> float:
     if n <= 2000:
         lam = np.linalg.eigvalsh(W.toarray())
         return float(1.0 - max(abs(lam[0]), abs(lam[-2])))
-    shifted = spla.LinearOperator((n, n), matvec=lambda x: W @ x - x.mean() * np.ones(n), dtype=float)
-    lam = spla.eigsh(shifted, k=1, which="LM", return_eigenvectors=False, tol=1e-8)
+    shifted = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda x: W @ x - x.mean() * np.ones(n), dtype=float)
+    lam = scipy.sparse.linalg.eigsh(shifted, k=1, which="LM", return_eigenvectors=False, tol=1e-8)
     return float(1.0 - abs(lam[0]))

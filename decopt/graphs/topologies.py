@@ -6,11 +6,13 @@ import math
 import os
 import stat
 
-import networkx as nx
+import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
 from .graph import Graph
+
+nx = lazy.load("networkx")
 
 
 def _from_nx(g: nx.Graph, name: str, **meta) -> Graph:

@@ -18,9 +18,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol, runtime_checkable
 
-import torch
+import lazy_loader as lazy
 
 from ..rng import Key, Stream, integers
+
+torch = lazy.load("torch")
 
 
 @runtime_checkable

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 from ..registry import register
 from ..rng import Key, Stream, normal, uniform
 from .base import Problem, ProblemConfig
+
+torch = lazy.load("torch")
 
 
 @dataclass

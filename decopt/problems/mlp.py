@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 from ..registry import register
@@ -25,6 +25,8 @@ from . import datasets
 from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
+
+torch = lazy.load("torch")
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 

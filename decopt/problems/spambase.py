@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 from ..registry import register
@@ -23,6 +23,8 @@ from . import datasets
 from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
+
+torch = lazy.load("torch")
 
 
 @dataclass

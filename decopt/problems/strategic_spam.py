@@ -34,9 +34,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lazy_loader as lazy
 import numpy as np
-import torch
-from scipy.special import expit
 
 from ..errors import ConfigError
 from ..registry import register
@@ -46,6 +45,9 @@ from .partition import partition
 from .base import ProblemConfig
 from .performative import Performative, check_per_agent, sensitivities
 from .spambase import spambase_split
+
+torch = lazy.load("torch")
+scipy = lazy.load("scipy")
 
 
 @dataclass
@@ -189,8 +191,8 @@ class StrategicSpam(Performative):
         s4, zr = s[:, :, None, :], z[:, :, None, :]
         ty, ta0, tz = torch.from_numpy(yv), torch.from_numpy(a[:, :, 0]), torch.from_numpy(z)
         sb, sr = scale[:k] / b, scale[:k] * self.reg
-        take, add, sub, mul, vecdot, matmul, addcmul = (np.take, np.add, np.subtract, np.multiply, np.vecdot,
-                                                         np.matmul, torch.addcmul)
+        take, add, sub, mul, vecdot, matmul, addcmul, expit = (np.take, np.add, np.subtract, np.multiply, np.vecdot,
+                                                                np.matmul, torch.addcmul, scipy.special.expit)
 
         def step(j):
             mul(es, xv, out=s)

@@ -36,12 +36,14 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 from ..rng import Key, Stream, uniform
 from .base import Problem
+
+torch = lazy.load("torch")
 
 _CHUNK_ELEMS = 1 << 22  # feature elements gathered per chunk of a full pass
 
