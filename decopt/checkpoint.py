@@ -14,11 +14,9 @@ import dataclasses
 import hashlib
 import json
 
-import lazy_loader as lazy
-
 from .errors import RunDirError
+from .lazy import torch
 
-torch = lazy.load("torch")
 
 FORMAT = 2                  # 2: the manifest names each state field's rows ("state_rows")
 RESUMABLE = ("run.iterations", "run.resume", "run.checkpoint_every", "run.eval_every", "run.eval_grid",

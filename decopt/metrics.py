@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import math
 
-import lazy_loader as lazy
-
-torch = lazy.load("torch")
+from .lazy import torch
 
 
 def evaluate(problem, algorithm, net, state, paper: bool = False) -> dict:

@@ -18,8 +18,6 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
-import lazy_loader as lazy
-
 from . import checkpoint, loggers, provenance
 from .algorithms import Algorithm, State, build_algorithm
 from .comm import Network, StackedNetwork
@@ -27,13 +25,13 @@ from .compressors import build_compressor
 from .config import Settings, check_kept, check_memory, validate
 from .errors import ConfigError, RunDirError
 from .graphs import Graph, Links, build_graph, mixing_matrix, spectral_gap
+from .lazy import torch
 from .metrics import evaluate, finite, state_finite
 from .problems import Problem, build_problem
 from .progress import Progress
 from .results import CHECKPOINT, RunDir, read_metrics
 from .stop import StopOnSignal
 
-torch = lazy.load("torch")
 
 log = logging.getLogger("decopt")
 

@@ -1,5 +1,5 @@
 """Validation imports no torch, networkx or scipy: the component modules bind them with
-``lazy_loader.load``, so a bad value (``algo.lr=nan``) is refused before any of them loads."""
+``decopt.lazy`` (SPEC 1's ``lazy_loader``), so a bad value (``algo.lr=nan``) is refused before any of them loads."""
 import os
 import subprocess
 import sys

@@ -7,13 +7,12 @@ it wakes.
 """
 from __future__ import annotations
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..rng import Key, Stream, uniform
 
-torch = lazy.load("torch")
 
 ASYNC_CALL = 0x6173796E         # "asyn": call id of the gradient-availability draw (LINKS stream)
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-import lazy_loader as lazy
-
 from ..comm import Network
 from ..compressors import Compressor
+from ..lazy import torch
 from ..problems import Problem
 from ..registry import register
 from ..schema import check_choice, check_range
 from .gradients import batch_samples
-
-torch = lazy.load("torch")
 
 
 def agent_rows():

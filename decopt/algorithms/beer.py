@@ -26,15 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
-
+from ..lazy import torch
 from ..schema import check_range
 from .base import Algorithm, State, StepSize, agent_rows
 from .gradients import large_batch_grad
 from .public_copy import check_copy_keys, copy_start, init_copy, push
 from .transforms import HeavyBall
-
-torch = lazy.load("torch")
 
 
 @dataclass

@@ -25,13 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
-
 from .base import Algorithm, State, StepSize, agent_rows, arc_rows
 from .public_copy import check_copy_keys, copy_start, init_arc_copies, init_copy, push
 from .transforms import HeavyBall
-
-torch = lazy.load("torch")
+from ..lazy import torch
 
 
 @dataclass

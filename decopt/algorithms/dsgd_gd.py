@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..compressors import Identity
 from .base import Algorithm, StepSize
-
-torch = lazy.load("torch")
+from ..lazy import torch
 
 
 @dataclass

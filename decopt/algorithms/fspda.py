@@ -18,15 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
-
 from ..errors import ConfigError
+from ..lazy import torch
 from ..schema import check_choice, check_range
 from .asynchrony import Asynchrony, check_cbar
 from .base import StepSize, agent_rows
 from .primal_dual import MaskedPrimalDual, PrimalDualState
-
-torch = lazy.load("torch")
 
 
 @dataclass

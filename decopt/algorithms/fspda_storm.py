@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
-
+from ..lazy import torch
 from ..schema import check_range
 from .base import agent_rows
 from .fspda import FSPDAKeys
 from .primal_dual import MaskedPrimalDual, PrimalDualState
 from .transforms import WeightDecay
-
-torch = lazy.load("torch")
 
 
 @dataclass

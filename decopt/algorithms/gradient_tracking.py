@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
-
 from .base import Algorithm, State, StepSize, agent_rows
-
-torch = lazy.load("torch")
+from ..lazy import torch
 
 
 @dataclass

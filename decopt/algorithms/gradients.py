@@ -2,9 +2,7 @@
 large batch b0 (the papers' g^0 = v^0) and the samples drawn."""
 from __future__ import annotations
 
-import lazy_loader as lazy
-
-torch = lazy.load("torch")
+from ..lazy import torch
 
 
 def batch_samples(problem) -> int:

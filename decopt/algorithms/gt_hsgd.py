@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
-
+from ..lazy import torch
 from ..schema import check_range
 from .base import Algorithm, State, StepSize, agent_rows
 from .gradients import deterministic, large_batch_grad, tracker_samples
-
-torch = lazy.load("torch")
 
 
 @dataclass

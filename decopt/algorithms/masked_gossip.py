@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
+from ..lazy import torch
 from ..rng import Key, Stream, sample
 
-torch = lazy.load("torch")
 
 MASK_CALL = 0x6D61736B          # "mask": call id of the shared-mask draw (seed, COMPRESS, t, MASK_CALL)
 

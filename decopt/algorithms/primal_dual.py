@@ -7,14 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
-
 from .base import Algorithm, State, agent_rows
 from .masked_gossip import MaskedGossip
 from .public_copy import copy_start, init_copy
 from .transforms import Chain, HeavyBall, WeightDecay
-
-torch = lazy.load("torch")
+from ..lazy import torch
 
 
 @dataclass(eq=False)

@@ -7,12 +7,9 @@ keeps from the messages it receives, ``e_i += sum_j W_ij (q_j - q_i)``: the stat
 """
 from __future__ import annotations
 
-import lazy_loader as lazy
-
 from ..compressors.sparse import add_
+from ..lazy import torch
 from ..schema import check_choice, check_range
-
-torch = lazy.load("torch")
 
 
 def check_copy_init(value) -> None:

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
-
 from ..compressors.identity import Identity
+from ..lazy import torch
 from ..schema import check_choice, check_range
 from .base import StepSize
 from .primal_dual import MirrorPrimalDual
 from .public_copy import check_copy_init
 
-torch = lazy.load("torch")
 
 @dataclass
 class TiCoPDKeys(StepSize):

@@ -16,15 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
-
+from ..lazy import torch
 from ..schema import check_choice
 from .base import agent_rows, arc_rows
 from .primal_dual import PrimalDual, PrimalDualState
 from .public_copy import copy_start, init_arc_copies
 from .ticopd import TiCoPDKeys
-
-torch = lazy.load("torch")
 
 
 @dataclass

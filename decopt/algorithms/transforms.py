@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
-
-torch = lazy.load("torch")
+from ..lazy import torch
 
 
 @dataclass(frozen=True)

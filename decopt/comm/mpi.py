@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import time
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import PayloadError
 from .network import Network
+from ..lazy import torch
 
-torch = lazy.load("torch")
 
 TAG_BODY, TAG_OVER, TAG_BIG = 701, 702, 703
 _DUPS: dict = {}

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 from functools import cached_property
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..compressors import Compressor
 from ..compressors.sparse import SparseRows
 from ..graphs import Graph, Links, edge_weights
+from ..lazy import torch
 from ..rng import Key, Stream
 from .ledger import Ledger
 from .slots import SlotTable
-
-torch = lazy.load("torch")
 
 
 class Network:

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
-torch = lazy.load("torch")
+from ..lazy import torch
 
 
 @dataclass(frozen=True)

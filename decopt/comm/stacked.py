@@ -1,12 +1,10 @@
 """Single-process backend: every agent is local; neighbour exchange is a sparse product."""
 from __future__ import annotations
 
-import lazy_loader as lazy
 import numpy as np
 
 from .network import Network
-
-torch = lazy.load("torch")
+from ..lazy import torch
 
 
 class StackedNetwork(Network):

@@ -1,14 +1,12 @@
 """The codec interface every compressor implements (DESIGN §4)."""
 from __future__ import annotations
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError, PayloadError
+from ..lazy import torch
 from ..rng import Key
 from . import wire
-
-torch = lazy.load("torch")
 
 
 class Compressor:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError, PayloadError
+from ..lazy import torch
 from ..registry import register
 from . import wire
 from .base import Compressor
-
-torch = lazy.load("torch")
 
 
 @dataclass

@@ -26,15 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import lazy_loader as lazy
-
 from .. import rng
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream
 from .base import Compressor
 
-torch = lazy.load("torch")
 
 NOISES = ("uniform", "gaussian")
 MODES = ("sender", "receiver")

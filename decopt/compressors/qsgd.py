@@ -24,16 +24,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
 from .. import rng
 from ..errors import ConfigError, PayloadError
+from ..lazy import torch
 from ..registry import register
 from . import wire
 from .base import Compressor, check_value_bits, segments_of
-
-torch = lazy.load("torch")
 
 
 @dataclass

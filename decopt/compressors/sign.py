@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import PayloadError
+from ..lazy import torch
 from ..registry import register
 from . import wire
 from .base import Compressor, check_value_bits, segments_of
-
-torch = lazy.load("torch")
 
 
 @dataclass

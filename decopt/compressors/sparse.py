@@ -2,9 +2,7 @@
 messages to the network, so that applying them costs O(k) per row instead of a pass over d."""
 from __future__ import annotations
 
-import lazy_loader as lazy
-
-torch = lazy.load("torch")
+from ..lazy import torch
 
 
 class SparseRows:

@@ -19,16 +19,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import PayloadError
+from ..lazy import torch
 from ..registry import register
 from . import wire
 from .base import Compressor, check_index_bits, check_kept, check_value_bits, kept_counts, segments_of
 from .sparse import SparseRows
-
-torch = lazy.load("torch")
 
 
 @dataclass

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import math
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import PayloadError
+from ..lazy import torch
 
-torch = lazy.load("torch")
 
 VALUE_BITS = (16, 32, 64)
 INDEX_BITS = ("packed", "uint")

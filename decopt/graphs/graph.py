@@ -4,12 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
-
-scipy = lazy.load("scipy")
+from ..lazy import scipy
 
 
 @dataclass(frozen=True, eq=False)

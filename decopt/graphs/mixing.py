@@ -1,13 +1,12 @@
 """Symmetric, doubly stochastic mixing matrices supported on the graph, and their spectral gap."""
 from __future__ import annotations
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
 from .graph import Graph
+from ..lazy import scipy
 
-scipy = lazy.load("scipy")
 
 RULES = ("metropolis", "lazy_metropolis", "max_degree", "constant")
 

@@ -6,13 +6,11 @@ import math
 import os
 import stat
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
 from .graph import Graph
-
-nx = lazy.load("networkx")
+from ..lazy import nx
 
 
 def _from_nx(g: nx.Graph, name: str, **meta) -> Graph:

@@ -18,11 +18,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol, runtime_checkable
 
-import lazy_loader as lazy
-
+from ..lazy import torch
 from ..rng import Key, Stream, integers
-
-torch = lazy.load("torch")
 
 
 @runtime_checkable

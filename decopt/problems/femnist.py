@@ -15,16 +15,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from . import datasets
 from .base import ProblemConfig
 from .supervised import Supervised, check_common
 
-torch = lazy.load("torch")
 
 SHAPES = [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 16, 5, 5), (120,), (84, 120), (84,), (62, 84), (62,)]
 FAN_IN = [25, 25, 150, 150, 400, 400, 120, 120, 84, 84]

@@ -28,16 +28,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream, normal_steps, uniform
 from .base import ProblemConfig
 from .performative import Performative, check_per_agent, per_agent, sensitivities
-
-torch = lazy.load("torch")
 
 
 @dataclass

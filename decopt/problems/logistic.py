@@ -3,15 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream, normal, uniform
 from .base import Problem, ProblemConfig
-
-torch = lazy.load("torch")
 
 
 @dataclass

@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream
 from . import datasets
@@ -26,7 +26,6 @@ from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
 
-torch = lazy.load("torch")
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 

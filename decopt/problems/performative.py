@@ -18,13 +18,11 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
 from .base import Problem
-
-torch = lazy.load("torch")
+from ..lazy import torch
 
 
 def check_per_agent(key: str, values, low: float | None = None, width: int | None = None) -> None:

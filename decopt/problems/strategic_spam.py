@@ -34,10 +34,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
+from ..lazy import scipy, torch
 from ..registry import register
 from ..rng import Key, Stream, integers_steps
 from . import datasets
@@ -45,9 +45,6 @@ from .partition import partition
 from .base import ProblemConfig
 from .performative import Performative, check_per_agent, sensitivities
 from .spambase import spambase_split
-
-torch = lazy.load("torch")
-scipy = lazy.load("scipy")
 
 
 @dataclass

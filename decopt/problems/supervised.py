@@ -36,14 +36,13 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 
-import lazy_loader as lazy
 import numpy as np
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..rng import Key, Stream, uniform
 from .base import Problem
 
-torch = lazy.load("torch")
 
 _CHUNK_ELEMS = 1 << 22  # feature elements gathered per chunk of a full pass
 
