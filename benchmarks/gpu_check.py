@@ -236,10 +236,10 @@ def mnist_steps(device: str, data: Path, seconds: float, extra: list[str]) -> li
         try:
             grad, grads = gradient_seconds(over, device, min(seconds, 5.0))          # warms the device up
             short = run_seconds(over, 10, device)
-            steps = int(min(max(1 / (grads * grad), 20), 10 ** 6))             # a pilot: about a second
+            steps = int(min(max(1 / (grads * grad), 20), 200))                 # a pilot of up to a second
             step = (run_seconds(over, 10 + steps, device) - short) / steps     # building, evaluations cancel
             if step * steps < seconds / 2:                                     # then ~``seconds`` of steps
-                steps = int(min(seconds / max(step, 1e-7), 10 ** 6))
+                steps = int(min(seconds / max(step, grads * grad), 10 ** 6))  # a step costs its gradients
                 step = (run_seconds(over, 10 + steps, device) - short) / steps
             row.update(step_ms=1e3 * step, grads=grads, grad_ms=1e3 * grad, ratio=step / (grads * grad),
                        it_s=1 / step, steps=steps, fig4_h=FIG4_ITERATIONS * step / 3600)
@@ -274,19 +274,25 @@ def resident(field: str) -> int:
 
 
 def one_size(n: int, d: int, device: str, seconds: float, extra: list[str]) -> None:
-    """Child process of section 3: build, then step up to SCALE_ITERATIONS or ``seconds``; prints
-    one JSON line per phase (the parent keeps the last one it gets, also on a timeout)."""
-    torch.set_num_threads(max(1, int(os.environ.get("GPU_CHECK_THREADS", "1"))))
+    """Child process of section 3: build, then step up to SCALE_ITERATIONS or ``seconds``; prints a
+    JSON line per phase and about every second of steps (the parent keeps the last one it gets,
+    so a size stopped at the time budget still has its rate so far)."""
+    torch.set_num_threads(1)
     cuda = device.startswith("cuda")
-    say = lambda **kw: print(json.dumps(kw), flush=True)
     import decopt.cli  # noqa: F401  (the imports belong to the baseline)
     import decopt.runner  # noqa: F401
 
-    base = resident("VmRSS")
+    base = 0 if cuda else resident("VmRSS")
     if cuda:
         torch.cuda.init()
         torch.cuda.reset_peak_memory_stats(device)
-    say(phase="building")
+
+    def say(phase: str, **kw) -> None:
+        sync(device)
+        peak = torch.cuda.max_memory_allocated(device) if cuda else resident("VmHWM")
+        print(json.dumps({"phase": phase, "peak": peak, "base": base, **kw}), flush=True)
+
+    say("building")
     t0 = limits.CLOCK()
     net, problem, algorithm = build_job([*SCALE, f"graph.n={n}", f"problem.dim={d}", f"run.device={device}", *extra])
     state = algorithm.init(problem.x0())
@@ -294,18 +300,19 @@ def one_size(n: int, d: int, device: str, seconds: float, extra: list[str]) -> N
     state = algorithm.step(state, 0)                      # first step: allocations, kernel selection
     sync(device)
     built = limits.CLOCK() - t0
-    say(phase="stepping", build_s=built)
-    steps, t = 0, 1
-    t1 = limits.CLOCK()
+    say("stepping", build_s=built)
+    steps, t, t1 = 0, 1, limits.CLOCK()
+    shown = t1
     while steps < SCALE_ITERATIONS and limits.CLOCK() - t1 < seconds:
         net.begin(t)
         state = algorithm.step(state, t)
         t, steps = t + 1, steps + 1
+        if limits.CLOCK() - shown >= 1.0:
+            say("stepping", build_s=built, steps=steps, sec=limits.CLOCK() - t1)
+            shown = limits.CLOCK()
     sync(device)
     elapsed = limits.CLOCK() - t1
-    finite = bool(torch.isfinite(state["x"]).all())
-    peak = torch.cuda.max_memory_allocated(device) if cuda else resident("VmHWM")
-    say(phase="done", build_s=built, steps=steps, sec=elapsed, peak=peak, base=0 if cuda else base, finite=finite)
+    say("done", build_s=built, steps=steps, sec=elapsed, finite=bool(torch.isfinite(state["x"]).all()))
 
 
 def scale(device: str, sizes: list[int], dims: list[int], seconds: float, deadline: float,
