@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import math
 import os
@@ -246,7 +247,7 @@ def mnist_steps(device: str, data: Path, seconds: float, extra: list[str]) -> li
         except Exception as exc:
             row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         rows.append(row)
-        print(f"  2. {algo}: {row.get('step_ms', row.get('error'))}", flush=True)
+        print(f"  2. {algo}: " + (f"{row['step_ms']:.3f} ms per step" if "step_ms" in row else row["error"]), flush=True)
     return rows
 
 
@@ -279,9 +280,8 @@ def one_size(n: int, d: int, device: str, seconds: float, extra: list[str]) -> N
     so a size stopped at the time budget still has its rate so far)."""
     torch.set_num_threads(1)
     cuda = device.startswith("cuda")
-    import decopt.cli  # noqa: F401  (the imports belong to the baseline)
-    import decopt.runner  # noqa: F401
-
+    for module in ("decopt.cli", "decopt.config", "decopt.runner"):     # the imports belong to the baseline
+        importlib.import_module(module)
     base = 0 if cuda else resident("VmRSS")
     if cuda:
         torch.cuda.init()
@@ -365,7 +365,8 @@ def scale(device: str, sizes: list[int], dims: list[int], seconds: float, deadli
             if not row.get("finite", True):
                 row["note"] = (row.get("note", "") + "; non-finite iterate").lstrip("; ")
             last = row
-            print(f"  3. d={d} n={n}: {row.get('sec', '-')} s {row.get('note', '')}", flush=True)
+            print(f"  3. d={d} n={n}: {row.get('steps', 0)} iterations in {row.get('sec', 0):.2f} s "
+                  f"{row.get('note', '')}", flush=True)
     return rows
 
 
