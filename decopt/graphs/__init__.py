@@ -28,7 +28,7 @@ class GraphConfig:
     The topologies of this schema: ``ring``: a cycle; ``path``: a line; ``star``: one hub;
     ``complete``: every pair linked; ``grid``: a 2-D grid, as square as n allows; ``torus``: a grid
     with wrap-around; ``hypercube``: n a power of two, i ~ j when they differ in one bit;
-    ``exponential``: i ~ i + 2^k (mod n)."""
+    ``exponential``: i ~ i + 2^k (mod n). Built from index arrays: a million agents in seconds."""
 
     name: str = "ring"
     n: int | None = None                # agents; null: the number of MPI ranks under mpirun, else 10
