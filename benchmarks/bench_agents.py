@@ -12,6 +12,9 @@ less), the spectral gap and how it was obtained, and the peak memory.
 
     python benchmarks/bench_agents.py [--n 10000 100000 1000000] [--graphs ring torus random_regular]
                                       [--iterations 100] [--samples 10]
+
+``--graph-only``: no run; the graph build and the spectral gap of its metropolis W alone, for any
+``graph=`` choice (process CPU time, steadier than wall time on a shared machine).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ def one(graph: str, n: int, iterations: int, samples: int) -> dict:
     from decopt.graphs import SCHEMAS, build_graph
 
     start = time.perf_counter()
-    g = build_graph(SCHEMAS[graph](n=n))
+    g = build_graph(SCHEMAS[graph](name=graph, n=n))
     build = time.perf_counter() - start
     del g
     start = time.perf_counter()
@@ -44,16 +47,36 @@ def one(graph: str, n: int, iterations: int, samples: int) -> dict:
             "peak_gib": cpu.ru_maxrss / 2 ** 20}
 
 
+def graph_only(graph: str, n: int) -> str:
+    """One table row: build time, spectral gap time and value, of the metropolis W on ``graph``."""
+    from decopt.graphs import SCHEMAS, build_graph, expected_weights, mixing_gap
+
+    start = time.process_time()
+    g = build_graph(SCHEMAS[graph](name=graph, n=n))
+    built = time.process_time()
+    gap = mixing_gap(g, expected_weights(g))
+    return (f"| {graph} | {n:,} | {g.m:,} | {built - start:.2f} | {time.process_time() - built:.2f} | "
+            f"{gap.value:.3g} ({gap.method}) |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--graphs", nargs="+", default=["ring", "torus", "random_regular"])
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--samples", type=int, default=10, help="problem.samples: rows of A_i per agent")
+    ap.add_argument("--graph-only", action="store_true", help="the graph build and spectral gap alone")
     ap.add_argument("--one", nargs=2, metavar=("GRAPH", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(args.one[0], int(args.one[1]), args.iterations, args.samples)))
+        return
+    if args.graph_only:
+        print("| graph | n | edges | build (CPU s) | spectral gap (CPU s) | spectral gap (metropolis) |")
+        print("|---|---:|---:|---:|---:|---|")
+        for graph in args.graphs:
+            for n in args.n:
+                print(graph_only(graph, n), flush=True)
         return
     print(f"TiCoPD, top-k 10 %, least squares d = 10 ({args.samples} samples per agent), float32, "
           f"{args.iterations} iterations, one CPU process\n")
