@@ -51,7 +51,8 @@ def _path(n: int) -> np.ndarray:
 
 def laplacian_factors(graph: Graph) -> list[np.ndarray] | None:
     """Laplacian eigenvalues of the factors whose Cartesian product is ``graph`` (its own, for one
-    factor; multiplicities aside), for the generated topologies that have a closed form; else None."""
+    factor; multiplicities aside), for the topologies decopt generates (``graph.name`` names one) that
+    have a closed form; else None."""
     n, name = graph.n, graph.name
     if name in ("ring", "exponential"):
         return [_circulant(n, circulant_offsets(name, n))]

@@ -24,9 +24,8 @@ def circulant_offsets(name: str, n: int) -> tuple[int, ...]:
 
 
 def _circulant(n: int, name: str) -> Graph:
-    i = np.arange(n)
-    return _edges(n, np.tile(i, len(offsets := circulant_offsets(name, n))),
-                  np.concatenate([(i + s) % n for s in offsets]), name)
+    i, offsets = np.arange(n), circulant_offsets(name, n)
+    return _edges(n, np.tile(i, len(offsets)), np.concatenate([(i + s) % n for s in offsets]), name)
 
 
 def ring(n: int) -> Graph:
