@@ -3,5 +3,4 @@ bad value or printing help imports none of them. A module writes ``from ..lazy i
 import lazy_loader
 
 torch = lazy_loader.load("torch")
-nx = lazy_loader.load("networkx")
 scipy = lazy_loader.load("scipy")

@@ -24,14 +24,13 @@ from .comm import Network, StackedNetwork
 from .compressors import build_compressor
 from .config import Settings, check_kept, check_memory, validate
 from .errors import ConfigError, RunDirError
-from .graphs import Graph, Links, build_graph, mixing_matrix, spectral_gap
+from .graphs import Graph, Links, build_graph, expected_weights, mixing_gap
 from .lazy import torch
 from .metrics import evaluate, finite, state_finite
 from .problems import Problem, build_problem
 from .progress import Progress
 from .results import CHECKPOINT, RunDir, read_metrics
 from .stop import StopOnSignal
-
 
 log = logging.getLogger("decopt")
 
@@ -161,11 +160,13 @@ class Job:
         return self.comm.Get_size() if self.comm is not None else 1
 
     def describe(self) -> dict:
-        """The backend, sizes, graph (with the spectral gap of E[W_t] on random links) and components."""
+        """The backend, sizes, graph (with the spectral gap of E[W_t] on random links, and how it was
+        obtained: ``graphs.SpectralGap``) and components."""
         s, graph = self.settings, self.graph
-        W = mixing_matrix(graph, s.graph.mixing, s.graph.weight, self.net.links)
+        gap = mixing_gap(graph, expected_weights(graph, s.graph.mixing, s.graph.weight, self.net.links))
         return {"backend": self.net.backend, "world_size": self.world, "n_agents": graph.n,
-                "dimension": self.problem.d, "graph": graph.name, "edges": graph.m, "spectral_gap": spectral_gap(W),
+                "dimension": self.problem.d, "graph": graph.name, "edges": graph.m,
+                "spectral_gap": gap.value, "spectral_gap_method": gap.method,
                 "bits_convention": s.run.bits_convention, "algorithm": self.algo.name,
                 "compressor": s.compressor.name, "problem": s.problem.name}
 
