@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..compressors import Identity
+from ..host import numpy_view
 from .base import Algorithm, State, StepSize
 
 
@@ -78,7 +79,7 @@ class DSGDGD(Algorithm):
         dot = np.dot
 
         def advance(state, t, count):
-            x, end = state.x.numpy(), t + count
+            x, end = numpy_view(state.x), t + count
             ts = np.arange(t + 1, end + 1, dtype=np.float64)
             gamma = np.broadcast_to(self.cfg.step_size(ts), ts.shape)      # a constant lr too
             with np.errstate(all="ignore"):            # as torch: overflow gives inf, caught at evaluations

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import PayloadError
+from ..host import numpy_view
 from ..registry import register
 from . import wire
 from .base import Compressor, check_index_bits, check_kept, check_value_bits, kept_counts, segments_of
@@ -240,7 +241,7 @@ class TopK(_Sparsifier):
         if all(k >= ds for _, ds, k in lay):
             return [None] * len(lay)
         V = V.detach()
-        host = V.numpy() if V.device.type == "cpu" and V.dtype in (torch.float32, torch.float64) else None
+        host = numpy_view(V) if V.device.type == "cpu" and V.dtype in (torch.float32, torch.float64) else None
         out = []
         for a, ds, k in lay:
             if k >= ds:
