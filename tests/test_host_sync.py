@@ -21,9 +21,8 @@ from cases import CASES
 
 CONVERSIONS = ("item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__")
 RANDOM_CODEC = ["compressor=gossip"]      # a keyed coin per message: sizes that vary every round
-# DSGD-GD's fused NumPy path (static links, exact messages, float64)
-FUSED = ["graph.n=6", "problem=gaussian_mean", "run.dtype=float64", "run.iterations=40", "run.eval_every=10",
-         "algo=dsgd_gd"]
+# DSGD-GD's fused paths (static links, exact messages): NumPy in float64, torch in float32
+FUSED = ["graph.n=6", "problem=gaussian_mean", "run.iterations=40", "run.eval_every=10", "algo=dsgd_gd"]
 
 
 class HostSyncError(AssertionError):
@@ -85,7 +84,7 @@ def configs(algo: str) -> dict:
         name, over = next(iter(cases.items()))
         cases[f"{name}+gossip"] = [o for o in over if not o.startswith("compressor")] + RANDOM_CODEC
     if algo == "dsgd_gd":
-        cases["dsgd_gd_fused"] = FUSED
+        cases |= {f"dsgd_gd_fused_{dtype}": [*FUSED, f"run.dtype={dtype}"] for dtype in ("float64", "float32")}
     return cases
 
 

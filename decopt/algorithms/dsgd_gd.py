@@ -12,10 +12,11 @@ performative optimum. On a problem whose data do not react to the model it is pl
 the diminishing step. Messages are the exact iterates (a compressor other than ``none`` gives
 neighbours Q(theta_j), as in ``dsgd``).
 
-Fused steps (``fused_steps``): where the problem has a NumPy descent kernel
-(``Problem.descent_kernel``: Gaussian mean estimation, strategic spam) and messages are exact on
-static links, eq. (5) is y = W theta^t, then theta^{t+1} = y - gamma_{t+1} grad l(theta^t; Z^{t+1})
-by the kernel, which the runner advances many iterations per call in a NumPy loop.
+Fused steps (``fused_steps``): where messages are exact on static links, eq. (5) is y = W theta^t,
+then theta^{t+1} = y - gamma_{t+1} grad l(theta^t; Z^{t+1}), which the runner advances many
+iterations per call: a NumPy loop where the problem has a descent kernel (``Problem.descent_kernel``:
+Gaussian mean estimation, strategic spam) in float64 on the CPU, ``step``'s torch operations
+without the message round otherwise (float32 included, bit for bit).
 """
 from __future__ import annotations
 
@@ -61,20 +62,41 @@ class DSGDGD(Algorithm):
         return state
 
     def fused_steps(self):
-        """Eq. (5) as a NumPy loop (``Algorithm.fused_steps``) on a view of the state: per iteration
-        ``np.dot(W, x, out=y)``, then the problem's ``descent_kernel`` step x <- y - gamma_{t+1} g.
-        Only where it is ``step``'s trajectory: a problem with a descent kernel, the stacked backend
-        on CPU in float64 with at most DENSE_MAX agents, static links, and the identity codec in
-        float64 (the message is x itself). Every round is the same static broadcast: counted
-        ``count`` times at once."""
-        net, comp, kernel = self.net, self.compressor, self.problem.descent_kernel
-        if not (kernel is not None and net.backend == "stacked" and net.device.type == "cpu"
-                and net.dtype == torch.float64 and net.n <= self.DENSE_MAX and net.links.static
-                and type(comp) is Identity and comp.wire_torch == net.dtype):
+        """Many iterations per call (``Algorithm.fused_steps``) where messages are exact (the identity
+        codec at the state's precision: the message is x itself) on static links of the stacked
+        backend. Every round is then the same static broadcast, counted ``count`` times at once.
+
+        * A problem with a NumPy descent kernel, on the CPU in float64 with at most DENSE_MAX agents:
+          eq. (5) as a NumPy loop on a view of the state, per iteration ``np.dot(W, x, out=y)`` then
+          the kernel's step x <- y - gamma_{t+1} g (the per-step trajectory to rounding).
+        * Otherwise (float32, a device, another problem): ``step``'s torch operations without the
+          message round, bit for bit the per-step trajectory."""
+        net, comp = self.net, self.compressor
+        if not (net.backend == "stacked" and net.links.static and type(comp) is Identity
+                and comp.wire_torch == net.dtype):
             return None
-        n, d = net.n, self.problem.d
-        W = net.mix(torch.eye(n, dtype=net.dtype)).numpy()          # W exactly as step applies it
-        bits = comp.fixed_bits(n, d * comp.precision)
+        bits = comp.fixed_bits(net.n, self.problem.d * comp.precision)
+        kernel = self.problem.descent_kernel
+        if (kernel is not None and net.device.type == "cpu" and net.dtype == torch.float64
+                and net.n <= self.DENSE_MAX):
+            return self._numpy_steps(kernel, bits)
+        grad, mix, step_size = self.gradient, net.mix, self.cfg.step_size
+
+        def advance(state, t, count):
+            x = state.x
+            for s in range(t, t + count):
+                g = grad(x, s)
+                x = mix(x).sub_(g, alpha=step_size(s + 1))
+            state.x = x
+            net.count_broadcasts(bits, count)
+            return state
+
+        return advance
+
+    def _numpy_steps(self, kernel, bits):
+        """Eq. (5) as a NumPy loop on a view of the state (``fused_steps``, float64 on the CPU)."""
+        net, n, d = self.net, self.net.n, self.problem.d
+        W = numpy_view(net.mix(torch.eye(n, dtype=net.dtype)))          # W exactly as step applies it
         y = np.empty((n, d))
         dot = np.dot
 
