@@ -250,8 +250,8 @@ def _exploded(X, threshold) -> bool:
 class Loop:
     """Advance the state from t0 to ``run.iterations``: one ``step`` at a time (``compiled`` with
     ``run.compile``), or one fused call (``Algorithm.fused_steps``) up to the next evaluation or
-    checkpoint. Between evaluations nothing is read back from the device (tests/test_host_sync.py). Where due, record the
-    metrics, and stop (``status``) on a non-finite value or an iterate beyond
+    checkpoint; nothing is read back from the device in between (tests/test_host_sync.py). Where
+    due, record the metrics, and stop (``status``) on a non-finite value or an iterate beyond
     ``run.diverge_threshold`` (``diverged``) or on a stop signal (``interrupted``: every rank at
     the same iteration, after a checkpoint); ``save(t, wall_time, state)`` writes the checkpoint
     every ``run.checkpoint_every`` iterations and on a stop (None: no run directory)."""

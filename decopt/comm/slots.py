@@ -18,11 +18,10 @@ class SlotTable:
     w: torch.Tensor
 
     @classmethod
-    def of_in_arcs(cls, in_src: np.ndarray, in_dst: np.ndarray, w_in: np.ndarray, n_local: int,
+    def of_in_arcs(cls, in_src: np.ndarray, dst: np.ndarray, w_in: np.ndarray, n_local: int,
                    dtype, device) -> "SlotTable":
         """From the in-arcs of the local agents (host arrays): sender halo row, receiver local row,
         weight (as stored in ``dtype``, held as float64)."""
-        dst = in_dst
         order = np.argsort(dst, kind="stable")
         deg = np.bincount(dst, minlength=n_local)
         slot = 1 + np.arange(dst.size) - np.repeat(np.cumsum(deg) - deg, deg)

@@ -53,8 +53,9 @@ class Gossip(Compressor):
         return self.p
 
     def plan(self, V, key, rows):
-        coin = rng.uniform(key, rows, 1)[:, 0] < self.p            # drawn on the host: the sizes need no read-back
-        return {"send": torch.from_numpy(coin).to(V.device), "coin": coin, "v": wire.to_wire(V.detach(), self.value_bits)}
+        coin = rng.uniform(key, rows, 1)[:, 0] < self.p            # on the host: the sizes need no read-back
+        return {"send": torch.from_numpy(coin).to(V.device), "coin": coin,
+                "v": wire.to_wire(V.detach(), self.value_bits)}
 
     def bits(self, plan):
         d = plan["v"].shape[1]

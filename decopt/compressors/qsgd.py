@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from .. import rng
-from ..host import numpy_view
 from ..errors import ConfigError, PayloadError
+from ..host import numpy_view
 from ..registry import register
 from . import wire
 from .base import Compressor, check_value_bits, segments_of
