@@ -239,7 +239,12 @@ def compiled(step, device: torch.device):
     captured stretch instead of one per kernel), ``aot_eager`` elsewhere. Inductor's generated kernels
     would not keep it: ATen rounds ``y - lr * g`` once (a fused multiply-add in its vectorized
     kernels), Inductor's C++ twice, or fuses products ATen rounds apart."""
-    return torch.compile(step, backend="cudagraphs" if device.type == "cuda" else "aot_eager")
+    fn = torch.compile(step, backend="cudagraphs" if device.type == "cuda" else "aot_eager")
+
+    def call(state, t):
+        with torch._dynamo.config.patch(trace_numpy=False):      # NumPy code (keyed draws, top-k) runs as NumPy
+            return fn(state, t)
+    return call
 
 
 def _exploded(X, threshold) -> bool:

@@ -16,13 +16,16 @@ pytestmark = pytest.mark.skipif(not dynamo.is_dynamo_supported(), reason="torch.
                                 "does not support this Python or platform")
 
 
-def test_compiled_step_keeps_the_trajectory():
-    """DSGD with a random quantizer on random links, float64: every metric and the final state equal
-    the eager run's, and the step did run compiled."""
-    eager = decopt.run(*CASES["dsgd"], run_dir=False)
+@pytest.mark.parametrize("job", [
+    CASES["dsgd"],                                                            # qsgd on random links, float64
+    [*CASES["ticopd"], "run.dtype=float32"],                                  # NumPy top-k inside the step
+], ids=["dsgd-qsgd-links-float64", "ticopd-topk-float32"])
+def test_compiled_step_keeps_the_trajectory(job):
+    """Every metric and the final state equal the eager run's, and the step did run compiled."""
+    eager = decopt.run(*job, run_dir=False)
     dynamo.reset()
     dynamo.utils.counters.clear()
-    compiled = decopt.run(*CASES["dsgd"], "run.compile=true", run_dir=False)
+    compiled = decopt.run(*job, "run.compile=true", run_dir=False)
     assert dynamo.utils.counters["stats"]["unique_graphs"] > 0
     assert {k: v for k, v in compiled.metrics.items() if k != "wall_time"} == \
         {k: v for k, v in eager.metrics.items() if k != "wall_time"}
