@@ -9,6 +9,10 @@ At iteration t (paper eq. (5), specs/dsgd_gd.md; runner index t = paper t)::
 The gradient is taken with the induced data fixed (``Performative.grad``), so the method targets
 the performatively stable point theta_PS, not the performative optimum; on a problem whose data do
 not react to the model it is DSGD with the diminishing step.
+
+Fused steps: with exact messages on static links (stacked backend), the runner advances many
+iterations per call: a NumPy loop where the problem has a descent kernel (float64, CPU), ``step``'s
+torch operations without the message round otherwise (float32 included, bit for bit).
 """
 from __future__ import annotations
 
@@ -17,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..compressors import Identity
-from .base import Algorithm, StepSize
+from ..host import numpy_view
 from ..lazy import torch
+from .base import Algorithm, StepSize
 
 
 @dataclass
@@ -43,21 +48,40 @@ class DSGDGD(Algorithm):
         return state
 
     def fused_steps(self):
-        """Eq. (5) as a NumPy loop, y = W x then the problem's ``descent_kernel`` step; only where it
-        is ``step``'s trajectory (stacked, CPU, float64, static links, exact messages, small n)."""
-        net, comp, kernel = self.net, self.compressor, self.problem.descent_kernel
-        if not (kernel is not None and net.backend == "stacked" and net.device.type == "cpu"
-                and net.dtype == torch.float64 and net.n <= self.DENSE_MAX and net.links.static
-                and type(comp) is Identity and comp.wire_torch == net.dtype):
+        """Many iterations per call (``Algorithm.fused_steps``) where the message is x itself (the
+        identity codec at the state's precision) on static links: every round is the same broadcast."""
+        net, comp = self.net, self.compressor
+        if not (net.backend == "stacked" and net.links.static and type(comp) is Identity
+                and comp.wire_torch == net.dtype):
             return None
-        n, d = net.n, self.problem.d
-        W = net.mix(torch.eye(n, dtype=net.dtype)).numpy()          # W exactly as step applies it
-        bits = comp.fixed_bits(n, d * comp.precision)
+        bits = comp.fixed_bits(net.n, self.problem.d * comp.precision)
+        kernel = self.problem.descent_kernel
+        if (kernel is not None and net.device.type == "cpu" and net.dtype == torch.float64
+                and net.n <= self.DENSE_MAX):
+            return self._numpy_steps(kernel, bits)
+        grad, mix, step_size = self.problem.grad, net.mix, self.cfg.step_size
+
+        def advance(state, t, count):
+            x = state.x
+            for s in range(t, t + count):
+                g = grad(x, s)
+                x = mix(x).sub_(g, alpha=step_size(s + 1))
+            state.x = x
+            net.count_broadcasts(bits, count)
+            return state
+
+        return advance
+
+    def _numpy_steps(self, kernel, bits):
+        """Eq. (5) as a NumPy loop on a view of the state: y = W x, then the kernel's step
+        x <- y - gamma_{t+1} g (the per-step trajectory to rounding)."""
+        net, n, d = self.net, self.net.n, self.problem.d
+        W = numpy_view(net.mix(torch.eye(n, dtype=net.dtype)))          # W exactly as step applies it
         y = np.empty((n, d))
         dot = np.dot
 
         def advance(state, t, count):
-            x, end = state.x.numpy(), t + count
+            x, end = numpy_view(state.x), t + count
             ts = np.arange(t + 1, end + 1, dtype=np.float64)
             gamma = np.broadcast_to(self.cfg.step_size(ts), ts.shape)      # a constant lr too
             with np.errstate(all="ignore"):            # as torch: overflow gives inf, caught at evaluations

@@ -34,7 +34,7 @@ class Network:
     """What every backend shares: the graph, the mixing weights, the link draw and message keys of
     the current iteration, and the traffic ledger. Backends also set the static in-arcs of the
     local agents: ``_in_src`` (halo row of the sender), ``_in_dst`` (local row), ``_in_w``
-    (weight), in arc order."""
+    (weight), in arc order, and ``_host_in_arcs()``: the first two and the edge of each as host arrays."""
 
     backend = "base"
     round_time_is_global = False     # a round lasts as long as its slowest arc on any process
@@ -152,7 +152,11 @@ class Network:
 
     @cached_property
     def _slots(self) -> SlotTable:
-        return SlotTable.of_in_arcs(self._in_src, self._in_dst, self._in_w, self.n_local, self.dtype, self.device)
+        src, dst, edge = self._host_in_arcs()                # host arrays: no read-back from the device
+        return SlotTable.of_in_arcs(src, dst, self.edge_w[edge], self.n_local, self.dtype, self.device)
+
+    def _host_in_arcs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
 
     def laplacian(self, H: torch.Tensor) -> torch.Tensor:
         """``(L_t H)_i = sum_{j ~ i active} (H_i - H_j)``."""

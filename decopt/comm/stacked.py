@@ -44,9 +44,13 @@ class StackedNetwork(Network):
                                     torch.as_tensor(M.data, dtype=self.dtype), (n, n), device=self.device)
         return M.to_dense() if n <= 64 else M
 
+    def _host_in_arcs(self):
+        src, dst = self.graph.arcs
+        return src, dst, np.arange(src.size) >> 1
+
     def _active_arcs(self):
-        act = torch.as_tensor(np.repeat(self.active, 2), device=self.device)
-        return act.nonzero().squeeze(1)
+        """The active arcs' ids, found on the host (``nonzero`` on a device waits for its count)."""
+        return torch.as_tensor(np.flatnonzero(np.repeat(self.active, 2)), device=self.device)
 
     # --- messages --------------------------------------------------------------------------
     def broadcast(self, V, compressor, sparse=False):

@@ -53,12 +53,13 @@ class Gossip(Compressor):
         return self.p
 
     def plan(self, V, key, rows):
-        send = rng.uniform(key, rows, 1, device=V.device)[:, 0] < self.p
-        return {"send": send, "v": wire.to_wire(V.detach(), self.value_bits)}
+        coin = rng.uniform(key, rows, 1)[:, 0] < self.p            # on the host: the sizes need no read-back
+        return {"send": torch.from_numpy(coin).to(V.device), "coin": coin,
+                "v": wire.to_wire(V.detach(), self.value_bits)}
 
     def bits(self, plan):
         d = plan["v"].shape[1]
-        return plan["send"].cpu().numpy().astype(np.int64) * (d * self.value_bits)
+        return plan["coin"].astype(np.int64) * (d * self.value_bits)
 
     def values(self, plan, d, dtype, device):
         v = plan["v"].to(device=device, dtype=dtype)

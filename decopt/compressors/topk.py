@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PayloadError
+from ..host import numpy_view
 from ..lazy import torch
 from ..registry import register
 from . import wire
@@ -240,7 +241,7 @@ class TopK(_Sparsifier):
         if all(k >= ds for _, ds, k in lay):
             return [None] * len(lay)
         V = V.detach()
-        host = V.numpy() if V.device.type == "cpu" and V.dtype in (torch.float32, torch.float64) else None
+        host = numpy_view(V) if V.device.type == "cpu" and V.dtype in (torch.float32, torch.float64) else None
         out = []
         for a, ds, k in lay:
             if k >= ds:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..host import numpy_view
 from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream, normal_steps, uniform
@@ -157,7 +158,7 @@ class GaussianMean(Performative):
             c = c[at:at + count]
             k = len(c)
         s = scale[:k, None, None]
-        sa, sc = s * self._one_minus_eps.numpy(), s * c.numpy()
+        sa, sc = s * numpy_view(self._one_minus_eps), s * numpy_view(c)
         mul, sub = np.multiply, np.subtract
 
         def step(j):

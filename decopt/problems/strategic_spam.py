@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..host import numpy_view
 from ..lazy import scipy, torch
 from ..registry import register
 from ..rng import Key, Stream, integers_steps
@@ -178,12 +179,12 @@ class StrategicSpam(Performative):
         xv, yv, x4 = x.reshape(n, R, dim), y.reshape(n, R, dim), x.reshape(n, R, 1, dim)
         full = self.batch_size is None
         if full:
-            k, b, A, labels = count, self.m, self.A.numpy(), self.y.numpy()
+            k, b, A, labels = count, self.m, numpy_view(self.A), numpy_view(self.y)
         else:
             rows, labels, at = self._block(t)
-            k, b, data = min(count, len(rows) - at), self.batch_size, self._xtr.numpy()
-            rows, labels = rows[at:at + k].numpy(), labels[at:at + k].numpy()
-        es = self._eps_shift.numpy()                      # (n, R, dim): NumPy's broadcasting loops are slower
+            k, b, data = min(count, len(rows) - at), self.batch_size, numpy_view(self._xtr)
+            rows, labels = numpy_view(rows[at:at + k]), numpy_view(labels[at:at + k])
+        es = numpy_view(self._eps_shift)                 # (n, R, dim): NumPy's broadcasting loops are slower
         a, s, z = np.empty((n, R, b, dim)), np.empty((n, R, dim)), np.empty((n, R, b))
         s4, zr = s[:, :, None, :], z[:, :, None, :]
         ty, ta0, tz = torch.from_numpy(yv), torch.from_numpy(a[:, :, 0]), torch.from_numpy(z)
