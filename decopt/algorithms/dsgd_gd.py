@@ -49,38 +49,27 @@ class DSGDGD(Algorithm):
 
     def fused_steps(self):
         """Many iterations per call (``Algorithm.fused_steps``) where the message is x itself (the
-        identity codec at the state's precision) on static links: every round is the same broadcast."""
-        net, comp = self.net, self.compressor
+        identity codec at the state's precision) on static links: every round is the same broadcast.
+        Eq. (5) as a NumPy loop (y = W x, then the problem's ``descent_kernel`` step) in float64 on the
+        CPU, the per-step trajectory to rounding; otherwise ``step`` without its message round."""
+        net, comp, kernel = self.net, self.compressor, self.problem.descent_kernel
         if not (net.backend == "stacked" and net.links.static and type(comp) is Identity
                 and comp.wire_torch == net.dtype):
             return None
         bits = comp.fixed_bits(net.n, self.problem.d * comp.precision)
-        kernel = self.problem.descent_kernel
-        if (kernel is not None and net.device.type == "cpu" and net.dtype == torch.float64
-                and net.n <= self.DENSE_MAX):
-            return self._numpy_steps(kernel, bits)
-        grad, mix, step_size = self.problem.grad, net.mix, self.cfg.step_size
+        numpy_loop = (kernel is not None and net.device.type == "cpu" and net.dtype == torch.float64
+                      and net.n <= self.DENSE_MAX)
+        if numpy_loop:
+            W = numpy_view(net.mix(torch.eye(net.n, dtype=net.dtype)))     # W exactly as step applies it
+            y, dot = np.empty((net.n, self.problem.d)), np.dot
 
         def advance(state, t, count):
-            x = state.x
-            for s in range(t, t + count):
-                g = grad(x, s)
-                x = mix(x).sub_(g, alpha=step_size(s + 1))
-            state.x = x
-            net.count_broadcasts(bits, count)
-            return state
-
-        return advance
-
-    def _numpy_steps(self, kernel, bits):
-        """Eq. (5) as a NumPy loop on a view of the state: y = W x, then the kernel's step
-        x <- y - gamma_{t+1} g (the per-step trajectory to rounding)."""
-        net, n, d = self.net, self.net.n, self.problem.d
-        W = numpy_view(net.mix(torch.eye(n, dtype=net.dtype)))          # W exactly as step applies it
-        y = np.empty((n, d))
-        dot = np.dot
-
-        def advance(state, t, count):
+            if not numpy_loop:
+                for s in range(t, t + count):
+                    g = self.problem.grad(state.x, s)
+                    state.x = net.mix(state.x).sub_(g, alpha=self.cfg.step_size(s + 1))
+                net.count_broadcasts(bits, count)
+                return state
             x, end = numpy_view(state.x), t + count
             ts = np.arange(t + 1, end + 1, dtype=np.float64)
             gamma = np.broadcast_to(self.cfg.step_size(ts), ts.shape)      # a constant lr too
