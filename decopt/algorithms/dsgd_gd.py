@@ -64,22 +64,20 @@ class DSGDGD(Algorithm):
             y, dot = np.empty((net.n, self.problem.d)), np.dot
 
         def advance(state, t, count):
-            if not numpy_loop:
+            if numpy_loop:
+                x, end = numpy_view(state.x), t + count
+                gamma = np.broadcast_to(self.cfg.step_size(np.arange(t + 1, end + 1, dtype=np.float64)), (count,))
+                with np.errstate(all="ignore"):        # as torch: overflow gives inf, caught at evaluations
+                    while t < end:
+                        k, step = kernel(t, end - t, gamma[count - (end - t):], x, y)
+                        for j in range(k):
+                            dot(W, x, out=y)
+                            step(j)
+                        t += k
+            else:
                 for s in range(t, t + count):
                     g = self.problem.grad(state.x, s)
                     state.x = net.mix(state.x).sub_(g, alpha=self.cfg.step_size(s + 1))
-                net.count_broadcasts(bits, count)
-                return state
-            x, end = numpy_view(state.x), t + count
-            ts = np.arange(t + 1, end + 1, dtype=np.float64)
-            gamma = np.broadcast_to(self.cfg.step_size(ts), ts.shape)      # a constant lr too
-            with np.errstate(all="ignore"):            # as torch: overflow gives inf, caught at evaluations
-                while t < end:
-                    k, step = kernel(t, end - t, gamma[count - (end - t):], x, y)
-                    for j in range(k):
-                        dot(W, x, out=y)
-                        step(j)
-                    t += k
             net.count_broadcasts(bits, count)
             return state
 
