@@ -1,6 +1,8 @@
 """Single-process backend: every agent is local; neighbour exchange is a sparse product."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..lazy import scipy, torch
@@ -40,8 +42,11 @@ class StackedNetwork(Network):
             vals = np.concatenate([vals, diag])
         M = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
         M.sort_indices()
-        M = torch.sparse_csr_tensor(torch.as_tensor(M.indptr, dtype=torch.int64), torch.as_tensor(M.indices, dtype=torch.int64),
-                                    torch.as_tensor(M.data, dtype=self.dtype), (n, n), device=self.device)
+        index = [torch.as_tensor(a, dtype=torch.int64) for a in (M.indptr, M.indices)]
+        with warnings.catch_warnings():             # torch's "CSR support is in beta" notice, once per run
+            warnings.simplefilter("ignore", UserWarning)
+            M = torch.sparse_csr_tensor(*index, torch.as_tensor(M.data, dtype=self.dtype), (n, n),
+                                        device=self.device, check_invariants=False)   # SciPy's CSR is valid
         return M.to_dense() if n <= 64 else M
 
     def _host_in_arcs(self):
