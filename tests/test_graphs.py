@@ -48,6 +48,8 @@ def test_from_edges_sorts_orients_and_drops_loops_and_repeats():
     g = Graph.from_edges(5, np.array([[3, 1], [0, 4], [1, 3], [2, 2], [0, 1], [4, 0]]))
     assert g.edges.tolist() == [[0, 1], [0, 4], [1, 3]]
     assert g.edge_id([3, 0, 4], [1, 1, 0]).tolist() == [2, 0, 1]
+    for n, edges in ((1, []), (3, [(2, 2)])):                   # no edge left: an edgeless graph
+        assert Graph.from_edges(n, edges).m == 0
 
 
 CLOSED = {"ring": [2, 3, 4, 7, 12], "path": [2, 3, 9], "star": [2, 3, 9], "complete": [2, 3, 6], "hypercube": [2, 8, 16],

@@ -33,7 +33,7 @@ class Graph:
             raise ConfigError(f"edges: endpoint outside 0..{n - 1} (n={n})")
         lo, hi = np.minimum(e[:, 0], e[:, 1]), np.maximum(e[:, 0], e[:, 1])
         keys = np.sort(lo[lo != hi] * n + hi[lo != hi])           # i * n + j orders edges as (i, j)
-        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]           # (np.unique hashes: 30x slower here)
+        keys = keys[np.diff(keys, prepend=-1) != 0]              # (np.unique hashes: 30x slower here)
         return Graph(n=n, edges=np.stack(np.divmod(keys, n), axis=1), name=name, meta=dict(meta or {}))
 
     @property
