@@ -60,10 +60,11 @@ ONE_EDGE = ["graph.links=one_edge"]
 SA_ETA = {"sorted": 1e-4, "iid": 1e-5}
 STORM_ETA = {"sorted": 1e-3, "iid": 1e-4}
 OTHER = {"paper": "broadcast", "broadcast": "paper"}
-BITS_AXIS = {"paper": "bits: FSPDA as its code counts (+ int64 indices once per active edge), baselines decopt's wire",
-             "broadcast": "bits: decopt's wire (FSPDA's mask keyed: no indices)"}
-BITS_XLABEL = {"paper": "bits, paper's count (run.bits_convention=paper):\nFSPDA 2·32k (STORM 4·32k) + 64k per active edge",
-               "broadcast": "bits on decopt's wire (run.bits_convention=broadcast):\nFSPDA 2·32k (STORM 4·32k) per active edge"}
+BITS_AXIS = {"paper": "bits (run.bits_convention=paper): FSPDA as its code counts (+ int64 indices once per active edge), "
+                      "baselines decopt's wire",
+             "broadcast": "bits (run.bits_convention=broadcast): decopt's wire (FSPDA's mask keyed: no indices)"}
+BITS_XLABEL = {"paper": "bits, the paper's count\nFSPDA-SA: 2·32k + 64k per active edge",
+               "broadcast": "bits, decopt's wire\nFSPDA-SA: 2·32k per active edge"}
 SA_BITS_1PCT = {"paper": 2 * 32 * 796 + 64 * 796, "broadcast": 2 * 32 * 796}    # per active edge, fp32, k = 796
 
 
