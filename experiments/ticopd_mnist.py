@@ -41,8 +41,7 @@ LR = 0.1
 YS = ["loss", "grad_norm_sq", "consensus_sum_sq", "accuracy"]
 AXES = {"loss": "train loss f(x̄) (+ weight decay)", "grad_norm_sq": "‖∇f(x̄)‖², full training set",
         "accuracy": "test accuracy of x̄",
-        "bits": "bits, summed over agents (one broadcast per agent per it.;\n"
-                "decopt's wire: b + 1 bits an entry + norms; the code counts b)"}
+        "bits": "bits, one broadcast per agent per it.\n(decopt's wire: b + 1 bits an entry; code: b)"}
 
 
 def points() -> list[common.Point]:
