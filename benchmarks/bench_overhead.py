@@ -12,6 +12,8 @@ Side by side in one process, alternating, best of ``--repeat`` rounds:
 * ``decopt, per-step path``: the same ``decopt.run`` with the fused path switched off (one
   ``algorithm.step`` per iteration, what every other configuration runs);
 * ``decopt, problem.replicas=10``: ten seeds as one run (replica r = seed r), fused path;
+* ``decopt, float32`` (the default dtype): the fused torch path (``step``'s operations without the
+  message round, bit for bit the per-step trajectory) and the per-step path;
 * the machine's floor: one tiny torch op and one tiny NumPy op.
 
 Then DSGD-GD on strategic_spam (Exp. B: 25 agents, ring, d = 48, one e-mail per agent per iteration,
@@ -124,12 +126,14 @@ def main() -> None:
         strategic_spam(args.spam_iterations, args.repeat)
         return
     N = args.iterations
-    best = {k: math.inf for k in ("ref", "decopt", "step", "rep10")}
+    best = {k: math.inf for k in ("ref", "decopt", "step", "rep10", "f32", "f32step")}
     for _ in range(args.repeat):                      # alternate, so load changes hit all alike
         best["ref"] = min(best["ref"], numpy_reference(N) / N)
         best["decopt"] = min(best["decopt"], per_iteration(N))
         best["step"] = min(best["step"], per_iteration(N, fused=False))
         best["rep10"] = min(best["rep10"], per_iteration(N, "problem.replicas=10"))
+        best["f32"] = min(best["f32"], per_iteration(N, "run.dtype=float32"))
+        best["f32step"] = min(best["f32step"], per_iteration(N, "run.dtype=float32", fused=False))
     tiny_torch = limits.tiny_op_seconds()
     a = np.zeros(25)
     tiny_np = limits.timeit(lambda: [np.add(a, 1.0, out=a) for _ in range(100_000)], 3) / 100_000
@@ -146,6 +150,8 @@ def main() -> None:
          row("decopt (decopt.run, fused path)", best["decopt"]),
          row("decopt.run, per-step path (fused off)", best["step"]),
          row("decopt, problem.replicas=10 (10 seeds), fused", best["rep10"]),
+         row("decopt, float32, fused (torch)", best["f32"]),
+         row("decopt, float32, per-step path (fused off)", best["f32step"]),
          ["floor: one tiny torch op", us(tiny_torch), f"{tiny_torch / ref:.2f}", ""],
          ["floor: one tiny numpy op", us(tiny_np), f"{tiny_np / ref:.2f}", ""]]))
     print(f"\nDSGD-GD Exp. A figure (5 settings x 10 seeds x 10^7 iterations) if every setting ran 10^7 iterations: "

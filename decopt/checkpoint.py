@@ -14,14 +14,14 @@ import dataclasses
 import hashlib
 import json
 
-import torch
-
 from .errors import RunDirError
+from .lazy import torch
+
 
 FORMAT = 2                  # 2: the manifest names each state field's rows ("state_rows")
 RESUMABLE = ("run.iterations", "run.resume", "run.checkpoint_every", "run.eval_every", "run.eval_grid",
-             "run.progress", "run.log_every_s", "run.threads", "run.device", "run.diverge_threshold", "backend.name",
-             "run.loggers", "run.mlflow_uri")
+             "run.progress", "run.log_every_s", "run.threads", "run.compile", "run.device", "run.diverge_threshold",
+             "backend.name", "run.loggers", "run.mlflow_uri")
 
 
 def job_config(settings) -> dict:

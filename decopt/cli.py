@@ -169,13 +169,17 @@ def run_task(cfg, comm=None) -> int:
     from .runner import run_job
     from .summary import print_summary
 
-    out = HydraConfig.get().runtime.output_dir
-    if comm is None and cfg.backend.name == "mpi":
-        from .slurm import job_ranks, run_ranks
+    from . import slurm
 
-        if job_ranks() > 1:                       # a Slurm job of hydra/launcher=slurm: start its ranks
-            return run_ranks(list(HydraConfig.get().overrides.task), out, job_ranks())
+    out = HydraConfig.get().runtime.output_dir
+    ranks = slurm.job_ranks() if comm is None and cfg.backend.name == "mpi" else 1
+    if ranks > 1:                                 # a Slurm job of hydra/launcher=slurm: start its ranks
+        code = slurm.run_ranks(list(HydraConfig.get().overrides.task), out, ranks)
+        if code:                                  # srun's code when Slurm ends the step: not always 130
+            slurm.leave_if_requeued(code)
+        return code
     job = OmegaConf.to_container(cfg, resolve=True)
+    job["run"]["resume"] |= slurm.restarted()     # a requeued Slurm job continues from its checkpoint
     if comm is not None:
         job["backend"]["name"] = "mpi"            # chosen automatically under mpirun (> 1 rank)
         comm.bcast({"cfg": job, "out": out}, root=0)
@@ -194,9 +198,11 @@ def run_task(cfg, comm=None) -> int:
     print_summary(result)
     if result.summary["status"] != "completed":
         log.warning("run ended with status %s", result.summary["status"])
+    code = exit_codes.for_status(result.summary["status"])
     if result.summary["status"] == "interrupted":
+        slurm.leave_if_requeued(code)
         print(f"decopt: interrupted; continue with: {resume_command(out)}", flush=True)
-    return exit_codes.for_status(result.summary["status"])
+    return code
 
 
 def _failed(out: str, message: str) -> None:

@@ -45,6 +45,7 @@ class RunConfig:
     link_latency: float = 0.0              # seconds per message on a link (alpha); link model
     link_bandwidth: float | None = None    # bits per second per link (beta); null = infinite; either logs sim_time
     threads: int = 1                       # torch threads per process: 1 is fastest for per-agent-sized operations
+    compile: bool = False                  # torch.compile the step, replaying its eager kernels (CUDA graphs on a GPU)
     paper_metrics: bool = False            # add the papers' own metric columns (decopt.metrics)
     loggers: list[str] = field(default_factory=list)   # trackers, any of tensorboard, mlflow, wandb (decopt.loggers)
     mlflow_uri: str | None = None          # MLflow tracking URI; null = a file store in <run dir>/mlruns

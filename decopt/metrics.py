@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-import torch
+from .lazy import torch
 
 
 def evaluate(problem, algorithm, net, state, paper: bool = False) -> dict:

@@ -8,7 +8,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-LIBRARIES = ("numpy", "scipy", "networkx", "torch", "hydra-core", "omegaconf", "mpi4py")
+LIBRARIES = ("numpy", "scipy", "torch", "hydra-core", "omegaconf", "mpi4py")
 
 
 @lru_cache(maxsize=1)

@@ -12,13 +12,23 @@ Draws made every iteration for a fixed set of rows can instead use the *iteratio
 (``uniform_steps``, ``normal_steps``, ``integers_steps``): t moves from the cipher key into the
 counter, so a block of iterations is one slice of one stream, drawn at once; still a function of
 (seed, stream, t, row).
+
+Every draw takes an optional ``device``: without one it returns a NumPy array; with one, a tensor on
+that device, drawn there (``decopt.philox``, the same Philox4x64-10 words in torch) so a GPU run does
+not wait for the host, except on the CPU, where NumPy draws them (the faster there:
+benchmarks/bench_rng.py); ``_drawing_device`` is that rule. Integers and uniforms are bit-identical
+either way; normals go through log1p, cos and sin, whose torch and NumPy versions may differ by an
+ulp.
 """
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:                   # torch is imported where a draw has a device, not at start-up
+    import torch
 
 _MASK64 = (1 << 64) - 1
 
@@ -118,16 +128,40 @@ def _fill(out: np.ndarray, ck: int, spans, width: int) -> None:
             out[at:at + count] = gen.random(count * width + r)[r:].reshape(count, width)
 
 
-def uniform(key: Key, rows, width: int) -> np.ndarray:
-    """U[0,1) float64 array of shape ``(len(rows), width)``; row r's numbers depend only on (key, r)."""
+def _drawing_device(device) -> torch.device | None:
+    """The one rule for where a draw is made: None (NumPy, on the host) without a device or on the
+    CPU, where NumPy is the faster (benchmarks/bench_rng.py); otherwise the tensor's own device,
+    where ``decopt.philox`` draws the same numbers."""
+    if device is None:
+        return None
+    import torch
+
+    device = torch.device(device)
+    return None if device.type == "cpu" else device
+
+
+def _deliver(x, device):
+    """A draw as the caller asked: a NumPy array without a device, else a tensor (zero-copy on the CPU)."""
+    if device is None or not isinstance(x, np.ndarray):
+        return x
+    import torch
+
+    return torch.from_numpy(x)
+
+
+def uniform(key: Key, rows, width: int, device=None):
+    """U[0,1) float64 of shape ``(len(rows), width)``; row r's numbers depend only on (key, r)."""
+    if (on := _drawing_device(device)) is not None:
+        from . import philox
+        return philox.uniform(key.cipher_key(), rows, width, on)
     spans, n, inverse = _spans(rows)
     out = np.empty((n, width), dtype=np.float64)
     if width and n:
         _fill(out, key.cipher_key(), spans, width)
-    return out if inverse is None else out[inverse]
+    return _deliver(out if inverse is None else out[inverse], device)
 
 
-def uniform_steps(key: Key, steps: range, rows, width: int, total: int) -> np.ndarray:
+def uniform_steps(key: Key, steps: range, rows, width: int, total: int, device=None):
     """U[0,1) draws for a range of iterations at once, shape ``(len(steps), len(rows), width)``,
     in the *iteration-major* layout: the numbers of (t, r) are the slice
     ``[(t * total + r) * width, (t * total + r + 1) * width)`` of the one stream keyed by ``key``
@@ -136,6 +170,9 @@ def uniform_steps(key: Key, steps: range, rows, width: int, total: int) -> np.nd
     same numbers; but a block over all rows is one slice of one stream, drawn by one call instead
     of one Philox keying per iteration. A different stream from ``uniform`` with t in the key: a
     draw site uses one layout or the other."""
+    if (on := _drawing_device(device)) is not None:
+        from . import philox
+        return philox.uniform_steps(key.cipher_key(), steps, rows, width, total, on)
     spans, n, inverse = _spans(rows)
     out = np.empty((len(steps), n, width), dtype=np.float64)
     if width and n and len(steps):
@@ -144,37 +181,48 @@ def uniform_steps(key: Key, steps: range, rows, width: int, total: int) -> np.nd
         else:
             runs = [(t * total + first, count, i * n + at) for i, t in enumerate(steps) for first, count, at in spans]
         _fill(out.reshape(-1, width), key.cipher_key(), runs, width)
-    return out if inverse is None else out[:, inverse]
+    return _deliver(out if inverse is None else out[:, inverse], device)
 
 
-def _box_muller(u: np.ndarray, width: int) -> np.ndarray:
-    """Standard normals from uniforms whose last axis has 2 * ceil(width / 2) entries: the cosine
-    halves, then the sine halves (the last sine is not computed for an odd width)."""
+def box_muller(u, width: int):
+    """Standard normals from uniforms (a NumPy array or a tensor) whose last axis has
+    2 * ceil(width / 2) entries, halves u1 and u2: r cos(2 pi u2), then r sin(2 pi u2) (the last sine
+    is not computed for an odd width), r = sqrt(-2 log(1 - u1)). A tensor is transformed where the
+    rule of ``_drawing_device`` draws: by NumPy on the CPU."""
+    if isinstance(u, np.ndarray):
+        xp = np
+    elif _drawing_device(u.device) is None:
+        return _deliver(box_muller(u.numpy(), width), u.device)
+    else:
+        import torch as xp
     half = u.shape[-1] // 2
-    r = np.sqrt(-2.0 * np.log1p(-u[..., :half]))
+    r = xp.sqrt(-2.0 * xp.log1p(-u[..., :half]))
     a = 2 * np.pi * u[..., half:]
-    out = np.empty(u.shape[:-1] + (width,))
-    np.multiply(r, np.cos(a), out=out[..., :half])
     rest = width - half
-    np.multiply(r[..., :rest], np.sin(a[..., :rest]), out=out[..., half:])
-    return out
+    return xp.concatenate([r * xp.cos(a), r[..., :rest] * xp.sin(a[..., :rest])], axis=-1)
 
 
-def normal(key: Key, rows, width: int) -> np.ndarray:
+def normal(key: Key, rows, width: int, device=None):
     """Standard normal draws (Box-Muller over keyed uniforms), shape ``(len(rows), width)``."""
-    return _box_muller(uniform(key, rows, 2 * ((width + 1) // 2)), width)
+    u = uniform(key, rows, 2 * ((width + 1) // 2), _drawing_device(device))
+    return _deliver(box_muller(u, width), device)
 
 
-def normal_steps(key: Key, steps: range, rows, width: int, total: int) -> np.ndarray:
+def normal_steps(key: Key, steps: range, rows, width: int, total: int, device=None):
     """Standard normals in the iteration-major layout of ``uniform_steps`` (Box-Muller as ``normal``)."""
-    return _box_muller(uniform_steps(key, steps, rows, 2 * ((width + 1) // 2), total), width)
+    u = uniform_steps(key, steps, rows, 2 * ((width + 1) // 2), total, _drawing_device(device))
+    return _deliver(box_muller(u, width), device)
 
 
-def integers(key: Key, rows, width: int, high, dtype=np.int64) -> np.ndarray:
-    """Integers in ``[0, high)`` (``high`` scalar or one value per row), shape ``(len(rows), width)``:
-    floor(u * high) of keyed uniforms u. ``dtype`` of the result (int32 needs high <= 2^31)."""
+def integers(key: Key, rows, width: int, high, dtype=np.int64, device=None):
+    """Integers in ``[0, high)`` (``high`` scalar or one value per row: an array, or a tensor on the
+    device), shape ``(len(rows), width)``: floor(u * high) of keyed uniforms u. ``dtype`` (NumPy's)
+    of the result (int32 needs high <= 2^31)."""
+    if (on := _drawing_device(device)) is not None:
+        from . import philox
+        return philox.floor_times(philox.uniform(key.cipher_key(), rows, width, on), high, dtype)
     high = np.asarray(high, dtype=np.int64)
-    return _floor_times(uniform(key, rows, width), high[:, None] if high.ndim == 1 else high, dtype)
+    return _deliver(_floor_times(uniform(key, rows, width), high[:, None] if high.ndim == 1 else high, dtype), device)
 
 
 def _floor_times(u: np.ndarray, high: np.ndarray, dtype) -> np.ndarray:
@@ -185,13 +233,17 @@ def _floor_times(u: np.ndarray, high: np.ndarray, dtype) -> np.ndarray:
     return out if out.dtype == dtype else out.astype(dtype)
 
 
-def integers_steps(key: Key, steps: range, rows, width: int, total: int, high: int) -> np.ndarray:
+def integers_steps(key: Key, steps: range, rows, width: int, total: int, high: int, device=None):
     """Integers in ``[0, high)`` in the iteration-major layout of ``uniform_steps``, shape
     ``(len(steps), len(rows), width)`` (as ``integers``: floor(u high))."""
-    return _floor_times(uniform_steps(key, steps, rows, width, total), np.asarray(high, dtype=np.int64), np.int64)
+    if (on := _drawing_device(device)) is not None:
+        from . import philox
+        return philox.floor_times(philox.uniform_steps(key.cipher_key(), steps, rows, width, total, on), high, np.int64)
+    u = uniform_steps(key, steps, rows, width, total)
+    return _deliver(_floor_times(u, np.asarray(high, dtype=np.int64), np.int64), device)
 
 
-def sample(key: Key, rows, high: int, k: int) -> np.ndarray:
+def sample(key: Key, rows, high: int, k: int, device=None):
     """A uniformly random k-subset of ``[0, high)`` per row, sorted, shape ``(len(rows), k)``;
     row r's subset depends only on (key, r). Sequential rejection sampling, vectorized: the first
     k distinct values of a keyed i.i.d. sequence, of length m = high ln(high / (high - k)) plus a
@@ -200,11 +252,18 @@ def sample(key: Key, rows, high: int, k: int) -> np.ndarray:
     are the k smallest of ``high`` keyed uniforms."""
     if not 0 < k <= high:
         raise ValueError(f"sample: k={k} must be in [1, high={high}]")
+    on = _drawing_device(device)
+    if on is not None:
+        from . import philox
     if 5 * k > high:
-        u = uniform(key, rows, high)
-        return np.sort(np.argpartition(u, k - 1, axis=1)[:, :k] if k < high else
-                       np.broadcast_to(np.arange(high), u.shape), axis=1)
-    m = int(np.ceil(-high * np.log1p(-k / high) + 8 * np.sqrt(k) + 16))
+        u = uniform(key, rows, high, on)
+        if on is not None:
+            return philox.k_smallest(u, k)
+        return _deliver(np.sort(np.argpartition(u, k - 1, axis=1)[:, :k] if k < high else
+                                np.broadcast_to(np.arange(high), u.shape), axis=1), device)
+    m = _sequence_length(high, k)
+    if on is not None:
+        return philox.first_distinct(key, rows, high, k, m, on)
     narrow = np.int32 if high <= 2 ** 31 else np.int64
     c, block = integers(key, rows, m, high, narrow), 0
     while True:
@@ -224,4 +283,9 @@ def sample(key: Key, rows, high: int, k: int) -> np.ndarray:
     # the k distinct values drawn first: those first seen at or before the k-th smallest first position
     first = np.where(new, at, dt(w))
     cut = np.partition(first, k - 1, axis=1)[:, k - 1:k]
-    return val[new & (at <= cut)].reshape(n, k).astype(np.int64)        # in value order: already sorted
+    return _deliver(val[new & (at <= cut)].reshape(n, k).astype(np.int64), device)   # in value order: sorted
+
+
+def _sequence_length(high: int, k: int) -> int:
+    """m, the length of each keyed block of candidates ``sample`` draws."""
+    return int(np.ceil(-high * np.log1p(-k / high) + 8 * np.sqrt(k) + 16))

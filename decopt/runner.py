@@ -18,15 +18,14 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
-import torch
-
 from . import checkpoint, loggers, provenance
 from .algorithms import Algorithm, State, build_algorithm
 from .comm import Network, StackedNetwork
 from .compressors import build_compressor
 from .config import Settings, check_kept, check_memory, validate
 from .errors import ConfigError, RunDirError
-from .graphs import Graph, Links, build_graph, mixing_matrix, spectral_gap
+from .graphs import Graph, Links, build_graph, expected_weights, mixing_gap
+from .lazy import torch
 from .metrics import evaluate, finite, state_finite
 from .problems import Problem, build_problem
 from .progress import Progress
@@ -161,11 +160,13 @@ class Job:
         return self.comm.Get_size() if self.comm is not None else 1
 
     def describe(self) -> dict:
-        """The backend, sizes, graph (with the spectral gap of E[W_t] on random links) and components."""
+        """The backend, sizes, graph (with the spectral gap of E[W_t] on random links, and how it was
+        obtained: ``graphs.SpectralGap``) and components."""
         s, graph = self.settings, self.graph
-        W = mixing_matrix(graph, s.graph.mixing, s.graph.weight, self.net.links)
+        gap = mixing_gap(graph, expected_weights(graph, s.graph.mixing, s.graph.weight, self.net.links))
         return {"backend": self.net.backend, "world_size": self.world, "n_agents": graph.n,
-                "dimension": self.problem.d, "graph": graph.name, "edges": graph.m, "spectral_gap": spectral_gap(W),
+                "dimension": self.problem.d, "graph": graph.name, "edges": graph.m,
+                "spectral_gap": gap.value, "spectral_gap_method": gap.method,
                 "bits_convention": s.run.bits_convention, "algorithm": self.algo.name,
                 "compressor": s.compressor.name, "problem": s.problem.name}
 
@@ -233,15 +234,30 @@ def _schedule(run, problem):
     return points.__contains__, lambda t: ordered[bisect.bisect_right(ordered, t)]
 
 
+def compiled(step, device: torch.device):
+    """``step`` under torch.compile (``run.compile``) with a backend that replays ATen's eager kernels,
+    so that the trajectory stays the eager one bit for bit: CUDA graphs on a GPU (one launch per
+    captured stretch instead of one per kernel), ``aot_eager`` elsewhere. Inductor's generated kernels
+    would not keep it: ATen rounds ``y - lr * g`` once (a fused multiply-add in its vectorized
+    kernels), Inductor's C++ twice, or fuses products ATen rounds apart."""
+    fn = torch.compile(step, backend="cudagraphs" if device.type == "cuda" else "aot_eager")
+
+    def call(state, t):
+        with torch._dynamo.config.patch(trace_numpy=False):      # NumPy code (keyed draws, top-k) runs as NumPy
+            return fn(state, t)
+    return call
+
+
 def _exploded(X, threshold) -> bool:
     """True when an entry of the iterate exceeds ``threshold`` in magnitude (run.diverge_threshold)."""
     return bool(threshold) and bool((X.abs() > threshold).any())
 
 
 class Loop:
-    """Advance the state from t0 to ``run.iterations``: one ``step`` at a time, or one fused call
-    (``Algorithm.fused_steps``) up to the next evaluation or checkpoint. Where due, record the
-    metrics, and stop (``status``) on a non-finite value or an iterate beyond
+    """Advance the state from t0 to ``run.iterations``: one ``step`` at a time (``compiled`` with
+    ``run.compile``), or one fused call (``Algorithm.fused_steps``) up to the next evaluation or
+    checkpoint; nothing is read back from the device in between (tests/test_host_sync.py). Where
+    due, record the metrics, and stop (``status``) on a non-finite value or an iterate beyond
     ``run.diverge_threshold`` (``diverged``) or on a stop signal (``interrupted``: every rank at
     the same iteration, after a checkpoint); ``save(t, wall_time, state)`` writes the checkpoint
     every ``run.checkpoint_every`` iterations and on a stop (None: no run directory)."""
@@ -250,6 +266,7 @@ class Loop:
         self.job, self.record, self.save, self.run_cfg = job, record, save, job.settings.run
         self.due, self.next_due = _schedule(self.run_cfg, job.problem)
         self.fused = job.algo.fused_steps()              # None: one step at a time
+        self.step = compiled(job.algo.step, job.net.device) if self.run_cfg.compile else job.algo.step
         self.status, self.t0, self.done = "completed", 0, 0
         self.elapsed, self.compute, self.session, self.start = elapsed, 0.0, 0.0, 0.0
 
@@ -287,7 +304,7 @@ class Loop:
         else:
             self.done = self._chunk_end(t)
         c0, s0 = net.comm_time, time.perf_counter()
-        state = self.job.algo.step(state, t) if self.fused is None else self.fused(state, t, self.done - t)
+        state = self.step(state, t) if self.fused is None else self.fused(state, t, self.done - t)
         self.compute += time.perf_counter() - s0 - (net.comm_time - c0)
         return state
 

@@ -72,3 +72,27 @@ def check_number(key: str, value) -> None:
         raise ConfigError(f"{key}={value}: must be a finite number")
     if isinstance(value, int) and not -INT_LIMIT < value < INT_LIMIT:
         raise ConfigError(f"{key}={value}: must be within (-2^63, 2^63)")
+
+
+RANGES = {                      # check_range's rules, named as its message says them
+    "> 0": lambda v: v > 0,
+    ">= 0": lambda v: v >= 0,   # 0 turns a term off
+    ">= 1": lambda v: v >= 1,
+    "in (0, 1]": lambda v: 0 < v <= 1,
+    "in [0, 1)": lambda v: 0 <= v < 1,
+    "in (0, 2]": lambda v: 0 < v <= 2,
+}
+
+
+def check_range(prefix: str, rule: str, **values) -> None:
+    """Every value within ``rule`` (a key of RANGES), or None (an optional key left null):
+    ``check_range("algo", "> 0", lr=cfg.lr)``."""
+    for key, v in values.items():
+        if v is not None and not RANGES[rule](v):
+            raise ConfigError(f"{prefix}.{key}={v}: must be {rule}")
+
+
+def check_choice(key: str, value, choices, why: str = "") -> None:
+    """``value`` is one of ``choices``: ``check_choice("algo.variant", cfg.variant, VARIANTS)``."""
+    if value not in choices:
+        raise ConfigError(f"{key}={value}: choose one of {', '.join(choices)}" + (f" ({why})" if why else ""))

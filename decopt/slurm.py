@@ -6,11 +6,18 @@ The job runs the point once (submitit's ``use_srun=false``); a ``backend=mpi`` p
 ``hydra.launcher.additional_parameters.ntasks_per_node=R`` starts its R ranks inside the allocation (``ranks_command``), and
 rank 0 is the only Hydra driver, as under ``mpirun``. The sweep's exit code is the worst of its
 points', read from their ``summary.json``, as with the basic launcher.
+
+Pre-emption: Slurm's SIGTERM stops the point like a local interrupt (a checkpoint, ``status:
+interrupted``). A job that Slurm requeued meanwhile (pre-emption with ``PreemptMode=REQUEUE``,
+``scontrol requeue``; the launcher's ``additional_parameters.requeue``) leaves without a result, so
+submitit waits for it, and its next run (``SLURM_RESTART_COUNT`` > 0) resumes from the checkpoint.
+A job that was cancelled (``scancel``) ends ``interrupted``, resumable with ``python -m decopt resume``.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +48,35 @@ def job_ranks() -> int:
     if "SLURM_STEP_ID" in os.environ or "OMPI_COMM_WORLD_SIZE" in os.environ or "PMIX_RANK" in os.environ:
         return 1
     return int(os.environ.get("SLURM_NTASKS", "1"))
+
+
+def restarted() -> bool:
+    """Whether this process runs a Slurm job that was requeued (``SLURM_RESTART_COUNT`` > 0): its
+    point continues from its checkpoint."""
+    return _restart_count() > 0
+
+
+def requeued() -> bool:
+    """Whether Slurm requeued this job while it ran: ``scontrol show job`` counts more restarts than
+    this run's ``SLURM_RESTART_COUNT`` (a cancelled job's count stays)."""
+    job, scontrol = os.environ.get("SLURM_JOB_ID"), shutil.which("scontrol")
+    if job is None or scontrol is None:
+        return False
+    shown = subprocess.run([scontrol, "show", "job", "-o", job], capture_output=True, text=True, timeout=30).stdout
+    count = re.search(r"\bRestarts=(\d+)", shown)
+    return count is not None and int(count[1]) > _restart_count()
+
+
+def leave_if_requeued(code: int) -> None:
+    """A stopped point whose job Slurm requeued ends here, without a result (SystemExit passes
+    through Hydra and submitit): the driver's submitit waits for the requeued job's result."""
+    if requeued():
+        print("decopt: pre-empted; Slurm requeued the job, which resumes from the checkpoint", flush=True)
+        raise SystemExit(code)
+
+
+def _restart_count() -> int:
+    return int(os.environ.get("SLURM_RESTART_COUNT") or 0)
 
 
 def srun_has_pmix() -> bool:

@@ -6,7 +6,8 @@ import socket
 import threading
 import time
 
-import torch
+from .lazy import torch
+
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1")
 STOP_CHECK_S = 0.02    # MPI: the ranks agree on a stop about this often (prterun kills 0.25 s after SIGTERM)

@@ -13,7 +13,8 @@ def format_summary(result) -> str:
     f = s.get("final", {})
     lines = [
         f"decopt {s['algorithm']} on {s['problem']}: {s['status']} after {s['iterations']} iterations",
-        f"  agents {s['n_agents']} on {s['graph']} ({s['edges']} edges, spectral gap {s['spectral_gap']:.4g}), "
+        f"  agents {s['n_agents']} on {s['graph']} ({s['edges']} edges, spectral gap {s['spectral_gap']:.4g}"
+        f"{' (estimate)' if 'estimate' in s.get('spectral_gap_method', '') else ''}), "
         f"backend {s['backend']} x{s['world_size']}, compressor {s['compressor']}",
     ]
     for key in ("loss", "grad_norm_sq", "consensus_error", "opt_gap", "accuracy"):

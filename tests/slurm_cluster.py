@@ -17,6 +17,7 @@ from pathlib import Path
 
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge", "libpmix2", "libpmix-dev"]
 SBIN = ["/usr/sbin", "/usr/bin", "/sbin"]
+CRED_EXPIRE_S = 5        # Slurm's default, 120 s, also holds a requeued job that long
 
 
 class Unavailable(RuntimeError):
@@ -83,7 +84,8 @@ class Cluster:
             f"SlurmctldHost={host}(127.0.0.1)",
             f"SlurmctldPort={_free_port()}", f"SlurmdPort={_free_port()}",
             "SlurmUser=root", "SlurmdUser=root",
-            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={sock}",
+            "AuthType=auth/munge", "CredType=cred/munge",
+            f"AuthInfo=socket={sock},cred_expire={CRED_EXPIRE_S}",          # a requeued job waits this long
             f"StateSaveLocation={f / 'state'}", f"SlurmdSpoolDir={f / 'spool'}",
             f"SlurmctldPidFile={f / 'slurmctld.pid'}", f"SlurmdPidFile={f / 'slurmd.pid'}",
             f"SlurmctldLogFile={f / 'slurmctld.log'}", f"SlurmdLogFile={f / 'slurmd.log'}",
@@ -91,7 +93,7 @@ class Cluster:
             "JobAcctGatherType=jobacct_gather/none", "AccountingStorageType=accounting_storage/none",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core",
             "MpiDefault=pmix", "MailProg=/bin/true", "ReturnToService=2", "KillWait=5",
-            "SchedulerParameters=batch_sched_delay=0", "MaxArraySize=1000",
+            "SchedulerParameters=batch_sched_delay=0,sched_interval=1", "MaxArraySize=1000",
             _node_line(host),
             f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP",
             ""]))

@@ -58,7 +58,7 @@ def _job(base, group, choice, edge_file):
     if choice == "edge_list":
         node["file"] = str(edge_file)
     cfg[group] = node
-    if group == "algo" and algorithms.algorithm_class(choice).links == "random":
+    if group == "algo" and algorithms.REGISTRY[choice][1].links == "random":
         cfg["graph"]["links"] = "bernoulli"
     return cfg
 

@@ -1,8 +1,8 @@
 """Fused multi-step path (``Algorithm.fused_steps``, DSGD-GD on gaussian_mean and strategic_spam)
 and seeds as replicas.
 
-The fused path is the per-step trajectory to rounding (metrics to 1e-12 relative) with exactly the
-same bits, samples and per-arc ledger; a resumed fused run is the uninterrupted one bit for bit;
+The NumPy fused path is the per-step trajectory to rounding (metrics to 1e-12 relative) with exactly
+the same bits, samples and per-arc ledger; the torch one (float32, other problems) is it bit for bit; a resumed fused run is the uninterrupted one bit for bit;
 configurations it does not cover still step. Replica r of a ``problem.replicas=R`` run is the
 single run with seed ``run.seed + r``.
 """
@@ -115,12 +115,29 @@ def test_replica_r_is_the_single_run_with_seed_plus_r(job, extra, metrics):
 
 
 @pytest.mark.parametrize("extra", [
+    ["run.dtype=float32"],                                          # the default dtype
+    ["run.dtype=float32", "problem.batch_size=3", "problem.dim=3", "problem.replicas=2", "run.link_latency=0.001"],
+    ["problem=least_squares", "problem.dim=3"],                     # no descent kernel
+], ids=["float32", "float32-batch-replicas-latency", "least-squares"])
+def test_torch_fused_path_is_the_per_step_trajectory_bit_for_bit(tmp_path, monkeypatch, extra):
+    """Where the NumPy kernel does not apply, the fused path runs ``step``'s torch operations without
+    the message round: metrics, ledger and state equal the per-step run's bit for bit."""
+    over = [*GM, *extra, f"run.iterations={FUSED_CHUNK + 700}", "run.checkpoint_every=3000"]
+    assert fused_path(*extra) is not None
+    fused = decopt.run(*over, run_dir=tmp_path / "fused")
+    monkeypatch.setattr(DSGDGD, "fused_steps", lambda self: None)
+    step = decopt.run(*over, run_dir=tmp_path / "step")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]
+    assert strip(csv_rows(tmp_path / "fused")) == strip(csv_rows(tmp_path / "step"))
+    assert csv_rows(tmp_path / "fused", "traffic.csv") == csv_rows(tmp_path / "step", "traffic.csv")
+    assert torch.equal(fused.state["x"], step.state["x"])
+
+
+@pytest.mark.parametrize("extra", [
     ["graph.links=bernoulli", "graph.link_p=0.5"],                 # random links
     ["compressor=topk", "compressor.ratio=0.5"],                    # messages are not x
     ["compressor=none", "compressor.precision=32"],                 # x rounded to fp32 on the wire
-    ["run.dtype=float32"],
-    ["problem=least_squares", "problem.dim=3"],                     # gradient not affine_grad's
-], ids=["random-links", "topk", "fp32-wire", "float32", "least-squares"])
+], ids=["random-links", "topk", "fp32-wire"])
 def test_configs_without_fused_path_step(extra):
     assert fused_path(*extra) is None
     r = decopt.run(*GM, *extra, "run.iterations=300", run_dir=False)

@@ -1,10 +1,12 @@
 """Topologies, mixing matrices, spectral gaps and random-link draws."""
+import networkx as nx
 import numpy as np
 import pytest
 
 from decopt.errors import ConfigError
-from decopt.graphs import Links, edge_weights, mixing_matrix, spectral_gap, topologies
+from decopt.graphs import Graph, Links, edge_weights, expected_weights, mixing_gap, mixing_matrix, spectral_gap, topologies
 from decopt.graphs.mixing import RULES
+from decopt.graphs.spectrum import numerical_gap
 
 GRAPHS = {
     "ring": lambda: topologies.ring(12),
@@ -17,7 +19,70 @@ GRAPHS = {
     "exponential": lambda: topologies.exponential(10),
     "erdos_renyi": lambda: topologies.erdos_renyi(30, 0.1, seed=4),
     "random_geometric": lambda: topologies.random_geometric(25, 0.3, seed=2),
+    "random_regular": lambda: topologies.random_regular(20, 3, seed=1),
 }
+
+
+def _networkx(n: int) -> dict:
+    """The networkx constructions decopt used before its index arithmetic (nodes relabelled in sorted order)."""
+    r, c = topologies._near_square(n)
+    made = {"ring": nx.cycle_graph(n), "path": nx.path_graph(n), "star": nx.star_graph(n - 1),
+            "complete": nx.complete_graph(n), "grid": nx.grid_2d_graph(r, c), "torus": nx.grid_2d_graph(r, c, periodic=True),
+            "exponential": nx.Graph([(i, (i + (1 << k)) % n) for i in range(n) for k in range(n.bit_length())
+                                     if (1 << k) < n])}
+    if n & (n - 1) == 0:
+        made["hypercube"] = nx.hypercube_graph(n.bit_length() - 1)
+    return {name: nx.convert_node_labels_to_integers(g, ordering="sorted") for name, g in made.items()}
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 17, 30, 32, 36])
+def test_index_arithmetic_topologies_equal_the_networkx_ones(n):
+    for name, g in _networkx(n).items():
+        ours, ref = getattr(topologies, name)(n), Graph.from_edges(n, list(g.edges()))
+        np.testing.assert_array_equal(ours.edges, ref.edges, err_msg=f"{name} n={n}")
+        for rule in ("metropolis", "max_degree"):
+            assert (mixing_matrix(ours, rule) != mixing_matrix(ref, rule)).nnz == 0, (name, n, rule)
+
+
+def test_from_edges_sorts_orients_and_drops_loops_and_repeats():
+    g = Graph.from_edges(5, np.array([[3, 1], [0, 4], [1, 3], [2, 2], [0, 1], [4, 0]]))
+    assert g.edges.tolist() == [[0, 1], [0, 4], [1, 3]]
+    assert g.edge_id([3, 0, 4], [1, 1, 0]).tolist() == [2, 0, 1]
+    for n, edges in ((1, []), (3, [(2, 2)])):                   # no edge left: an edgeless graph
+        assert Graph.from_edges(n, edges).m == 0
+
+
+CLOSED = {"ring": [2, 3, 4, 7, 12], "path": [2, 3, 9], "star": [2, 3, 9], "complete": [2, 3, 6], "hypercube": [2, 8, 16],
+          "torus": [4, 6, 9, 12, 16, 35], "grid": [6, 12, 16], "exponential": [3, 10, 16, 21]}
+
+
+@pytest.mark.parametrize("name", sorted(CLOSED))
+def test_closed_form_gap_equals_the_eigensolver(name):
+    for n in CLOSED[name]:
+        g = getattr(topologies, name)(n)
+        for rule, links in [(r, None) for r in RULES if r != "constant"] + [
+                ("constant", None), ("metropolis", Links(g, "bernoulli", 0.4)), ("max_degree", Links(g, "one_edge"))]:
+            w = expected_weights(g, rule, 0.5 / g.degree.max(), links)
+            gap = mixing_gap(g, w)
+            assert gap.value == pytest.approx(numerical_gap(mixing_matrix(g, rule, 0.5 / g.degree.max(), links)).value,
+                                              rel=1e-9, abs=1e-13), (name, n, rule, links and links.model)
+            assert (gap.method == "closed form") == (w.min() == w.max())     # W = I - cL: every regular case
+
+
+def test_gap_without_closed_form_is_bounded_and_says_how():
+    g = topologies.random_regular(1200, 3, seed=0)             # above DENSE_N: Lanczos
+    gap = mixing_gap(g, expected_weights(g))
+    exact = 1 - np.sort(np.abs(np.linalg.eigvalsh(mixing_matrix(g).toarray())))[-2]
+    assert gap.method.startswith("Lanczos") and exact - 1e-9 <= gap.value <= exact * 1.01
+    grid = topologies.grid(1600)                               # gap O(1/n): 100 steps do not converge
+    gap = mixing_gap(grid, expected_weights(grid))
+    assert gap.method == "Lanczos estimate (100 steps, an upper bound)" and gap.value > 0
+
+
+def test_ring_gap_at_a_million_agents_is_the_closed_form():
+    n = 10 ** 6
+    gap = mixing_gap(topologies.ring(n), np.full(n, 1 / 3))
+    assert gap.method == "closed form" and gap.value == pytest.approx(2 / 3 * (1 - np.cos(2 * np.pi / n)), rel=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(GRAPHS))
@@ -188,3 +253,45 @@ def test_edge_list_comments_blank_lines_duplicates(tmp_path):
     f.write_text("# ring\n\n0 1  # first\n1,2\n2 0\n1 0\n")
     g = topologies.edge_list(str(f))
     assert g.n == 3 and g.m == 3
+
+
+def test_erdos_renyi_at_ten_thousand_agents_and_its_connectivity_rule():
+    n = 10_000
+    least = topologies.erdos_renyi_threshold(n)                        # n (1 - p)^(n - 1) = 3 isolated agents
+    assert n * (1 - least) ** (n - 1) == pytest.approx(topologies.ISOLATED) and least < np.log(n) / n
+    g = topologies.erdos_renyi(n, 2 * np.log(n) / n, seed=0)           # a draw well above the threshold
+    assert g.n == n and g.is_connected() and abs(g.m / (n * (n - 1) / 2 * 2 * np.log(n) / n) - 1) < 0.02
+    with pytest.raises(ConfigError) as info:
+        topologies.erdos_renyi(n, 0.5 * least, seed=0)
+    assert str(info.value).startswith(f"p={0.5 * least}: below {least:.4g}") and f"choose p >= {least:.4g}" in str(info.value)
+
+
+def test_erdos_renyi_refusal_names_the_config_key():
+    from decopt.graphs import SCHEMAS, build_graph
+
+    with pytest.raises(ConfigError, match=r"^graph\.p=0\.0001: below 0\.000\d+, where G\(n=10000, p\)"):
+        build_graph(SCHEMAS["erdos_renyi"](n=10_000, p=1e-4))
+
+
+@pytest.mark.parametrize("n,degree", [(10, 3), (50, 4), (1000, 7), (5000, 10)])
+def test_random_regular_is_simple_regular_connected_and_seeded(n, degree):
+    g = topologies.random_regular(n, degree, seed=3)
+    assert g.m * 2 == n * degree and (g.degree == degree).all() and g.is_connected()    # repeats would lower a degree
+    np.testing.assert_array_equal(topologies.random_regular(n, degree, seed=3).edges, g.edges)
+    assert not np.array_equal(topologies.random_regular(n, degree, seed=4).edges, g.edges)
+
+
+def test_random_regular_errors():
+    for n, degree in ((9, 3), (4, 4), (10, 2)):
+        with pytest.raises(ConfigError, match=f"degree={degree}: a connected random regular graph on n={n} agents"):
+            topologies.random_regular(n, degree)
+
+
+def test_random_geometric_keeps_the_all_pairs_draw():
+    for seed in range(3):
+        pts = np.random.default_rng([seed, 0]).random((60, 2))
+        iu = np.triu_indices(60, 1)
+        keep = np.linalg.norm(pts[iu[0]] - pts[iu[1]], axis=1) < 0.3
+        g = topologies.random_geometric(60, 0.3, seed=seed)
+        assert g.meta["attempts"] == 1                                  # the first draw: the points above
+        np.testing.assert_array_equal(g.edges, np.stack([iu[0][keep], iu[1][keep]], 1))

@@ -62,7 +62,7 @@ def test_dsgd_gd_uses_the_sample_gradient_at_a_fixed_sample():
     Z = p.zbar[:, None, :] + p.eps[:, None, :] * x[:, None, :] + w
     np.testing.assert_allclose(p.sample(x, t), Z, atol=1e-13)
     # the algorithm's gradient = d/dtheta mean_b (theta - Z_b)^2 / 2 with Z held fixed ...
-    g = algo.gradient(x, t)
+    g = algo.problem.grad(x, t)
     theta = x.clone().requires_grad_(True)
     (((theta[:, None, :] - Z) ** 2).sum() / 2 / 3).backward()
     np.testing.assert_allclose(g, theta.grad, atol=1e-13)
@@ -103,7 +103,7 @@ def test_strategic_spam_gradient_holds_the_shifted_sample_fixed():
     z = torch.einsum("nbd,nd->nb", A[:, 0], theta)
     loss = (torch.nn.functional.softplus(z) - y[:, 0] * z).mean(1).sum() + 0.5 * p.reg * (theta * theta).sum()
     loss.backward()
-    np.testing.assert_allclose(algo.gradient(x, t), theta.grad, atol=1e-12)
+    np.testing.assert_allclose(algo.problem.grad(x, t), theta.grad, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- convergence / divergence
@@ -255,7 +255,7 @@ def test_strategic_spam_takes_the_given_eps_and_one_agent_s_value_moves_only_tha
     moved = [not torch.equal(A[i], B[i]) for i in range(5)]
     assert moved == [False, False, True, False, False]
     np.testing.assert_allclose(B[2] - A[2], 0.2 * x[2].expand_as(A[2]), atol=1e-12)   # (0.3 - 0.1) x_2
-    g, h = algo.gradient(x, 4), algo_q.gradient(x, 4)
+    g, h = algo.problem.grad(x, 4), algo_q.problem.grad(x, 4)
     assert [not torch.equal(g[i], h[i]) for i in range(5)] == [False, False, True, False, False]
     # theta_PS is the given instance's: grad f(theta; theta) = 0 there, not at the other instance's
     for prob, other in ((p, q), (q, p)):

@@ -1,6 +1,5 @@
-"""One module per algorithm. Each ``Algorithm`` subclass with a ``name`` registers itself
-(``decopt.registry``); every module of this package is imported here, so a new file is a new
-``algo=`` choice with no edit elsewhere."""
+"""One module per algorithm; an ``Algorithm`` subclass with a ``name`` registers itself, and every
+module here is imported, so a new file is a new ``algo=`` choice."""
 from __future__ import annotations
 
 import importlib
@@ -16,12 +15,8 @@ REGISTRY = registry.View("algo", lambda e: (e.schema, e.build))     # name -> (c
 SCHEMAS = registry.schemas("algo")
 
 
-def algorithm_class(name: str) -> type[Algorithm]:
-    return registry.lookup("algo", name).build
-
-
 def build_algorithm(cfg, net, problem, compressor) -> Algorithm:
-    return algorithm_class(cfg.name)(cfg, net, problem, compressor)
+    return registry.lookup("algo", cfg.name).build(cfg, net, problem, compressor)
 
 
-__all__ = ["Algorithm", "REGISTRY", "SCHEMAS", "State", "StepSize", "algorithm_class", "build_algorithm"]
+__all__ = ["Algorithm", "REGISTRY", "SCHEMAS", "State", "StepSize", "build_algorithm"]

@@ -1,19 +1,18 @@
 """Asynchrony as random gradient availability (FSPDA's slides, specs/fspda.md §2.4).
 
-Agent i's gradient is available with probability 1 / cbar_i and then rescaled by cbar_i, so the
-estimator stays unbiased: grad f_i(x_i; xi) = c_i cbar_i grad f_i(x_i; xihat), E[c_i] = 1 / cbar_i.
-An agent with neither a gradient nor an active edge is idle: it does not touch x_i; its dual
-drift -eta_t lambda_i (lambda_i is constant while idle) is deferred in the state's ``drift``
-column and applied exactly when it wakes (x_i -= sum of the deferred eta_t * lambda_i). Metrics
-see the caught-up iterate (``iterate``). The draw is keyed (seed, LINKS, t, ASYNC_CALL, agent).
+Agent i's gradient is available with probability 1 / cbar_i and rescaled by cbar_i (unbiased:
+c_i cbar_i grad f_i, E[c_i] = 1 / cbar_i). An agent with neither a gradient nor an active edge is
+idle: its dual drift -eta_t lambda_i is deferred in the state's ``drift`` column and applied when
+it wakes.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..rng import Key, Stream, uniform
+
 
 ASYNC_CALL = 0x6173796E         # "asyn": call id of the gradient-availability draw (LINKS stream)
 
@@ -33,16 +32,12 @@ class Asynchrony:
         c = np.array(np.broadcast_to(c, (net.n,))[net.rows.start:net.rows.stop])
         self.net, self.cbar = net, torch.as_tensor(c, dtype=net.dtype, device=net.device)
 
-    def init_fields(self, x0: torch.Tensor) -> dict:
-        """The deferred drift column, one row per agent: sum of eta_t while idle."""
-        return {"drift": torch.zeros(x0.shape[0], 1, dtype=x0.dtype, device=x0.device)}
-
     def wake(self, state, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw who has a gradient at t; agents that have one or an active edge catch up their
         deferred drift. Returns the gradient weight c_i cbar_i and the 0/1 ``awake`` column."""
         net = self.net
-        u = uniform(Key(net.seed, Stream.LINKS, t, ASYNC_CALL), net.rows, 1)[:, 0]
-        avail = torch.as_tensor(u, device=net.device, dtype=net.dtype) * self.cbar < 1.0   # P = 1 / cbar
+        u = uniform(Key(net.seed, Stream.LINKS, t, ASYNC_CALL), net.rows, 1, device=net.device)[:, 0]
+        avail = u.to(net.dtype) * self.cbar < 1.0                                            # P = 1 / cbar
         edge = np.bincount(net.out_src[net.active_out()], minlength=net.n_local) > 0
         awake = (avail | torch.as_tensor(edge, device=net.device)).to(net.dtype)[:, None]
         state.x.sub_(state.drift * awake * state.lam)       # catch up the deferred -eta lambda drift
@@ -54,8 +49,3 @@ class Asynchrony:
         """Idle agents skip ``update`` (in place) and defer their dual drift eta instead."""
         update.mul_(awake)
         drift.add_((1 - awake) * eta)
-
-    @staticmethod
-    def iterate(state) -> torch.Tensor:
-        """The caught-up iterate x - drift * lambda."""
-        return state.x - state.drift * state.lam

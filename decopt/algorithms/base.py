@@ -4,36 +4,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-import torch
-
 from ..comm import Network
 from ..compressors import Compressor
+from ..lazy import torch
 from ..problems import Problem
 from ..registry import register
-from .checks import check_choice, check_positive
+from ..schema import check_choice, check_range
 from .gradients import batch_samples
 
-AGENT, ARC = "agent", "arc"
 
-
-def agent_rows(**kw):
+def agent_rows():
     """A state field with one row per local agent (``net.rows``)."""
-    return field(default=None, metadata={"rows": AGENT}, **kw)
+    return field(default=None, metadata={"rows": "agent"})
 
 
-def arc_rows(**kw):
+def arc_rows():
     """A state field with one row per local out-arc (``net.out_arcs`` order)."""
-    return field(default=None, metadata={"rows": ARC}, **kw)
+    return field(default=None, metadata={"rows": "arc"})
 
 
 @dataclass(eq=False)
 class State(Mapping):
-    """An algorithm's explicit, typed state (optax's ``init`` returns one; ``update`` advances it).
-
-    Each algorithm subclasses it with one field per tensor, declared ``agent_rows()`` or
-    ``arc_rows()``; a field left None is off in this configuration (e.g. ``momentum`` at 0).
-    Checkpoints, resume and MPI gathering read ``rows()``, never tensor shapes. Read-only
-    mapping access (``state["x"]``, ``items()``) covers the set fields, for callers and tests."""
+    """An algorithm's typed state: one field per tensor, ``agent_rows()`` or ``arc_rows()``, None
+    where off in this configuration. Checkpoints, resume and MPI gathering read ``rows()``, never
+    shapes; mapping access (``state["x"]``, ``items()``) covers the set fields."""
 
     x: torch.Tensor = agent_rows()
 
@@ -42,10 +36,9 @@ class State(Mapping):
         return {f.name: f.metadata["rows"] for f in fields(self) if getattr(self, f.name) is not None}
 
     def __getitem__(self, key: str) -> torch.Tensor:
-        value = getattr(self, key, None) if key in self.rows() else None
-        if value is None:
+        if key not in self.rows():
             raise KeyError(key)
-        return value
+        return getattr(self, key)
 
     def __iter__(self):
         return iter(self.rows())
@@ -55,14 +48,10 @@ class State(Mapping):
 
 
 class Algorithm:
-    """Holds no iterates itself: ``init`` builds the ``State``, ``step`` advances it.
+    """Holds no iterates: ``init`` builds the ``State``, ``step`` advances it. ``links``: the link
+    models it is defined for (``static``, ``random`` or ``any``); ``no_compressor``: why it takes
+    only ``compressor=none``, if so."""
 
-    ``links`` says which link models the method is defined for: ``"static"`` (needs every edge
-    every iteration), ``"random"`` (built for random links), or ``"any"``. ``no_compressor``, when
-    set, says why the method takes only ``compressor=none``. ``config.validate`` checks both.
-    """
-
-    name = "base"
     links = "any"
     no_compressor: str | None = None
 
@@ -81,16 +70,15 @@ class Algorithm:
         return cls.links
 
     def init(self, x0: torch.Tensor) -> State:
-        raise NotImplementedError
+        """The iterate alone, x^0 (a method with more state overrides this)."""
+        return State(x=x0.clone())
 
     def step(self, state: State, t: int) -> State:
         raise NotImplementedError
 
     def fused_steps(self):
-        """Optional fast path: a function ``advance(state, t, count) -> state`` that runs iterations
-        t .. t + count - 1 in one call with the trajectory (to rounding), bits and ledger of ``count``
-        ``net.begin(s)`` + ``step(state, s)`` calls; None (the default) where this configuration
-        has none, and the runner steps."""
+        """Optional fast path: ``advance(state, t, count)``, iterations t .. t + count - 1 in one call
+        with the trajectory, bits and ledger of ``count`` ``net.begin(s)`` + ``step`` calls; or None."""
         return None
 
     def iterate(self, state: State) -> torch.Tensor:
@@ -98,8 +86,7 @@ class Algorithm:
         return state.x
 
     def mix(self, X: torch.Tensor) -> torch.Tensor:
-        """W X as the agents receive it: neighbours' rows through the compressor (Q(x_j)), the own
-        row exact; one broadcast."""
+        """W X as received: neighbours' rows through the compressor (Q(x_j)), the own row exact."""
         sent = self.net.broadcast(X, self.compressor)
         return self.net.mix(sent, own=None if sent is X else X)
 
@@ -110,12 +97,8 @@ class Algorithm:
     grads_per_step = 1          # stochastic gradient evaluations per agent per iteration
 
     def samples(self, t: int) -> float:
-        """Gradient samples drawn by all agents in the first t iterations (the ``samples`` column):
-        evaluations x minibatch (the local data size for a full batch), plus any initial batch."""
+        """Gradient samples drawn by all agents in the first t iterations (the ``samples`` column)."""
         return float(self.net.n * self.grads_per_step * t * batch_samples(self.problem))
-
-
-SCHEDULES = ("constant", "inverse")
 
 
 @dataclass
@@ -128,10 +111,10 @@ class StepSize:
 
     def check(self) -> None:
         """The step-size keys; a config's own ``check`` calls it first (``super().check()``)."""
-        check_positive("algo", lr=self.lr)
-        check_choice("algo.schedule", self.schedule, SCHEDULES)
+        check_range("algo", "> 0", lr=self.lr)
+        check_choice("algo.schedule", self.schedule, ("constant", "inverse"))
         if self.schedule == "inverse":
-            check_positive("algo", a1=self.a1)
+            check_range("algo", "> 0", a1=self.a1)
 
     def step_size(self, t: int) -> float:
         return self.lr if self.schedule == "constant" else self.lr / (self.a1 + t)

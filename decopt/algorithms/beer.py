@@ -1,5 +1,4 @@
-"""BEER (Zhao, Li, Li, Richtarik, Chi, NeurIPS 2022): compressed gradient tracking with error
-feedback on both the iterates and the trackers.
+"""BEER (Zhao, Li, Li, Richtarik, Chi, NeurIPS 2022): compressed gradient tracking with error feedback.
 
 Default ``variant=paper``, per iteration (two compressed rounds)::
 
@@ -8,15 +7,12 @@ Default ``variant=paper``, per iteration (two compressed rounds)::
     V_new = V + gamma (W - I) G + grad(X_new) - grad(X)
     G    += Q(V_new - G)                          # round 2
 
-with G^0 = 0, V^0 = the b0-sample (default full local) gradient and H^0 = ``copy_init``: 0 by
-default, as the DoCoM authors' notebook [NB] runs BEER in the DoCoM paper's Exp. 1 (H = G = 0,
-b0 = the 100-sample minibatch; specs/docom.md §5), or ``x0`` = X^0 (the DoCoM PyTorch code's
-``ParallelBEER_V`` copies the model). The paper's eta is ``lr`` (with ``schedule``: eta_t).
-grad(X) is the stochastic gradient kept from the previous iteration (one evaluation per iteration,
-on a fresh minibatch). Copies are kept as local rows plus e = (W - I) * copy (see ``public_copy``).
+with G^0 = 0, V^0 = the b0-sample (default full local) gradient, grad(X) kept from the previous
+iteration, and H^0 at ``copy_init``: 0 as the DoCoM notebook [NB] runs BEER (specs/docom.md §5),
+or X^0 as the DoCoM code's ``ParallelBEER_V`` does.
 
-``variant=pytorch`` is the baseline as the DoCoM authors' code runs it (``ParallelBEER_V``,
-specs/docom.md §2.4 style: CHOCO's "parallel" order). Iteration 0 only moves X; from t = 1::
+``variant=pytorch`` is ``ParallelBEER_V`` (CHOCO's "parallel" order). Iteration 0 only moves X;
+from t = 1::
 
     V    += grad(X; xi^t) - grad(X^{t-1}; xi^{t-1})   # tracking, the previous fresh gradient
     V    += gamma (W - I) G                            # the copies from the previous round
@@ -24,17 +20,16 @@ specs/docom.md §2.4 style: CHOCO's "parallel" order). Iteration 0 only moves X;
     X    -= eta V;  X += gamma (W - I) H               # previous copies again
     H    += Q(X - H)                                   # round 2
 
-``momentum`` (official code 0.9, ``--momentum_factor``'s default) puts heavy ball on the step
-direction V: ``buf = momentum buf + V; X -= eta buf``.
+``momentum``: the official code's heavy ball on V (``--momentum_factor`` 0.9).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from ..lazy import torch
+from ..schema import check_range
 from .base import Algorithm, State, StepSize, agent_rows
-from .gradients import check_b0, large_batch_grad
+from .gradients import large_batch_grad
 from .public_copy import check_copy_keys, copy_start, init_copy, push
 from .transforms import HeavyBall
 
@@ -54,14 +49,12 @@ class BEERConfig(StepSize):
     def check(self) -> None:
         super().check()
         check_copy_keys(self)
-        check_b0(self.b0)
+        check_range("algo", ">= 1", b0=self.b0)
 
 
 @dataclass(eq=False)
 class BEERState(State):
-    """X (``x``), the tracker V, the last stochastic gradient ``grad_x``, the copies H (``h``) and
-    G (``g_hat``) with their gossip directions e_h = (W - I) H and e_g = (W - I) G; ``momentum``:
-    the heavy-ball buffer."""
+    """V, the last gradient ``grad_x``, the copies H, G (``g_hat``) with e_h = (W - I) H, e_g = (W - I) G."""
 
     v: torch.Tensor = agent_rows()
     grad_x: torch.Tensor = agent_rows()

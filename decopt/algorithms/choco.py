@@ -1,53 +1,39 @@
 """CHOCO-SGD (Koloskova, Stich, Jaggi, ICML 2019): compressed gossip on public copies x-hat.
 
-Three forms share the SGD step X_half = X - eta grad(X) (``lr``, with ``schedule``: eta_t) and
-differ in how they gossip:
-
-Static links, the paper (``choco_static``)::
+Three gossips after the SGD step X_half = X - eta grad(X). Static links, the paper (``choco_static``)::
 
     X_hat += Q(X_half - X_hat)                  # one compressed round
     X_new  = X_half + gamma (W - I) X_hat
 
-Random links (``graph.links=bernoulli|one_edge``; the FSPDA paper's baseline, where only the
-endpoints of active edges are active nodes; ``choco_random_links``): a copy held by several
-neighbours cannot stay identical when some of them miss a message, so each agent keeps one copy
-per incident edge. h_out[i->j] is agent i's copy as j knows it, h_in[i->j] is j's copy as i knows
-it; on an active edge both directions carry Q(x_half_i - h_out[i->j]) and both ends apply the
-same message::
+Random links (the FSPDA paper's baseline; ``choco_random_links``): one copy per edge, as a copy
+held by several neighbours cannot stay identical when some miss a message. h_out[i->j] is i's
+copy as j knows it, h_in[i->j] j's copy as i knows it; both directions of an active edge carry
+Q(x_half_i - h_out[i->j])::
 
     X_new_i = X_half_i + gamma sum_{j ~ i active} W_ij (h_in[i->j] - h_out[i->j])
 
-(on static links with an exact compressor both forms reduce to x <- W x - eta grad).
-
-``variant=pytorch`` (static links, ``choco_parallel``) is CHOCO as the DoCoM/FSPDA authors' code
-runs it (``ParallelCHOCO_V``, the "parallel" order of Koloskova et al. 2020): the gossip uses the
-copies from the previous round and the post-gossip iterate is compressed::
+``variant=pytorch`` (static links, ``choco_parallel``) is the DoCoM/FSPDA code's
+``ParallelCHOCO_V`` (Koloskova et al. 2020's "parallel" order)::
 
     X      = X_half + gamma (W - I) X_hat
     X_hat += Q(X - X_hat)
 
-``momentum`` (official code 0.9, ``--momentum_factor``'s default) puts heavy ball on the gradient:
-``buf = momentum buf + grad; X -= eta buf``.
-
-``copy_init``: where the copies start (every per-edge copy too), 0 by default as in every source:
-Koloskova et al. 2019's Algorithm (x-hat^0 = 0), the DoCoM notebook [NB] and the PyTorch code
-(``ParallelCHOCO_V`` zeroes its copies); ``x0`` starts them at the common starting point.
+``momentum``: the official code's heavy ball on the gradient (``--momentum_factor`` 0.9). The
+copies start at 0 as in every source (``copy_init=x0``: at the common starting point).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from .base import Algorithm, State, StepSize, agent_rows, arc_rows
 from .public_copy import check_copy_keys, copy_start, init_arc_copies, init_copy, push
 from .transforms import HeavyBall
+from ..lazy import torch
 
 
 @dataclass
 class CHOCOConfig(StepSize):
-    """CHOCO-SGD (Koloskova, Stich & Jaggi 2019): compressed gossip on public copies. On random
-    links, one copy per edge."""
+    """CHOCO-SGD (Koloskova, Stich & Jaggi 2019): compressed gossip on public copies (per edge on random links)."""
 
     name: str = "choco"
     lr: float = 0.01  # eta: SGD step (constant in the paper's runs)
@@ -63,9 +49,7 @@ class CHOCOConfig(StepSize):
 
 @dataclass(eq=False)
 class CHOCOState(State):
-    """X (``x``); on static links the copy X_hat with its gossip direction e_hat = (W - I) X_hat;
-    on random links the per-edge copies h_out[i->j] and h_in[i->j], one row per local out-arc;
-    ``momentum``: the heavy-ball buffer."""
+    """Static links: X_hat and e_hat = (W - I) X_hat; random links: the per-edge copies h_out, h_in."""
 
     x_hat: torch.Tensor | None = agent_rows()
     e_hat: torch.Tensor | None = agent_rows()
@@ -77,7 +61,6 @@ class CHOCOState(State):
 class CHOCO(Algorithm):
     name = "choco"
     config = CHOCOConfig
-    links = "any"
 
     @classmethod
     def link_model(cls, cfg):

@@ -10,31 +10,20 @@ Default ``variant=paper``, eqs. (9a)-(9g), per iteration t (two compressed round
     G_hat     += Q(G_half - G_hat)                               # round 2
     G_new      = G_half + gamma (W - I) G_hat
 
-with G^0 = V^0 = the b0-sample (default: full local) gradient and G_hat^0 = 0. Theta_hat^0 is
-``copy_init``: 0 by default, as in the paper's experiments (the authors' notebook [NB], Exp. 1,
-starts every copy at 0; specs/docom.md §2.1), or ``x0`` = theta^0 (the slides' (9a) and the
-PyTorch code [PT], which copies the model). The paper's eta is ``lr`` (with ``schedule``: eta_t).
-
-``variant=pytorch`` is the official PyTorch code (``ParallelDoCoM_V``): the gossip terms use the
-copies from the previous round, the tracker is compressed after its gossip, and the first step
-only moves theta with g^0 (specs/docom.md §2.4). ``momentum`` (official code 0.9: the code base's
-``--momentum_factor`` default, which its scripts leave on) puts heavy ball on the tracker step:
-``buf = momentum buf + G; Theta -= eta buf``.
-
-Each agent keeps its copies and their gossip directions, updated from the messages (local rows,
-see ``public_copy``): e_x = (W - I) Theta_hat and e_g = (W - I) G_hat. Two stochastic gradients
-per iteration on one minibatch (counted in ``samples``); with deterministic gradients the one at
-Theta^t is reused from the previous iteration instead of being recomputed.
+with G^0 = V^0 = the b0-sample (default: full local) gradient, G_hat^0 = 0 and Theta_hat^0 at
+``copy_init``: 0 as in the authors' notebook [NB] (specs/docom.md §2.1), or theta^0 as in the
+slides' (9a) and the PyTorch code [PT]. ``variant=pytorch`` is [PT]'s ``ParallelDoCoM_V`` (§2.4):
+gossip on the previous round's copies, the tracker compressed after its gossip, the first step
+moves theta only. ``momentum``: [PT]'s heavy ball on the tracker step (``--momentum_factor`` 0.9).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from ..lazy import torch
+from ..schema import check_range
 from .base import Algorithm, State, StepSize, agent_rows
-from .checks import check_unit
-from .gradients import check_b0, deterministic, large_batch_grad, tracker_samples
+from .gradients import deterministic, large_batch_grad, tracker_samples
 from .public_copy import check_copy_keys, copy_start, init_copy, push
 from .transforms import HeavyBall
 
@@ -55,16 +44,14 @@ class DoCoMConfig(StepSize):
     def check(self) -> None:
         super().check()
         check_copy_keys(self)
-        check_unit("algo", beta=self.beta)
-        check_b0(self.b0)
+        check_range("algo", "in (0, 1]", beta=self.beta)
+        check_range("algo", ">= 1", b0=self.b0)
 
 
 @dataclass(eq=False)
 class DoCoMState(State):
-    """Theta (``x``), the tracker G, the STORM estimate V, the copies Theta_hat and G_hat with
-    their gossip directions e_x = (W - I) Theta_hat and e_g = (W - I) G_hat; ``x_prev`` (pytorch
-    variant): Theta^{t-1}; ``grad_x`` (paper variant, deterministic gradients): grad f(Theta^t);
-    ``momentum``: the heavy-ball buffer."""
+    """Theta (``x``), G, V, the copies with e_x = (W - I) Theta_hat, e_g = (W - I) G_hat; ``x_prev``
+    (pytorch); ``grad_x`` = grad f(Theta^t) (paper, deterministic gradients)."""
 
     g: torch.Tensor = agent_rows()
     v: torch.Tensor = agent_rows()
@@ -104,22 +91,16 @@ class DoCoM(Algorithm):
         return self.paper_step(state, t) if self.cfg.variant == "paper" else self.pytorch_step(state, t)
 
     def storm(self, state, x_new, x_old, t):
-        """(9e): V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both;
-        the product and the sum as one fused multiply-add (``add(..., alpha=)``)."""
-        p, beta = self.problem, self.cfg.beta
-        if state.grad_x is not None:                # deterministic: grad f(Theta^t) from the last step
-            g_new, g_old = p.grad(x_new, t), state.grad_x
-            state.grad_x = g_new
-        else:                                       # one minibatch draw (and gather) for both
-            g_new, g_old = p.grads((x_new, x_old), t)
-            # the same arithmetic in the two fresh gradient buffers: g_old <- V - g_old
-            return g_new.add_(torch.sub(state.v, g_old, out=g_old), alpha=1.0 - beta)
-        return torch.add(g_new, state.v - g_old, alpha=1.0 - beta)
+        """(9e): V^{t+1} = grad(x_new; xi) + (1 - beta)(V^t - grad(x_old; xi)), same xi for both."""
+        if state.grad_x is None:                    # one minibatch draw (and gather) for both
+            g_new, g_old = self.problem.grads((x_new, x_old), t)          # fresh buffers: g_old <- V - g_old
+            return g_new.add_(torch.sub(state.v, g_old, out=g_old), alpha=1.0 - self.cfg.beta)
+        g_old, state.grad_x = state.grad_x, self.problem.grad(x_new, t)    # deterministic: kept from the last step
+        return torch.add(state.grad_x, state.v - g_old, alpha=1.0 - self.cfg.beta)
 
     def paper_step(self, state, t):
-        """(9c)-(9g) as written in the module docstring, with each product and the sum it enters
-        as one fused multiply-add (eta G, gamma (W - I) hat, and STORM's (1 - beta) term), in place
-        where an operand is not needed afterwards; ``tmp`` is one scratch (n_local, d) buffer."""
+        """(9a)-(9g), each product and its sum as one fused multiply-add, in place where an operand
+        is not needed afterwards; ``tmp``: one scratch (n_local, d) buffer."""
         net, Q, gamma, tmp = self.net, self.compressor, self.cfg.gamma, self._tmp
         x, g, v = state.x, state.g, state.v
         x_half = torch.sub(x, self.heavy_ball(g, x, state), alpha=self.cfg.step_size(t))  # Theta - eta G
@@ -149,6 +130,5 @@ class DoCoM(Algorithm):
         return state
 
     def metrics(self, state):
-        g = state.g
-        dev = g - self.net.mean(g)
+        dev = state.g - self.net.mean(state.g)
         return {"tracker_consensus": float(self.net.allreduce((dev * dev).sum())) / self.net.n}

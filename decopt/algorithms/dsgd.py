@@ -2,16 +2,14 @@
 
     x_i <- sum_j W_ij x_j - gamma_t g_i
 
-With a compressor other than ``none`` neighbours receive Q(x_j) ("DGD 8-bit" in the TiCoPD
-figure) while each agent keeps its own exact x_i:
-x_i <- x_i + sum_{j~i} W_ij (Q(x_j) - x_i) - gamma_t g_i. On random links W_t keeps only the
-active edges' weights (the rest stays on the diagonal).
+With a compressor neighbours receive Q(x_j) ("DGD 8-bit" in the TiCoPD figure), each agent its
+own exact x_i. On random links W_t keeps only the active edges' weights.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Algorithm, State, StepSize
+from .base import Algorithm, StepSize
 
 
 @dataclass
@@ -24,10 +22,6 @@ class DSGDConfig(StepSize):
 class DSGD(Algorithm):
     name = "dsgd"
     config = DSGDConfig
-    links = "any"
-
-    def init(self, x0) -> State:
-        return State(x=x0.clone())
 
     def step(self, state, t):
         g = self.problem.grad(state.x, t)

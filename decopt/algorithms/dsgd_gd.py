@@ -1,38 +1,35 @@
 """DSGD with greedy deployment (Li, Yau, Wai, NeurIPS 2022) for multi-agent performative prediction.
 
-At iteration t (paper eq. (5), runner index t = paper t)::
+At iteration t (paper eq. (5), specs/dsgd_gd.md; runner index t = paper t)::
 
     Z_i ~ D_i(theta_i^t)                                   # deploy the own pre-mixing iterate, sample
     theta^{t+1} = W theta^t - gamma_{t+1} grad_theta l(theta^t; Z)   # Z held fixed: no dZ/dtheta
     gamma_t = a0 / (a1 + t)                                # a0 = algo.lr (schedule=inverse)
 
-The sample gradient is taken with the induced data fixed (``problem.sample`` then
-``problem.sample_grad``), so the method targets the performatively stable point theta_PS, not the
-performative optimum. On a problem whose data do not react to the model it is plain DSGD with
-the diminishing step. Messages are the exact iterates (a compressor other than ``none`` gives
-neighbours Q(theta_j), as in ``dsgd``).
+The gradient is taken with the induced data fixed (``Performative.grad``), so the method targets
+the performatively stable point theta_PS, not the performative optimum; on a problem whose data do
+not react to the model it is DSGD with the diminishing step.
 
-Fused steps (``fused_steps``): where the problem has a NumPy descent kernel
-(``Problem.descent_kernel``: Gaussian mean estimation, strategic spam) and messages are exact on
-static links, eq. (5) is y = W theta^t, then theta^{t+1} = y - gamma_{t+1} grad l(theta^t; Z^{t+1})
-by the kernel, which the runner advances many iterations per call in a NumPy loop.
+Fused steps: with exact messages on static links (stacked backend), the runner advances many
+iterations per call: a NumPy loop where the problem has a descent kernel (float64, CPU), ``step``'s
+torch operations without the message round otherwise (float32 included, bit for bit).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..compressors import Identity
-from .base import Algorithm, State, StepSize
+from ..host import numpy_view
+from ..lazy import torch
+from .base import Algorithm, StepSize
 
 
 @dataclass
 class DSGDGDConfig(StepSize):
-    """DSGD with greedy deployment (Li, Yau & Wai 2022) for performative prediction. Pairs with
-    problem=gaussian_mean. The defaults meet the theory's a0 mu_tilde >= 2, mu_tilde = mu - eps_avg L
-    (1 - eps_avg for Gaussian mean estimation: a0 >= 20 at eps_avg = 0.9), and gamma_1 <= 0.5."""
+    """DSGD with greedy deployment (Li, Yau & Wai 2022) for performative prediction. The defaults
+    meet the theory's a0 (mu - eps_avg L) >= 2 (a0 >= 20 on gaussian_mean at eps_avg = 0.9)."""
 
     name: str = "dsgd_gd"
     lr: float = 25.0  # a_0: gamma_t = a0 / (a1 + t); want a0 (1 - eps_avg) >= 2
@@ -43,51 +40,44 @@ class DSGDGDConfig(StepSize):
 class DSGDGD(Algorithm):
     name = "dsgd_gd"
     config = DSGDGDConfig
-    links = "any"
     DENSE_MAX = 64              # agents up to which the fused path applies a dense W
 
-    def init(self, x0) -> State:
-        return State(x=x0.clone())
-
-    def gradient(self, x, t):
-        """Phase 1: deploy x_i, draw Z_i ~ D_i(x_i); the sample gradient at x with Z fixed
-        (``Performative.grad``; a plain problem's stochastic gradient otherwise)."""
-        return self.problem.grad(x, t)
-
     def step(self, state, t):
-        g = self.gradient(state.x, t)
+        g = self.problem.grad(state.x, t)                   # deploy x_i, Z_i ~ D_i(x_i), Z fixed
         state.x = self.mix(state.x).sub_(g, alpha=self.cfg.step_size(t + 1))
         return state
 
     def fused_steps(self):
-        """Eq. (5) as a NumPy loop (``Algorithm.fused_steps``) on a view of the state: per iteration
-        ``np.dot(W, x, out=y)``, then the problem's ``descent_kernel`` step x <- y - gamma_{t+1} g.
-        Only where it is ``step``'s trajectory: a problem with a descent kernel, the stacked backend
-        on CPU in float64 with at most DENSE_MAX agents, static links, and the identity codec in
-        float64 (the message is x itself). Every round is the same static broadcast: counted
-        ``count`` times at once."""
+        """Many iterations per call (``Algorithm.fused_steps``) where the message is x itself (the
+        identity codec at the state's precision) on static links: every round is the same broadcast.
+        Eq. (5) as a NumPy loop (y = W x, then the problem's ``descent_kernel`` step) in float64 on the
+        CPU, the per-step trajectory to rounding; otherwise ``step`` without its message round."""
         net, comp, kernel = self.net, self.compressor, self.problem.descent_kernel
-        if not (kernel is not None and net.backend == "stacked" and net.device.type == "cpu"
-                and net.dtype == torch.float64 and net.n <= self.DENSE_MAX and net.links.static
-                and type(comp) is Identity and comp.wire_torch == net.dtype):
+        if not (net.backend == "stacked" and net.links.static and type(comp) is Identity
+                and comp.wire_torch == net.dtype):
             return None
-        n, d = net.n, self.problem.d
-        W = net.mix(torch.eye(n, dtype=net.dtype)).numpy()          # W exactly as step applies it
-        bits = comp.fixed_bits(n, d * comp.precision)
-        y = np.empty((n, d))
-        dot = np.dot
+        bits = comp.fixed_bits(net.n, self.problem.d * comp.precision)
+        numpy_loop = (kernel is not None and net.device.type == "cpu" and net.dtype == torch.float64
+                      and net.n <= self.DENSE_MAX)
+        if numpy_loop:
+            W = numpy_view(net.mix(torch.eye(net.n, dtype=net.dtype)))     # W exactly as step applies it
+            y, dot = np.empty((net.n, self.problem.d)), np.dot
 
         def advance(state, t, count):
-            x, end = state.x.numpy(), t + count
-            ts = np.arange(t + 1, end + 1, dtype=np.float64)
-            gamma = np.broadcast_to(self.cfg.step_size(ts), ts.shape)      # a constant lr too
-            with np.errstate(all="ignore"):            # as torch: overflow gives inf, caught at evaluations
-                while t < end:
-                    k, step = kernel(t, end - t, gamma[count - (end - t):], x, y)
-                    for j in range(k):
-                        dot(W, x, out=y)
-                        step(j)
-                    t += k
+            if numpy_loop:
+                x, end = numpy_view(state.x), t + count
+                gamma = np.broadcast_to(self.cfg.step_size(np.arange(t + 1, end + 1, dtype=np.float64)), (count,))
+                with np.errstate(all="ignore"):        # as torch: overflow gives inf, caught at evaluations
+                    while t < end:
+                        k, step = kernel(t, end - t, gamma[count - (end - t):], x, y)
+                        for j in range(k):
+                            dot(W, x, out=y)
+                            step(j)
+                        t += k
+            else:
+                for s in range(t, t + count):
+                    g = self.problem.grad(state.x, s)
+                    state.x = net.mix(state.x).sub_(g, alpha=self.cfg.step_size(s + 1))
             net.count_broadcasts(bits, count)
             return state
 

@@ -1,49 +1,29 @@
 """FSPDA-SA: Fully Stochastic Primal-Dual Algorithm (Yau, Liu & Wai, arXiv 2410.18774; v1
-"FSPDA"), specs/fspda.md. Default = the paper's eqs. (4a)-(4b)::
+"FSPDA"), specs/fspda.md §2.2, the paper's eqs. (4a)-(4b)::
 
     X^{t+1}      = X^t - alpha G^t - eta Lambda^t - gamma L_t(X^t)          (4a)
     Lambda^{t+1} = Lambda^t + beta L_t(X^t)                                 (4b)
     [L_t(X)]_i   = sum_{(i,j) in E^t} S_ij^t ⊙ (x_i - x_j)
 
-E^t are the active edges of ``graph.links`` (``one_edge``, ``bernoulli``, or every edge on a
-static graph, the p = 1 case of the paper's ablation) and S_ij^t a random-k coordinate mask
-**shared by both endpoints** of the active edge (``masked_gossip``: keyed on (seed, t, edge), so
-no index is sent; each direction carries the k kept values of x, in ``compressor=none``'s
-precision, fp64 in float64 runs). ``run.bits_convention=paper`` adds the int64 indices the
-official code sends once per active edge, 64 k bits (specs/fspda.md P12; on every arc with
-``shared_mask=false``). ``algo.mask_ratio`` is the kept fraction 1 - r of the code's
-``--compress_ratio r`` (per parameter tensor, no rescaling); ``mask_ratio=1`` exchanges every
-coordinate. The mask is part of the algorithm (the random selection I(xi) of the extended
-graph), so ``compressor`` must stay ``none``. ``algo.k_rule`` sets k_l: ``exact`` (default;
-specs/fspda.md §2.1's k_l = max(1, floor(d_l (1 - r))) in exact arithmetic) or ``code`` (the
-official ``pcode/utils/sparsification.py``: ``max(1, int(d_l * (1 - r)))`` in floating point;
-specs/fspda.md P4). They differ where d_l (1 - r) is an integer that float rounding puts just
-below it: on the MNIST MLP at r = 0.9, 7,951 (exact) vs 7,948 (code).
+E^t: the active edges of ``graph.links``; S_ij^t: a random-k mask shared by both endpoints
+(``masked_gossip``). ``k_rule=code`` is the code's float rounding of k_l (P4: 7,948 vs 7,951 kept
+on the MNIST MLP at r = 0.9).
 
-Official-code options ([C2] ``pcode/optim/fspda.py``, spec §2.3), all off by default:
-``momentum`` (heavy ball, code 0.9), ``weight_decay`` (code 1e-4), ``eta_follows_lr``
-(eta_t = eta lr_t / lr) and ``dual_update=official`` (lambda_i += beta sum_j S ⊙ (x_i^{t+1} -
-x_j^t): own new, neighbour old; breaks sum_i lambda_i = 0). ``shared_mask=false`` is the
-ablation of pitfall P2: each endpoint draws its own mask for what it sends, and the receiver
-differences on the coordinates it received. ``async_cbar`` turns on the asynchronous mode of
-spec §2.4 (``asynchrony``: random gradient availability, idle agents defer their dual drift).
-The variance-reduced variant is ``fspda_storm``.
+Official-code options ([C2] ``pcode/optim/fspda.py``, §2.3), off by default: ``momentum``,
+``weight_decay``, ``eta_follows_lr`` and ``dual_update=official`` (lambda_i += beta sum_j S ⊙
+(x_i^{t+1} - x_j^t); breaks sum_i lambda_i = 0). ``shared_mask=false`` is the ablation of
+pitfall P2; ``async_cbar`` the asynchronous mode of §2.4 (``asynchrony``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from ..errors import ConfigError
+from ..lazy import torch
+from ..schema import check_choice, check_range
 from .asynchrony import Asynchrony, check_cbar
 from .base import StepSize, agent_rows
-from .checks import check_choice, check_nonnegative, check_positive, check_unit
 from .primal_dual import MaskedPrimalDual, PrimalDualState
-from .transforms import check_momentum, check_weight_decay
-
-DUAL_UPDATES = ("paper", "official")
-K_RULES = ("exact", "code")
 
 
 @dataclass
@@ -61,18 +41,15 @@ class FSPDAKeys(StepSize):
 
     def check(self) -> None:
         super().check()
-        check_nonnegative("algo", eta=self.eta, beta=self.beta)
-        check_positive("algo", gamma=self.gamma)
-        check_unit("algo", mask_ratio=self.mask_ratio)
-        check_choice("algo.k_rule", self.k_rule, K_RULES)
-        check_weight_decay(self.weight_decay)
+        check_range("algo", ">= 0", eta=self.eta, beta=self.beta, weight_decay=self.weight_decay)
+        check_range("algo", "> 0", gamma=self.gamma)
+        check_range("algo", "in (0, 1]", mask_ratio=self.mask_ratio)
+        check_choice("algo.k_rule", self.k_rule, ("exact", "code"))
 
 
 @dataclass
 class FSPDAConfig(FSPDAKeys):
-    """FSPDA-SA (Yau, Liu & Wai, arXiv 2410.18774): fully stochastic primal-dual, masked gossip.
-    A random-k coordinate mask per active edge (keyed, no indices sent; keep compressor=none, whose
-    precision sets the value width). Defaults are the paper's (4a)-(4b) with plain SGD."""
+    """FSPDA-SA (Yau, Liu & Wai, arXiv 2410.18774): fully stochastic primal-dual, masked gossip."""
 
     name: str = "fspda"
     dual_update: str = "paper"  # paper: beta S(x_i^t - x_j^t) (4b) | official: beta S(x_i^{t+1} - x_j^t) as in the code
@@ -82,8 +59,8 @@ class FSPDAConfig(FSPDAKeys):
 
     def check(self) -> None:
         super().check()
-        check_choice("algo.dual_update", self.dual_update, DUAL_UPDATES)
-        check_momentum(self.momentum)
+        check_choice("algo.dual_update", self.dual_update, ("paper", "official"))
+        check_range("algo", "in [0, 1)", momentum=self.momentum)
         if self.async_cbar is not None:
             check_cbar(self.async_cbar)
             if self.momentum or self.weight_decay:
@@ -93,31 +70,27 @@ class FSPDAConfig(FSPDAKeys):
 
 @dataclass(eq=False)
 class FSPDAState(PrimalDualState):
-    """+ ``drift``, the deferred dual drift per agent (a column; asynchronous mode only), and the
-    heavy-ball buffer (``momentum``, None when off)."""
+    """+ the deferred dual drift (a column; asynchronous mode) and the heavy-ball buffer."""
 
     drift: torch.Tensor = agent_rows()
     momentum: torch.Tensor = agent_rows()
 
 
 class FSPDA(MaskedPrimalDual):
-    """FSPDA-SA (see the module docstring)."""
-
     name = "fspda"
     config = FSPDAConfig
 
     def __init__(self, cfg, net, problem, compressor):
         super().__init__(cfg, net, problem, compressor)
         self.asynchrony = None if cfg.async_cbar is None else Asynchrony(cfg.async_cbar, net)
-        self._work = None
 
     def init(self, x0) -> FSPDAState:
-        """x^0; Lambda^0 = 0; the heavy-ball buffer and the deferred drift where they are on."""
-        drift = {} if self.asynchrony is None else self.asynchrony.init_fields(x0)
-        return self.init_state(x0, FSPDAState, **drift)
+        self._work = torch.empty_like(x0)                   # alpha G + eta Lambda, kept between steps
+        drift = None if self.asynchrony is None else x0.new_zeros(len(x0), 1)     # sum of eta_t while idle
+        return self.init_state(x0, FSPDAState, drift=drift)
 
     def iterate(self, state):
-        return state.x if self.asynchrony is None else self.asynchrony.iterate(state)
+        return state.x if state.drift is None else state.x - state.drift * state.lam      # caught up
 
     def step(self, state, t):
         cfg, asynchrony = self.cfg, self.asynchrony
@@ -132,7 +105,7 @@ class FSPDA(MaskedPrimalDual):
         g = self.direction(g, X, state)
         rnd = self.gossip.round(t, [X])
         C = rnd.laplacian(X)                                                    # L_t(X^t), sparse
-        upd = torch.mul(g, alpha, out=self._buffer(g)).add_(lam, alpha=eta)     # alpha G + eta Lambda
+        upd = torch.mul(g, alpha, out=self._work).add_(lam, alpha=eta)     # alpha G + eta Lambda
         if asynchrony is not None:                          # an agent with an active edge is awake
             asynchrony.defer(upd, state.drift, awake, eta)
         C.add_to(X.sub_(upd), -cfg.gamma)                                       # (4a)
@@ -141,9 +114,3 @@ class FSPDA(MaskedPrimalDual):
         else:                                                                   # own x^{t+1}, neighbour x^t
             rnd.received(X).add_to(lam, cfg.beta)
         return state
-
-    def _buffer(self, like):
-        """One (n_local, d) work buffer kept between steps (saves an allocation per step)."""
-        if self._work is None or self._work.shape != like.shape or self._work.dtype != like.dtype:
-            self._work = torch.empty_like(like)
-        return self._work

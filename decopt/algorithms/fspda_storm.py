@@ -1,8 +1,6 @@
 """FSPDA-STORM: FSPDA with STORM variance reduction on the primal and the dual (Yau, Liu & Wai,
-arXiv 2410.18774 v2; the recursion of [C2] ``pcode/optim/fspda_storm.py``, specs/fspda.md §2.5).
-
-Two gradients on the same minibatch, at x^t and x^{t-1}; one masked exchange per active edge
-(``masked_gossip``) carries both vectors on the same mask S^t::
+arXiv 2410.18774 v2; [C2] ``pcode/optim/fspda_storm.py``, specs/fspda.md §2.5). Two gradients on
+one minibatch, at x^t and x^{t-1}; one masked exchange carries both vectors on the same mask::
 
     q    = L_t(X^t),  qtil = L_t(X^{t-1})                              (same S^t, E^t)
     d    = alpha g(x^t)     + eta lambda + gamma q
@@ -10,18 +8,16 @@ Two gradients on the same minibatch, at x^t and x^{t-1}; one masked exchange per
     m    = d (t = 0) | d + (1 - a)(m - dtil);   x^{t+1} = x^t - m
     u    = q (t = 0) | q + (1 - b)(u - qtil);   lambda += beta u
 
-a = ``storm_momentum``, b = ``storm_dual_momentum`` (1 = no variance reduction: plain SGDA). The
-keys are FSPDA-SA's (``fspda.FSPDAKeys``); ``weight_decay`` (code 1e-4) is added to both
-gradients; no heavy ball (the code uses the gradients raw).
+a = ``storm_momentum``, b = ``storm_dual_momentum`` (1 = plain SGDA). The keys are FSPDA-SA's;
+``weight_decay`` is added to both gradients; no heavy ball (the code has none here).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from ..lazy import torch
+from ..schema import check_range
 from .base import agent_rows
-from .checks import check_unit
 from .fspda import FSPDAKeys
 from .primal_dual import MaskedPrimalDual, PrimalDualState
 from .transforms import WeightDecay
@@ -29,8 +25,7 @@ from .transforms import WeightDecay
 
 @dataclass
 class FSPDAStormConfig(FSPDAKeys):
-    """FSPDA-STORM (Yau, Liu & Wai, arXiv 2410.18774 v2): FSPDA with STORM variance reduction.
-    On the primal update and the dual direction, as the code's fspda_storm.py."""
+    """FSPDA-STORM (Yau, Liu & Wai, arXiv 2410.18774 v2): FSPDA with STORM variance reduction."""
 
     name: str = "fspda_storm"
     storm_momentum: float = 0.1  # a: primal STORM weight in (0, 1] (1 = no variance reduction); code --storm_momentum
@@ -38,7 +33,8 @@ class FSPDAStormConfig(FSPDAKeys):
 
     def check(self) -> None:
         super().check()
-        check_unit("algo", storm_momentum=self.storm_momentum, storm_dual_momentum=self.storm_dual_momentum)
+        check_range("algo", "in (0, 1]", storm_momentum=self.storm_momentum,
+                    storm_dual_momentum=self.storm_dual_momentum)
 
 
 @dataclass(eq=False)
@@ -51,8 +47,6 @@ class FSPDAStormState(PrimalDualState):
 
 
 class FSPDAStorm(MaskedPrimalDual):
-    """FSPDA-STORM (see the module docstring)."""
-
     name = "fspda_storm"
     config = FSPDAStormConfig
 
@@ -71,8 +65,8 @@ class FSPDAStorm(MaskedPrimalDual):
         alpha = cfg.step_size(t)
         g = self.gradient(state, X, t)                  # same minibatch (keyed on t) ...
         rnd = self.gossip.round(t, [X, Xp])
-        q = rnd.laplacian(X, 0).dense(X)                # L_t(X^t)
-        qt = rnd.laplacian(Xp, 1).dense(Xp)             # L_t(X^{t-1}), same masks
+        q = rnd.laplacian(X, 0).add_to(torch.zeros_like(X))        # L_t(X^t)
+        qt = rnd.laplacian(Xp, 1).add_to(torch.zeros_like(Xp))     # L_t(X^{t-1}), same masks
         d = g.mul(alpha).add_(lam, alpha=cfg.eta).add_(q, alpha=cfg.gamma)
         if t == 0:
             m.copy_(d)

@@ -4,17 +4,15 @@ Sun, Hong, IEEE DSW 2019), the same recursion with exact or stochastic gradients
     X_new = W_t X - lr Y                           # lr: DIGing's alpha
     Y_new = W_t Y + grad(X_new) - grad(X)          # grad(X) kept from the previous iteration
 
-Y^0 = grad(X^0) (the first minibatch, or the full local gradient). W_t keeps only the active
-edges on random / time-varying links (DIGing's setting), so mean(Y) = mean(grad) always holds.
-Two exact broadcasts per iteration (X, then Y).
+Y^0 = grad(X^0). W_t keeps only the active edges on random links (DIGing's time-varying
+setting), so mean(Y) = mean(grad) always holds.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from .base import Algorithm, State, StepSize, agent_rows
+from ..lazy import torch
 
 
 @dataclass
@@ -27,8 +25,7 @@ class DIGingConfig(StepSize):
 
 @dataclass
 class GNSDConfig(DIGingConfig):
-    """GNSD (Lu et al. 2019): DIGing's recursion with stochastic gradients; the [NB] synthetic run
-    uses lr = 0.005."""
+    """GNSD (Lu et al. 2019): DIGing's recursion with stochastic gradients."""
 
     name: str = "gnsd"
 
@@ -44,7 +41,6 @@ class TrackingState(State):
 class DIGing(Algorithm):
     name = "diging"
     config = DIGingConfig
-    links = "any"
     no_compressor = "exchanges exact vectors"
 
     def init(self, x0) -> TrackingState:

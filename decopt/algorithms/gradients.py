@@ -1,18 +1,8 @@
-"""The gradient oracle as the tracking methods (DoCoM, BEER, GT-HSGD) use it: an initial tracker
-from a large batch b0 (the papers' g^0 = v^0) and the samples one gradient call draws."""
+"""The gradient oracle of the tracking methods (DoCoM, BEER, GT-HSGD): the initial tracker from a
+large batch b0 (the papers' g^0 = v^0) and the samples drawn."""
 from __future__ import annotations
 
-import torch
-
-from ..errors import ConfigError
-
-# Keyed iteration index of one-off large-batch draws (b0 at initialisation): far from any real t.
-INIT_T = -1
-
-
-def check_b0(b0) -> None:
-    if b0 is not None and b0 < 1:
-        raise ConfigError(f"algo.b0={b0}: must be >= 1 or null (full local data)")
+from ..lazy import torch
 
 
 def batch_samples(problem) -> int:
@@ -33,11 +23,11 @@ def deterministic(problem) -> bool:
 
 def large_batch_grad(problem, X: torch.Tensor, b0) -> torch.Tensor:
     """The initial tracker: the full local gradient (``b0`` None) or a b0-sample minibatch
-    gradient keyed at ``INIT_T`` (never reused by the loop)."""
+    gradient keyed at t = -1 (never an iteration of the loop)."""
     if b0 is None:
         return problem.loss_grad(X)[1]
     old, problem.batch_size = problem.batch_size, int(b0)
     try:
-        return problem.grad(X, INIT_T)
+        return problem.grad(X, -1)
     finally:
         problem.batch_size = old

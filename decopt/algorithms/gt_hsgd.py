@@ -4,18 +4,16 @@
     V_new = grad(X_new; xi) + (1 - beta) (V - grad(X; xi))      # same minibatch xi at both points
     Y_new = W (Y + V_new - V)
 
-with V^0 = Y^0 = the b0-sample (default full local) gradient. Two exact broadcasts and two
-stochastic gradients per iteration (with deterministic gradients the one at X is reused).
+with V^0 = Y^0 = the b0-sample (default full local) gradient.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from ..lazy import torch
+from ..schema import check_range
 from .base import Algorithm, State, StepSize, agent_rows
-from .checks import check_unit
-from .gradients import check_b0, deterministic, large_batch_grad, tracker_samples
+from .gradients import deterministic, large_batch_grad, tracker_samples
 
 
 @dataclass
@@ -29,14 +27,14 @@ class GTHSGDConfig(StepSize):
 
     def check(self) -> None:
         super().check()
-        check_unit("algo", beta=self.beta)
-        check_b0(self.b0)
+        check_range("algo", "in (0, 1]", beta=self.beta)
+        check_range("algo", ">= 1", b0=self.b0)
 
 
 @dataclass(eq=False)
 class GTHSGDState(State):
-    """x: iterates; y: the tracker; v: the hybrid estimator; grad_x: grad(x), kept only where
-    gradients are deterministic (else the step draws it with the new minibatch)."""
+    """The tracker ``y``, the hybrid estimator ``v``, and ``grad_x`` = grad(x) where gradients are
+    deterministic (else the step draws it on the new minibatch)."""
 
     y: torch.Tensor = agent_rows()
     v: torch.Tensor = agent_rows()
@@ -46,7 +44,6 @@ class GTHSGDState(State):
 class GTHSGD(Algorithm):
     name = "gt_hsgd"
     config = GTHSGDConfig
-    links = "any"
     no_compressor = "exchanges exact vectors"
     grads_per_step = 2
 

@@ -5,26 +5,19 @@ edge then average their (compressed, e.g. 8-bit) models::
     X_half = X - lr grad(X)   (local_steps times; lr: the paper's eta)
     X_new_i = X_half_i + sum_{j ~ i active} W_ij (Q(X_half_j) - X_half_i)
 
-Built for random links (``graph.links=one_edge``: one interacting pair per iteration, the
-population protocol). The paper's pairwise average x_i, x_j <- (x_i + x_j) / 2 is
-``graph.mixing=constant graph.weight=0.5`` on a ring; denser graphs cap the constant weight at
-1/max_degree of the full graph, so keep the default Metropolis weights there (the pair moves part
-way). Each agent keeps its own exact model; neighbours receive Q(x_j).
+Built for random links (``graph.links=one_edge``: one pair per iteration, the population
+protocol). The paper's pairwise average is ``graph.mixing=constant graph.weight=0.5`` on a ring.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from .base import Algorithm, State, StepSize
-
-MAX_LOCAL_STEPS = 10 ** 6      # local SGD steps per iteration: more is a typo (a run that never ends)
-
+from .base import Algorithm, StepSize
 
 @dataclass
 class SwarmSGDConfig(StepSize):
-    """SwarmSGD (Nadiradze et al. 2021): local SGD steps, then averaging on the active edges.
-    Needs random links (graph.links=one_edge)."""
+    """SwarmSGD (Nadiradze et al. 2021): local SGD steps, then averaging on the active edges."""
 
     name: str = "swarm_sgd"
     lr: float = 0.05  # eta: local SGD step
@@ -32,8 +25,8 @@ class SwarmSGDConfig(StepSize):
 
     def check(self) -> None:
         super().check()
-        if not 1 <= self.local_steps <= MAX_LOCAL_STEPS:
-            raise ConfigError(f"algo.local_steps={self.local_steps}: must be in [1, {MAX_LOCAL_STEPS}]")
+        if not 1 <= self.local_steps <= 10 ** 6:            # more is a typo (a run that never ends)
+            raise ConfigError(f"algo.local_steps={self.local_steps}: must be in [1, 1000000]")
 
 
 class SwarmSGD(Algorithm):
@@ -44,9 +37,6 @@ class SwarmSGD(Algorithm):
     @property
     def grads_per_step(self):
         return self.cfg.local_steps
-
-    def init(self, x0) -> State:
-        return State(x=x0.clone())
 
     def step(self, state, t):
         H, x, lr = self.cfg.local_steps, state.x, self.cfg.step_size(t)

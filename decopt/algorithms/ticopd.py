@@ -8,32 +8,21 @@ iteration, with s_i = (L X̂)_i kept as a running aggregate::
     lambda_i <- lambda_i + eta s_i                                        (9b, dual on the mirror)
     x̂_i     <- x̂_i + gamma c_i ;  s_i <- s_i + gamma (deg_i c_i - sum_{j~i} c_j)   (9c)
 
-Compression uses x^t before the primal step; the primal and dual steps use L X̂^t before the
-mirror step ([C1] order). Lambda^0 = 0 (so sum_i lambda_i = 0 for ever); X̂^0 = 0 by default as
-in [C1] (specs/ticopd.md pitfall 9), or x^0 with ``copy_init=x0`` (s^0 = 0).
-Options: ``dual_on=x`` is the slide's literal (9b), lambda += eta L X^t; it needs the neighbours'
-*exact* iterates, sent as one extra uncompressed broadcast (counted in bits). ``beta < 1`` is
-[C1]'s pull x_i <- beta x_i + (1 - beta) x̂_i before the primal step (gradient still taken at
-x_i^t). ``momentum``/``weight_decay`` reproduce the codebase's heavy ball and L2 on the gradient
-(``transforms``; both off by default; never applied to lambda).
-
-The edge-wise variant for random links (P2) is ``ticopd_robust``; CP-SGD, the baseline of the
-paper's figure, is ``cpsgd``.
+Compression uses x^t; the primal and dual steps use L X̂^t before the mirror step ([C1] order).
+X̂^0 = 0 as in [C1] (spec pitfall 9). ``dual_on=x`` is the slide's literal (9b), lambda += eta
+L X^t, at the cost of one exact broadcast; ``beta < 1`` is [C1]'s pull toward x̂ before the
+primal step. The edge-wise variant for random links (P2) is ``ticopd_robust``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from ..compressors.identity import Identity
+from ..lazy import torch
+from ..schema import check_choice, check_range
 from .base import StepSize
-from .checks import check_choice, check_nonnegative, check_unit
+from .primal_dual import MirrorPrimalDual
 from .public_copy import check_copy_init
-from .primal_dual import MirrorPrimalDual, check_mirror_step
-from .transforms import check_momentum, check_weight_decay
-
-DUAL_ON = ("xhat", "x")
 
 
 @dataclass
@@ -51,16 +40,14 @@ class TiCoPDKeys(StepSize):
     def check(self) -> None:
         super().check()
         check_copy_init(self.copy_init)
-        check_nonnegative("algo", eta=self.eta, theta=self.theta)
-        check_mirror_step("algo.gamma", self.gamma)
-        check_momentum(self.momentum)
-        check_weight_decay(self.weight_decay)
+        check_range("algo", ">= 0", eta=self.eta, theta=self.theta, weight_decay=self.weight_decay)
+        check_range("algo", "in (0, 2]", gamma=self.gamma)
+        check_range("algo", "in [0, 1)", momentum=self.momentum)
 
 
 @dataclass
 class TiCoPDConfig(TiCoPDKeys):
-    """TiCoPD (Liu, Yau & Wai, ICASSP 2025; P1): two-timescale compressed primal-dual, node mirrors.
-    Static graph; random links need edge-wise mirrors: algo=ticopd_robust (P2)."""
+    """TiCoPD (Liu, Yau & Wai, ICASSP 2025; P1): two-timescale compressed primal-dual, node mirrors."""
 
     name: str = "ticopd"
     dual_on: str = "xhat"  # xhat: lambda += eta L x̂ ([C1]) | x: slide's literal eta L x (one more exact broadcast)
@@ -68,8 +55,8 @@ class TiCoPDConfig(TiCoPDKeys):
 
     def check(self) -> None:
         super().check()
-        check_choice("algo.dual_on", self.dual_on, DUAL_ON)
-        check_unit("algo", beta=self.beta)
+        check_choice("algo.dual_on", self.dual_on, ("xhat", "x"))
+        check_range("algo", "in (0, 1]", beta=self.beta)
 
 
 class TiCoPD(MirrorPrimalDual):

@@ -1,24 +1,11 @@
-"""Gradient transforms shared by the algorithms, written once (in the spirit of optax's
-``add_decayed_weights`` and ``trace``): each maps the stochastic gradient g at X to the step
-direction, and ``chain`` composes them in order. A transform that keeps a buffer declares it
-as a state field (``momentum``) that the algorithm's ``init`` fills from ``init_fields``."""
+"""Gradient transforms, written once (optax's ``add_decayed_weights`` and ``trace``): each maps the
+stochastic gradient g at X to the step direction; ``Chain`` composes them. A transform's buffer is
+a state field (``momentum``) that the algorithm's ``init`` fills from ``init_fields``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from ..errors import ConfigError
-
-
-def check_momentum(momentum: float) -> None:
-    if not 0 <= momentum < 1:
-        raise ConfigError(f"algo.momentum={momentum}: must be in [0, 1) (0 = off, the papers' form)")
-
-
-def check_weight_decay(weight_decay: float) -> None:
-    if weight_decay < 0:
-        raise ConfigError(f"algo.weight_decay={weight_decay}: must be >= 0 (0 = off, the papers' form)")
+from ..lazy import torch
 
 
 @dataclass(frozen=True)
@@ -36,8 +23,8 @@ class WeightDecay:
 
 @dataclass(frozen=True)
 class HeavyBall:
-    """buf = mu buf + g, kept in ``state.momentum`` (the ChocoSGD code base's ``--momentum_factor``,
-    default 0.9, that the DoCoM/FSPDA repositories inherit); g itself when mu = 0."""
+    """buf = mu buf + g in ``state.momentum`` (the ChocoSGD code base's ``--momentum_factor``,
+    default 0.9, inherited by the DoCoM/FSPDA codes); g itself when mu = 0."""
 
     momentum: float
 
@@ -48,23 +35,16 @@ class HeavyBall:
         return state.momentum.mul_(self.momentum).add_(g) if self.momentum else g
 
 
-@dataclass(frozen=True)
 class Chain:
-    """Transforms applied in order: ``chain(WeightDecay(wd), HeavyBall(mu))``."""
+    """Transforms applied in order (optax's ``chain``): ``Chain(WeightDecay(wd), HeavyBall(mu))``."""
 
-    transforms: tuple
+    def __init__(self, *transforms):
+        self.transforms = transforms
 
     def init_fields(self, x0: torch.Tensor) -> dict:
-        out = {}
-        for t in self.transforms:
-            out.update(t.init_fields(x0))
-        return out
+        return {k: v for t in self.transforms for k, v in t.init_fields(x0).items()}
 
     def __call__(self, g, X, state):
         for t in self.transforms:
             g = t(g, X, state)
         return g
-
-
-def chain(*transforms) -> Chain:
-    return Chain(tuple(transforms))

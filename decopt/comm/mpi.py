@@ -29,10 +29,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from ..errors import PayloadError
 from .network import Network
+from ..lazy import torch
+
 
 TAG_BODY, TAG_OVER, TAG_BIG = 701, 702, 703
 _DUPS: dict = {}
@@ -100,8 +101,9 @@ class MPINetwork(Network):
         # arcs into local agents: the terms of mix / laplacian
         ia = np.flatnonzero(local_dst)
         self._in_edge = ia >> 1
-        self._in_src = torch.as_tensor(halo[src[ia]], device=self.device)
-        self._in_dst = torch.as_tensor(dst[ia] - lo, device=self.device)
+        self._in_host = (halo[src[ia]], dst[ia] - lo, self._in_edge)
+        self._in_src = torch.as_tensor(self._in_host[0], device=self.device)
+        self._in_dst = torch.as_tensor(self._in_host[1], device=self.device)
         self._in_w = torch.as_tensor(self.edge_w[ia >> 1], dtype=self.dtype, device=self.device)
         self._W = self._operator(ia, self.edge_w[ia >> 1], self.self_w)
         self._A = self._operator(ia, np.ones(ia.size))
@@ -366,6 +368,9 @@ class MPINetwork(Network):
     # --- linear operators on halos -----------------------------------------------------------
     def _active_in(self):
         return torch.as_tensor(np.flatnonzero(self.active[self._in_edge]), device=self.device)
+
+    def _host_in_arcs(self):
+        return self._in_host
 
     def mix(self, H, own=None):
         self._check_halo(H)

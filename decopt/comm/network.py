@@ -20,11 +20,11 @@ from __future__ import annotations
 from functools import cached_property
 
 import numpy as np
-import torch
 
 from ..compressors import Compressor
 from ..compressors.sparse import SparseRows
 from ..graphs import Graph, Links, edge_weights
+from ..lazy import torch
 from ..rng import Key, Stream
 from .ledger import Ledger
 from .slots import SlotTable
@@ -34,23 +34,24 @@ class Network:
     """What every backend shares: the graph, the mixing weights, the link draw and message keys of
     the current iteration, and the traffic ledger. Backends also set the static in-arcs of the
     local agents: ``_in_src`` (halo row of the sender), ``_in_dst`` (local row), ``_in_w``
-    (weight), in arc order."""
+    (weight), in arc order, and ``_host_in_arcs()``: the first two and the edge of each as host arrays."""
 
     backend = "base"
     round_time_is_global = False     # a round lasts as long as its slowest arc on any process
 
     def __init__(self, graph: Graph, links: Links, rows: range, *, mixing: str = "metropolis",
-                 weight: float | None = None, seed: int = 0, dtype=torch.float64, device="cpu",
+                 weight: float | None = None, seed: int = 0, dtype=None, device="cpu",
                  bits_convention: str = "broadcast", link_latency: float = 0.0,
                  link_bandwidth: float | None = None):
         self.graph, self.links, self.rows = graph, links, rows
         self.n, self.n_local = graph.n, len(rows)
-        self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
+        self.seed, self.device = seed, torch.device(device)
+        self.dtype = dtype or torch.float64
         # W_ij per undirected edge, as stored in run.dtype (held as float64): every backend builds the
         # diagonal 1 - (their sum) from these, so W is the same bit for bit and each row sums to 1
         # (float32 1/3 is 1/3 + 1e-8: a W built from the exact weights drifts x by 3e-8 x per step)
         w = edge_weights(graph, mixing, weight, links.max_active_degree)
-        self.edge_w = torch.as_tensor(w, dtype=dtype).double().numpy()
+        self.edge_w = torch.as_tensor(w, dtype=self.dtype).double().numpy()
         # W_ii = 1 - sum_j W_ij of the local agents (float64), the one diagonal both backends use
         in_w = np.bincount(graph.arcs[1], weights=np.repeat(self.edge_w, 2), minlength=graph.n)
         self.self_w = 1.0 - in_w[rows.start:rows.stop]
@@ -151,7 +152,11 @@ class Network:
 
     @cached_property
     def _slots(self) -> SlotTable:
-        return SlotTable.of_in_arcs(self._in_src, self._in_dst, self._in_w, self.n_local, self.dtype, self.device)
+        src, dst, edge = self._host_in_arcs()                # host arrays: no read-back from the device
+        return SlotTable.of_in_arcs(src, dst, self.edge_w[edge], self.n_local, self.dtype, self.device)
+
+    def _host_in_arcs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
 
     def laplacian(self, H: torch.Tensor) -> torch.Tensor:
         """``(L_t H)_i = sum_{j ~ i active} (H_i - H_j)``."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from ..lazy import torch
 
 
 @dataclass(frozen=True)
@@ -18,16 +19,15 @@ class SlotTable:
     w: torch.Tensor
 
     @classmethod
-    def of_in_arcs(cls, in_src: torch.Tensor, in_dst: torch.Tensor, in_w: torch.Tensor, n_local: int,
+    def of_in_arcs(cls, in_src: np.ndarray, dst: np.ndarray, w_in: np.ndarray, n_local: int,
                    dtype, device) -> "SlotTable":
-        """From the in-arcs of the local agents: sender halo row, receiver local row, weight."""
-        dst = in_dst.cpu().numpy()
+        """From the in-arcs of the local agents (host arrays): sender halo row, receiver local row,
+        weight (as stored in ``dtype``, held as float64)."""
         order = np.argsort(dst, kind="stable")
         deg = np.bincount(dst, minlength=n_local)
         slot = 1 + np.arange(dst.size) - np.repeat(np.cumsum(deg) - deg, deg)
         src = np.repeat(np.arange(n_local)[:, None], 1 + int(deg.max(initial=0)), 1)
-        src[dst[order], slot] = in_src.cpu().numpy()[order]
-        w_in = in_w.double().cpu().numpy()
+        src[dst[order], slot] = in_src[order]
         w = np.zeros(src.shape)
         w[dst[order], slot] = w_in[order]
         w[:, 0] = -np.bincount(dst, weights=w_in, minlength=n_local)

@@ -1,9 +1,11 @@
 """Single-process backend: every agent is local; neighbour exchange is a sparse product."""
 from __future__ import annotations
 
-import numpy as np
-import torch
+import warnings
 
+import numpy as np
+
+from ..lazy import scipy, torch
 from .network import Network
 
 
@@ -29,8 +31,8 @@ class StackedNetwork(Network):
         self._round = [None, 0, None, None]
 
     def _operator(self, w: np.ndarray, diag: np.ndarray | None = None) -> torch.Tensor:
-        """Sparse (dense when small) n x n matrix with weight w_e on both arcs of edge e (and
-        ``diag`` on the diagonal)."""
+        """Sparse CSR (dense when small) n x n matrix with weight w_e on both arcs of edge e (and
+        ``diag`` on the diagonal), its entries in row then column order (built by SciPy in O(nnz))."""
         n = self.n
         src, dst = self.graph.arcs
         rows, cols, vals = dst, src, np.repeat(w, 2)
@@ -38,14 +40,22 @@ class StackedNetwork(Network):
             rows = np.concatenate([rows, np.arange(n)])
             cols = np.concatenate([cols, np.arange(n)])
             vals = np.concatenate([vals, diag])
-        idx = torch.as_tensor(np.stack([rows, cols]), device=self.device)
-        M = torch.sparse_coo_tensor(idx, torch.as_tensor(vals, dtype=self.dtype), (n, n),
-                                    device=self.device, check_invariants=True).coalesce()
-        return M.to_dense() if n <= 64 else M.to_sparse_csr()
+        M = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
+        M.sort_indices()
+        index = [torch.as_tensor(a, dtype=torch.int64) for a in (M.indptr, M.indices)]
+        with warnings.catch_warnings():             # torch's "CSR support is in beta" notice, once per run
+            warnings.simplefilter("ignore", UserWarning)
+            M = torch.sparse_csr_tensor(*index, torch.as_tensor(M.data, dtype=self.dtype), (n, n),
+                                        device=self.device, check_invariants=False)   # SciPy's CSR is valid
+        return M.to_dense() if n <= 64 else M
+
+    def _host_in_arcs(self):
+        src, dst = self.graph.arcs
+        return src, dst, np.arange(src.size) >> 1
 
     def _active_arcs(self):
-        act = torch.as_tensor(np.repeat(self.active, 2), device=self.device)
-        return act.nonzero().squeeze(1)
+        """The active arcs' ids, found on the host (``nonzero`` on a device waits for its count)."""
+        return torch.as_tensor(np.flatnonzero(np.repeat(self.active, 2)), device=self.device)
 
     # --- messages --------------------------------------------------------------------------
     def broadcast(self, V, compressor, sparse=False):

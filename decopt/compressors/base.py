@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError, PayloadError
+from ..lazy import torch
 from ..rng import Key
 from . import wire
 
@@ -19,7 +19,7 @@ class Compressor:
       and what the receiver gets; the same tensor unless a channel adds receiver-only noise.
     * ``encode(V, key, rows)`` -> one ``bytes`` payload per row (the real wire format);
       ``8 * len(payload) == bits``.
-    * ``decode(payload, d, dtype, key=None, row=None)`` -> the received row;
+    * ``decode(payload, d, dtype=None, key=None, row=None)`` -> the received row (float64 by default);
       ``decode(encode(v)) == compress(v)`` bit for bit. ``key``/``row`` (the message's key and
       the row id it was keyed on, which the receiver always knows) are needed only by codecs
       that derive something from the shared key instead of sending it (shared rand-k masks,
@@ -99,9 +99,9 @@ class Compressor:
         p = self.plan(V, key, rows)
         return [self.pack(p, i) for i in range(V.shape[0])]
 
-    def decode(self, payload: bytes, d: int, dtype: torch.dtype = torch.float64,
+    def decode(self, payload: bytes, d: int, dtype: torch.dtype | None = None,
                key: Key | None = None, row: int | None = None, check_finite: bool = True) -> torch.Tensor:
-        return self.values(self.received(payload, d, key, row, check_finite), d, dtype, "cpu")[0]
+        return self.values(self.received(payload, d, key, row, check_finite), d, dtype or torch.float64, "cpu")[0]
 
     def received(self, payload: bytes, d: int, key: Key | None, row: int | None,
                  check_finite: bool = True) -> dict:
@@ -139,7 +139,7 @@ class Compressor:
         entries per row; this default (dense codecs) is ``compress``."""
         return self.compress(V, key, rows)
 
-    def decode_sparse(self, payload: bytes, d: int, dtype: torch.dtype = torch.float64,
+    def decode_sparse(self, payload: bytes, d: int, dtype: torch.dtype | None = None,
                       key: Key | None = None, row: int | None = None, check_finite: bool = True):
         """``decode`` as a one-row ``SparseRows`` where the codec keeps a few entries per row; this
         default (dense codecs) is ``decode``."""

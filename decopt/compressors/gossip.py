@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .. import rng
 from ..errors import ConfigError, PayloadError
+from ..lazy import torch
 from ..registry import register
 from . import wire
 from .base import Compressor, check_value_bits
@@ -53,12 +53,13 @@ class Gossip(Compressor):
         return self.p
 
     def plan(self, V, key, rows):
-        send = torch.from_numpy(rng.uniform(key, rows, 1)[:, 0] < self.p).to(V.device)
-        return {"send": send, "v": wire.to_wire(V.detach(), self.value_bits)}
+        coin = rng.uniform(key, rows, 1)[:, 0] < self.p            # on the host: the sizes need no read-back
+        return {"send": torch.from_numpy(coin).to(V.device), "coin": coin,
+                "v": wire.to_wire(V.detach(), self.value_bits)}
 
     def bits(self, plan):
         d = plan["v"].shape[1]
-        return plan["send"].cpu().numpy().astype(np.int64) * (d * self.value_bits)
+        return plan["coin"].astype(np.int64) * (d * self.value_bits)
 
     def values(self, plan, d, dtype, device):
         v = plan["v"].to(device=device, dtype=dtype)

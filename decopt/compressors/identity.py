@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError, PayloadError
+from ..lazy import torch
 from ..registry import register
 from . import wire
 from .base import Compressor

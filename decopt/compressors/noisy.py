@@ -26,14 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import torch
-
 from .. import rng
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream
 from .base import Compressor
+
 
 NOISES = ("uniform", "gaussian")
 MODES = ("sender", "receiver")
@@ -131,17 +130,12 @@ class Noisy(Compressor):
         nkey = Key(key.seed, Stream.NOISE, key.t, key.call)
         half = (d + 1) // 2
         width = 1 + (0 if self.sigma == 0 else (d if self.noise == "uniform" else 2 * half))
-        u = rng.uniform(nkey, rows, width)
-        lost = torch.from_numpy(u[:, 0] < self.erasure).to(device)
+        u = rng.uniform(nkey, rows, width, device=device)
+        lost = u[:, 0] < self.erasure
         noise = None
         if self.sigma > 0:
-            if self.noise == "uniform":
-                z = self.sigma * (2.0 * u[:, 1:] - 1.0)
-            else:
-                u1, u2 = u[:, 1:1 + half], u[:, 1 + half:]
-                r = np.sqrt(-2.0 * np.log1p(-u1))
-                z = self.sigma * np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)], 1)[:, :d]
-            noise = torch.from_numpy(np.ascontiguousarray(z)).to(device)
+            z = 2.0 * u[:, 1:] - 1.0 if self.noise == "uniform" else rng.box_muller(u[:, 1:], d)
+            noise = self.sigma * z
         return lost, noise
 
     def plan(self, V, key, rows):

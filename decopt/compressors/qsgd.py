@@ -25,10 +25,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .. import rng
 from ..errors import ConfigError, PayloadError
+from ..host import numpy_view
+from ..lazy import torch
 from ..registry import register
 from . import wire
 from .base import Compressor, check_value_bits, segments_of
@@ -110,10 +111,8 @@ class QSGD(Compressor):
         if len(lay) > 1:                                      # one norm per tensor: spread over its entries
             wn = wn[:, self._map(d, X.device)[0]]
         pos = wn > 0                                          # (n, 1) for one norm: broadcast, no gather
-        r = X.abs().div_(torch.where(pos, wn, 1.0))
-        if not bool(pos.all()):
-            r = torch.where(pos, r, 0.0)
-        u = torch.from_numpy(rng.uniform(key, rows, d)).to(X.device)
+        r = X.abs().div_(torch.where(pos, wn, math.inf))      # no positive norm (a NaN): level 0 below
+        u = rng.uniform(key, rows, d, device=X.device)
         xi = r.mul_(self.s).add_(u).floor_().clamp_(0, self.s)        # in place: the same numbers
         xi = xi.nan_to_num_(nan=0.0).to(torch.int64)
         return {"norm": w, "level": xi, "neg": X < 0}
@@ -137,10 +136,17 @@ class QSGD(Compressor):
         signed = torch.where(plan["neg"].to(device), -lev, lev)   # = lev * (1 - 2 neg), exactly
         out = wn.to(dtype) * signed / div.to(dtype)
         top = torch.finfo(dtype).max
-        if bool((plan["norm"] > top / (2 * self.s)).any()):  # an overflow is possible
+        if self._may_overflow(plan["norm"], top / (2 * self.s)):
             safe = (wn.double() * (signed.double() / div)).clamp_(-top, top).to(dtype)
             out = torch.where(torch.isfinite(out) | ~torch.isfinite(wn), out, safe)
         return out
+
+    def _may_overflow(self, norm, bound: float) -> bool:
+        """Whether a norm exceeds ``bound``: read where the norms are in host memory (no copy); on
+        a device, whenever the wire's range allows one, so that a step never waits for the host."""
+        if norm.device.type == "cpu":
+            return float(numpy_view(norm).max(initial=-math.inf)) > bound
+        return torch.finfo(self.wire_torch).max > bound
 
     def pack(self, plan, i):
         norm = plan["norm"][i].cpu().numpy().astype(wire.float_np(self.value_bits)).tobytes()

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from .. import rng
 from ..registry import register
 from .topk import TopKConfig, _Sparsifier
@@ -55,7 +53,7 @@ class RandK(_Sparsifier):
     def select(self, V, key, rows, lay):
         """Per segment s, a keyed uniform k-subset (``rng.sample``, call ``key.call + (s << 20)``)."""
         return [None if k >= ds else
-                torch.from_numpy(rng.sample(key.child(key.call + (s << 20)), rows, ds, k)).to(V.device)
+                rng.sample(key.child(key.call + (s << 20)), rows, ds, k, device=V.device)
                 for s, (_, ds, k) in enumerate(lay)]
 
 

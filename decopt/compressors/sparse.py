@@ -2,7 +2,7 @@
 messages to the network, so that applying them costs O(k) per row instead of a pass over d."""
 from __future__ import annotations
 
-import torch
+from ..lazy import torch
 
 
 class SparseRows:

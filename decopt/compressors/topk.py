@@ -20,9 +20,10 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import PayloadError
+from ..host import numpy_view
+from ..lazy import torch
 from ..registry import register
 from . import wire
 from .base import Compressor, check_index_bits, check_kept, check_value_bits, kept_counts, segments_of
@@ -136,8 +137,8 @@ class _Sparsifier(Compressor):
         p = self.plan(V, key, rows)
         return self.decoded(p, V.shape[1], V.dtype, V.device, sparse=True), self.bits(p)
 
-    def decode_sparse(self, payload, d, dtype=torch.float64, key=None, row=None, check_finite=True):
-        return self.sparse(self.received(payload, d, key, row, check_finite), d, dtype, "cpu")
+    def decode_sparse(self, payload, d, dtype=None, key=None, row=None, check_finite=True):
+        return self.sparse(self.received(payload, d, key, row, check_finite), d, dtype or torch.float64, "cpu")
 
     def pack(self, plan, i):
         np_dt = wire.float_np(self.value_bits)
@@ -240,7 +241,7 @@ class TopK(_Sparsifier):
         if all(k >= ds for _, ds, k in lay):
             return [None] * len(lay)
         V = V.detach()
-        host = V.numpy() if V.device.type == "cpu" and V.dtype in (torch.float32, torch.float64) else None
+        host = numpy_view(V) if V.device.type == "cpu" and V.dtype in (torch.float32, torch.float64) else None
         out = []
         for a, ds, k in lay:
             if k >= ds:

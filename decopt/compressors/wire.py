@@ -17,14 +17,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from ..errors import PayloadError
+from ..lazy import torch
+
 
 VALUE_BITS = (16, 32, 64)
 INDEX_BITS = ("packed", "uint")
 _FLOAT_NP = {16: np.dtype("<f2"), 32: np.dtype("<f4"), 64: np.dtype("<f8")}
-_FLOAT_TORCH = {16: torch.float16, 32: torch.float32, 64: torch.float64}
 
 
 def float_np(bits: int) -> np.dtype:
@@ -32,14 +32,14 @@ def float_np(bits: int) -> np.dtype:
 
 
 def float_torch(bits: int) -> torch.dtype:
-    return _FLOAT_TORCH[bits]
+    return getattr(torch, f"float{bits}")
 
 
 def to_wire(t: torch.Tensor, bits: int) -> torch.Tensor:
     """``t`` cast to the wire float of ``bits``, saturating: a magnitude beyond its largest finite
     value becomes that value (where the plain cast gives inf), every finite cast stays bit for bit
     the same, NaN stays NaN."""
-    dt = _FLOAT_TORCH[bits]
+    dt = float_torch(bits)
     top = torch.finfo(dt).max
     if torch.finfo(t.dtype).max > top:
         t = t.clamp(-top, top)

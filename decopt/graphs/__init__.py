@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .. import registry
@@ -13,10 +14,11 @@ from ..registry import register
 from . import topologies
 from .graph import Graph
 from .links import MODELS as LINK_MODELS, Links
-from .mixing import RULES as MIXING_RULES, edge_weights, mixing_matrix, spectral_gap
+from .mixing import RULES as MIXING_RULES, edge_weights, expected_weights, mixing_matrix
+from .spectrum import SpectralGap, mixing_gap, spectral_gap
 
-__all__ = ["Graph", "Links", "build_graph", "edge_count", "mixing_matrix", "edge_weights", "spectral_gap",
-           "SCHEMAS", "topologies"]
+__all__ = ["Graph", "Links", "build_graph", "edge_count", "mixing_matrix", "edge_weights", "expected_weights",
+           "spectral_gap", "mixing_gap", "SpectralGap", "SCHEMAS", "topologies"]
 
 
 @dataclass
@@ -26,7 +28,7 @@ class GraphConfig:
     The topologies of this schema: ``ring``: a cycle; ``path``: a line; ``star``: one hub;
     ``complete``: every pair linked; ``grid``: a 2-D grid, as square as n allows; ``torus``: a grid
     with wrap-around; ``hypercube``: n a power of two, i ~ j when they differ in one bit;
-    ``exponential``: i ~ i + 2^k (mod n)."""
+    ``exponential``: i ~ i + 2^k (mod n). Built from index arrays: a million agents in seconds."""
 
     name: str = "ring"
     n: int | None = None                # agents; null: the number of MPI ranks under mpirun, else 10
@@ -52,15 +54,32 @@ class GraphConfig:
 
 @dataclass
 class ErdosRenyiConfig(GraphConfig):
-    """G(n, p): each pair linked with probability p, redrawn (seeded by run.seed) until connected."""
+    """G(n, p): each pair linked with probability p, redrawn (seeded by run.seed) until connected.
+    A p at which a connected draw is rare is refused at once, naming the least p: below
+    1 - (3/n)^(1/(n-1)) (just under ln(n)/n), G(n, p) has over 3 isolated agents on average."""
 
     name: str = "erdos_renyi"
-    p: float = 0.3  # edge probability; redrawn (seeded by run.seed) until connected
+    p: float = 0.3  # edge probability; redrawn (seeded by run.seed) until connected; refused below ~ln(n)/n
 
     def check(self) -> None:
         super().check()
         if not 0 < self.p <= 1:
             raise ConfigError(f"graph.p={self.p}: must be in (0, 1]")
+
+
+@dataclass
+class RandomRegularConfig(GraphConfig):
+    """A random graph in which every agent has ``degree`` neighbours (configuration model,
+    repaired by switchings), redrawn (seeded by run.seed) until connected."""
+
+    name: str = "random_regular"
+    degree: int = 4  # neighbours of every agent: 3 <= degree < n, n * degree even
+
+    def check(self) -> None:
+        super().check()
+        if self.degree < 3:
+            raise ConfigError(f"graph.degree={self.degree}: must be >= 3 (degree 2 is a union of cycles, rarely "
+                              f"connected: graph=ring is the connected one)")
 
 
 @dataclass
@@ -105,6 +124,8 @@ register("graph", "torus", GraphConfig, _plain(topologies.torus))
 register("graph", "hypercube", GraphConfig, _plain(topologies.hypercube))
 register("graph", "exponential", GraphConfig, _plain(topologies.exponential))
 register("graph", "erdos_renyi", ErdosRenyiConfig, lambda cfg, n, seed: topologies.erdos_renyi(n, cfg.p, seed))
+register("graph", "random_regular", RandomRegularConfig,
+         lambda cfg, n, seed: topologies.random_regular(n, cfg.degree, seed))
 register("graph", "random_geometric", GeometricConfig,
          lambda cfg, n, seed: topologies.random_geometric(n, cfg.radius, seed))
 register("graph", "edge_list", EdgeListConfig, lambda cfg, n, seed: topologies.edge_list(cfg.file, n))
@@ -118,8 +139,10 @@ def edge_count(cfg, n: int) -> int:
     """Edges (or candidate pairs) the generator of ``cfg`` holds for n nodes, for the memory
     check; an edge list is counted by the runner once read."""
     pairs = n * (n - 1) // 2
-    counts = {"complete": pairs, "random_geometric": pairs, "erdos_renyi": int(getattr(cfg, "p", 1.0) * pairs),
-              "hypercube": n * max(1, n.bit_length() - 1) // 2, "exponential": n * max(1, (n - 1).bit_length())}
+    disc = min(1.0, math.pi * getattr(cfg, "radius", 1.0) ** 2)     # P(two uniform points are linked) <= pi r^2
+    counts = {"complete": pairs, "random_geometric": int(disc * pairs), "erdos_renyi": int(getattr(cfg, "p", 1.0) * pairs),
+              "hypercube": n * max(1, n.bit_length() - 1) // 2, "exponential": n * max(1, (n - 1).bit_length()),
+              "random_regular": n * getattr(cfg, "degree", 2) // 2}
     return counts.get(cfg.name, 2 * n)
 
 
@@ -131,13 +154,12 @@ def build_graph(cfg, seed: int = 0, n: int | None = None) -> Graph:
     """
     name = cfg.name
     generate = registry.lookup("graph", name).build
-    n = n or cfg.n
-    if name == "edge_list":
+    n = n or cfg.n or (None if name == "edge_list" else DEFAULT_N)
+    try:
         g = generate(cfg, n, seed)
-        n = n or g.n
-    else:
-        n = n or DEFAULT_N
-        g = generate(cfg, n, seed)
+    except ConfigError as exc:                      # "p=...: why" names the key graph.p
+        raise ConfigError(f"graph.{exc}") from None
+    n = n or g.n
     if g.n != n:
         raise ConfigError(f"graph.n={n}: graph={name} produced {g.n} nodes")
     if not g.is_connected():

@@ -63,4 +63,4 @@ class Links:
         a = self._nbrs
         nb = np.sort(a.indices[a.indptr[i]:a.indptr[i + 1]])
         j = int(nb[min(int(u[1] * nb.size), nb.size - 1)])
-        return self.graph.edge_index[(min(i, j), max(i, j))]
+        return int(self.graph.edge_id(i, j))

@@ -1,11 +1,10 @@
-"""Symmetric, doubly stochastic mixing matrices supported on the graph, and their spectral gap."""
+"""Symmetric, doubly stochastic mixing matrices supported on the graph."""
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from ..errors import ConfigError
+from ..lazy import scipy
 from .graph import Graph
 
 RULES = ("metropolis", "lazy_metropolis", "max_degree", "constant")
@@ -33,28 +32,25 @@ def edge_weights(graph: Graph, rule: str = "metropolis", weight: float | None = 
     raise ConfigError(f"rule={rule}: choose one of {', '.join(RULES)}")
 
 
-def mixing_matrix(graph: Graph, rule: str = "metropolis", weight: float | None = None,
-                  links=None) -> sp.csr_matrix:
-    """W, or with random ``links`` the expected E[W_t] (each edge's weight times its activation
-    probability): the matrix whose spectral gap sets the mean consensus rate."""
+def expected_weights(graph: Graph, rule: str = "metropolis", weight: float | None = None,
+                     links=None) -> np.ndarray:
+    """The edge weights of W, or with random ``links`` of the expected E[W_t]: each edge's weight
+    times its activation probability."""
     w = edge_weights(graph, rule, weight, None if links is None else links.max_active_degree)
-    if links is not None:
-        w = w * links.edge_probability()
+    return w if links is None else w * links.edge_probability()
+
+
+def weight_matrix(graph: Graph, w: np.ndarray) -> scipy.sparse.csr_matrix:
+    """The symmetric n x n matrix with ``w[e]`` on both entries of edge e and 1 - (row sum) on the diagonal."""
     i, j = graph.edges[:, 0], graph.edges[:, 1]
-    off = sp.csr_matrix((np.concatenate([w, w]), (np.concatenate([i, j]), np.concatenate([j, i]))),
+    off = scipy.sparse.csr_matrix((np.concatenate([w, w]), (np.concatenate([i, j]), np.concatenate([j, i]))),
                         shape=(graph.n, graph.n))
     diag = 1.0 - np.asarray(off.sum(axis=1)).ravel()
-    return (off + sp.diags(diag)).tocsr()
+    return (off + scipy.sparse.diags(diag)).tocsr()
 
 
-def spectral_gap(W: sp.spmatrix) -> float:
-    """1 - max(|lambda_2|, |lambda_n|) of a symmetric doubly stochastic W."""
-    n = W.shape[0]
-    if n == 1:
-        return 1.0
-    if n <= 2000:
-        lam = np.linalg.eigvalsh(W.toarray())
-        return float(1.0 - max(abs(lam[0]), abs(lam[-2])))
-    shifted = spla.LinearOperator((n, n), matvec=lambda x: W @ x - x.mean() * np.ones(n), dtype=float)
-    lam = spla.eigsh(shifted, k=1, which="LM", return_eigenvectors=False, tol=1e-8)
-    return float(1.0 - abs(lam[0]))
+def mixing_matrix(graph: Graph, rule: str = "metropolis", weight: float | None = None,
+                  links=None) -> scipy.sparse.csr_matrix:
+    """W, or with random ``links`` the expected E[W_t]: the matrix whose spectral gap sets the mean
+    consensus rate."""
+    return weight_matrix(graph, expected_weights(graph, rule, weight, links))

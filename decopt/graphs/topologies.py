@@ -6,32 +6,44 @@ import math
 import os
 import stat
 
-import networkx as nx
 import numpy as np
 
 from ..errors import ConfigError
+from ..lazy import scipy
 from .graph import Graph
 
 
-def _from_nx(g: nx.Graph, name: str, **meta) -> Graph:
-    g = nx.convert_node_labels_to_integers(g, ordering="sorted")
-    return Graph.from_edges(g.number_of_nodes(), g.edges(), name=name, meta=meta)
+def _edges(n: int, i, j, name: str, **meta) -> Graph:
+    """The graph of the pairs (i[e], j[e]), from index arithmetic (no Python object per node or edge)."""
+    return Graph.from_edges(n, np.stack([np.ravel(i), np.ravel(j)], axis=1), name=name, meta=meta)
+
+
+def circulant_offsets(name: str, n: int) -> tuple[int, ...]:
+    """The offsets s of the circulant topologies, i ~ i + s (mod n): ``ring`` 1, ``exponential`` 2^k < n."""
+    return (1,) if name == "ring" else tuple(1 << k for k in range(max(1, (n - 1).bit_length())) if (1 << k) < n)
+
+
+def _circulant(n: int, name: str) -> Graph:
+    i, offsets = np.arange(n), circulant_offsets(name, n)
+    return _edges(n, np.tile(i, len(offsets)), np.concatenate([(i + s) % n for s in offsets]), name)
 
 
 def ring(n: int) -> Graph:
-    return _from_nx(nx.cycle_graph(n), "ring")
+    return _circulant(n, "ring")
 
 
 def path(n: int) -> Graph:
-    return _from_nx(nx.path_graph(n), "path")
+    i = np.arange(n - 1)
+    return _edges(n, i, i + 1, "path")
 
 
 def star(n: int) -> Graph:
-    return _from_nx(nx.star_graph(n - 1), "star")
+    """Node 0 linked to every other."""
+    return _edges(n, np.zeros(n - 1, dtype=np.int64), np.arange(1, n), "star")
 
 
 def complete(n: int) -> Graph:
-    return _from_nx(nx.complete_graph(n), "complete")
+    return _edges(n, *np.triu_indices(n, 1), "complete")
 
 
 def _near_square(n: int) -> tuple[int, int]:
@@ -41,30 +53,40 @@ def _near_square(n: int) -> tuple[int, int]:
     return r, n // r
 
 
+def _lattice(n: int, wrap: bool, name: str) -> Graph:
+    """r x c nodes, node (a, b) numbered a c + b, linked to (a, b + 1) and (a + 1, b) (mod r, c with ``wrap``)."""
+    r, c = _near_square(n)
+    node = np.arange(n)
+    a, b = np.divmod(node, c)
+    if wrap:
+        i, j = np.tile(node, 2), np.concatenate([a * c + (b + 1) % c, (a + 1) % r * c + b])
+    else:
+        right, down = node[b < c - 1], node[a < r - 1]
+        i, j = np.concatenate([right, down]), np.concatenate([right + 1, down + c])
+    return _edges(n, i, j, name, shape=[r, c])
+
+
 def grid(n: int) -> Graph:
     """2-D grid of ``r x c = n`` nodes, r the largest divisor of n not above sqrt(n)."""
-    r, c = _near_square(n)
-    return _from_nx(nx.grid_2d_graph(r, c), "grid", shape=[r, c])
+    return _lattice(n, False, "grid")
 
 
 def torus(n: int) -> Graph:
     """2-D grid with wrap-around, ``r x c = n`` as in :func:`grid`."""
-    r, c = _near_square(n)
-    return _from_nx(nx.grid_2d_graph(r, c, periodic=True), "torus", shape=[r, c])
+    return _lattice(n, True, "torus")
 
 
 def hypercube(n: int) -> Graph:
     k = n.bit_length() - 1
     if n != 1 << k:
         raise ConfigError(f"n={n}: hypercube needs a power of two")
-    return _from_nx(nx.hypercube_graph(k), "hypercube")
+    i = np.arange(n)
+    return _edges(n, np.tile(i, k), np.concatenate([i ^ (1 << b) for b in range(k)]), "hypercube")
 
 
 def exponential(n: int) -> Graph:
     """Static exponential graph: i ~ i + 2^k (mod n) for every 2^k < n."""
-    edges = [(i, (i + (1 << k)) % n) for i in range(n) for k in range(max(1, (n - 1).bit_length()))
-             if (1 << k) < n]
-    return Graph.from_edges(n, edges, name="exponential")
+    return _circulant(n, "exponential")
 
 
 def _resample(n: int, seed: int, draw, name: str, **meta) -> Graph:
@@ -83,9 +105,24 @@ def _pair(q: np.ndarray, n: int) -> np.ndarray:
     return np.stack([i, j], 1)
 
 
+ISOLATED = 3          # erdos_renyi is refused where G(n, p) has more isolated agents than this on average
+
+
+def erdos_renyi_threshold(n: int) -> float:
+    """The p at which G(n, p) has ``ISOLATED`` isolated agents on average, n (1 - p)^(n - 1) = 3, so
+    that it is connected with probability about e^-3 = 5% (just below ln(n) / n for large n)."""
+    return max(0.0, 1 - (ISOLATED / n) ** (1 / (n - 1)))
+
+
 def erdos_renyi(n: int, p: float, seed: int = 0) -> Graph:
     """G(n, p), redrawn (seeded) until connected: a Binomial(n(n-1)/2, p) number of edges, then
-    that many distinct pairs, uniformly (the same law; O(edges) time and memory)."""
+    that many distinct pairs, uniformly (the same law; O(edges) time and memory). Below
+    :func:`erdos_renyi_threshold` a connected draw is rare (isolated agents): refused at once."""
+    least = erdos_renyi_threshold(n)
+    if p < least:
+        raise ConfigError(f"p={p}: below {least:.4g}, where G(n={n}, p) has {ISOLATED} isolated agents on average "
+                          f"and is connected with probability about 5% (ln(n)/n = {math.log(n) / n:.4g}); "
+                          f"choose p >= {least:.4g}")
     pairs = n * (n - 1) // 2
 
     def draw(rng):
@@ -94,15 +131,46 @@ def erdos_renyi(n: int, p: float, seed: int = 0) -> Graph:
     return _resample(n, seed, draw, "erdos_renyi", p=p)
 
 
-def random_geometric(n: int, radius: float, seed: int = 0) -> Graph:
-    """Points uniform in the unit square, linked when closer than ``radius``; redrawn until connected."""
-    iu = np.triu_indices(n, 1)
+def random_regular(n: int, degree: int, seed: int = 0) -> Graph:
+    """A random ``degree``-regular graph, redrawn (seeded) until connected (for degree >= 3 the
+    first draw almost always is): the configuration model (n * degree stubs paired at random)
+    with each self-loop or repeated pair switched with a random other pair, (a, b), (u, v) ->
+    (a, u), (b, v), until none is left; every step is an array operation over the pairs."""
+    if not (3 <= degree < n and n * degree % 2 == 0):
+        raise ConfigError(f"degree={degree}: a connected random regular graph on n={n} agents needs "
+                          f"3 <= degree < n and n * degree even")
 
     def draw(rng):
+        pairs = rng.permutation(np.repeat(np.arange(n), degree)).reshape(-1, 2)
+        for _ in range(1000):
+            bad = _bad_pairs(pairs, n)
+            if not bad.size:
+                return Graph.from_edges(n, pairs)
+            other = np.delete(np.arange(len(pairs)), bad)
+            partner = other[rng.choice(other.size, size=min(bad.size, other.size), replace=False)]
+            bad = bad[:partner.size]
+            pairs[bad, 1], pairs[partner, 0] = pairs[partner, 0], pairs[bad, 1]
+        raise ConfigError(f"degree={degree}: no simple random {degree}-regular pairing on n={n} agents found")
+    return _resample(n, seed, draw, "random_regular", degree=degree)
+
+
+def _bad_pairs(pairs: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the self-loops and of every repeat of an earlier pair."""
+    keys = pairs.min(1) * n + pairs.max(1)
+    order = np.argsort(keys)
+    bad = pairs[:, 0] == pairs[:, 1]
+    bad[order[1:][keys[order[1:]] == keys[order[:-1]]]] = True
+    return np.flatnonzero(bad)
+
+
+def random_geometric(n: int, radius: float, seed: int = 0) -> Graph:
+    """Points uniform in the unit square, linked when closer than ``radius``; redrawn until connected.
+    The candidate pairs come from a k-d tree (O(edges), not n^2 / 2)."""
+    def draw(rng):
         pts = rng.random((n, 2))
-        dist = np.linalg.norm(pts[iu[0]] - pts[iu[1]], axis=1)
-        keep = dist < radius
-        return Graph.from_edges(n, np.stack([iu[0][keep], iu[1][keep]], 1))
+        ij = scipy.spatial.KDTree(pts).query_pairs(radius * (1 + 1e-9), output_type="ndarray")
+        keep = np.linalg.norm(pts[ij[:, 0]] - pts[ij[:, 1]], axis=1) < radius
+        return Graph.from_edges(n, ij[keep])
     return _resample(n, seed, draw, "random_geometric", radius=radius)
 
 

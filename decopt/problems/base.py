@@ -18,9 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-import torch
-
+from ..lazy import torch
 from ..rng import Key, Stream, integers
 
 
@@ -130,7 +128,7 @@ class Problem(ABC):
         none by default."""
         return {}
 
-    def batch_indices(self, t: int, sizes: np.ndarray) -> torch.Tensor:
-        """Keyed minibatch indices (n_local, batch_size) into each agent's ``sizes[i]`` samples."""
-        idx = integers(Key(self.seed, Stream.BATCH, t), self.net.rows, self.batch_size, sizes)
-        return torch.as_tensor(idx, device=self.device)
+    def batch_indices(self, t: int, sizes) -> torch.Tensor:
+        """Keyed minibatch indices (n_local, batch_size) on the problem's device into each agent's
+        ``sizes[i]`` samples (``sizes`` an int, an array or a tensor on that device)."""
+        return integers(Key(self.seed, Stream.BATCH, t), self.net.rows, self.batch_size, sizes, device=self.device)

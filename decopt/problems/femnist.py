@@ -16,14 +16,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from . import datasets
 from .base import ProblemConfig
 from .supervised import Supervised, check_common
+
 
 SHAPES = [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 16, 5, 5), (120,), (84, 120), (84,), (62, 84), (62,)]
 FAN_IN = [25, 25, 150, 150, 400, 400, 120, 120, 84, 84]
@@ -52,6 +52,7 @@ def _pad(x: np.ndarray) -> np.ndarray:
 def lenet(params, a):
     """LeNet-5 logits for images ``a`` (b, 1, 32, 32) with parameters in ``SHAPES`` order."""
     c1w, c1b, c2w, c2b, c3w, c3b, f1w, f1b, f2w, f2b = params
+    F = torch.nn.functional
     h = F.max_pool2d(F.relu(F.conv2d(a, c1w, c1b)), 2)
     h = F.max_pool2d(F.relu(F.conv2d(h, c2w, c2b)), 2)
     h = F.relu(F.conv2d(h, c3w, c3b)).flatten(1)
@@ -70,11 +71,7 @@ def _unflatten(x):
 
 def _single(x, a, y, w):
     logits = lenet(_unflatten(x), a)
-    return (F.cross_entropy(logits, y, reduction="none") * w).sum(), logits.argmax(1)
-
-
-_grad_batched = torch.func.vmap(torch.func.grad_and_value(_single, has_aux=True))
-_loss_batched = torch.func.vmap(_single)
+    return (torch.nn.functional.cross_entropy(logits, y, reduction="none") * w).sum(), logits.argmax(1)
 
 
 class FemnistLeNet(Supervised):
@@ -104,9 +101,9 @@ class FemnistLeNet(Supervised):
 
     def _batch(self, X, A, Y, w, need_grad=True, need_pred=True):
         if not need_grad:
-            loss, pred = _loss_batched(X, A, Y, w)
+            loss, pred = torch.func.vmap(_single)(X, A, Y, w)
             return loss, None, pred
-        g, (loss, pred) = _grad_batched(X, A, Y, w)
+        g, (loss, pred) = torch.func.vmap(torch.func.grad_and_value(_single, has_aux=True))(X, A, Y, w)
         return loss.detach(), g, pred
 
     def _predict(self, X, A):

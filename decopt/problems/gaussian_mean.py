@@ -29,9 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
+from ..host import numpy_view
+from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream, normal_steps, uniform
 from .base import ProblemConfig
@@ -122,10 +123,9 @@ class GaussianMean(Performative):
         i, at = divmod(t, self._block_len)
         if i != self._block_index:
             steps, b = range(i * self._block_len, (i + 1) * self._block_len), self.batch_size
-            w = np.concatenate([normal_steps(Key(self.seed + r, Stream.PROBLEM), steps, self.net.rows, b * self.dim,
-                                             self.net.n).reshape(len(steps), -1, b, self.dim)
-                                for r in range(self.replicas)], axis=3)
-            w = torch.as_tensor(w, dtype=self.dtype, device=self.device)
+            w = torch.cat([normal_steps(Key(self.seed + r, Stream.PROBLEM), steps, self.net.rows, b * self.dim,
+                                        self.net.n, device=self.device).reshape(len(steps), -1, b, self.dim)
+                           for r in range(self.replicas)], dim=3).to(self.dtype)
             self._block_index, self._w, self._c = i, w, torch.add(self.zbar, w.mean(2), alpha=self.sigma).neg_()
         return self._w, self._c, at
 
@@ -158,7 +158,7 @@ class GaussianMean(Performative):
             c = c[at:at + count]
             k = len(c)
         s = scale[:k, None, None]
-        sa, sc = s * self._one_minus_eps.numpy(), s * c.numpy()
+        sa, sc = s * numpy_view(self._one_minus_eps), s * numpy_view(c)
         mul, sub = np.multiply, np.subtract
 
         def step(j):

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream, normal
 from .base import Problem, ProblemConfig
@@ -41,18 +41,24 @@ class LeastSquaresConfig(ProblemConfig):
         return d, n * (self.samples + batch) * (d + 1) + d * d       # A, b, a batch, the d x d normal matrix
 
 
+DRAW_BLOCK = 1 << 15      # agents drawn at once: keyed per agent, so blocks change no number, only the peak memory
+
+
 class LeastSquares(Problem):
     def __init__(self, cfg: LeastSquaresConfig, net, seed):
         super().__init__(net, seed)
         self.d, self.m, self.batch_size = cfg.dim, cfg.samples, cfg.batch_size
         rows, d, m = net.rows, cfg.dim, cfg.samples
-        data = lambda call, width: normal(Key(seed, Stream.DATA, 0, call), rows, width)
         common = normal(Key(seed, Stream.DATA, 0, 0), range(1), d)            # x_c, shared
-        x_star_i = common + cfg.heterogeneity * data(1, d)
-        A = data(2, m * d).reshape(len(rows), m, d)
-        b = np.einsum("nmd,nd->nm", A, x_star_i) + cfg.noise * data(3, m)
-        self.A = torch.as_tensor(A, dtype=self.dtype, device=self.device)
-        self.b = torch.as_tensor(b, dtype=self.dtype, device=self.device)
+        self.A = torch.empty((len(rows), m, d), dtype=self.dtype, device=self.device)
+        self.b = torch.empty((len(rows), m), dtype=self.dtype, device=self.device)
+        for lo in range(0, len(rows), DRAW_BLOCK):    # float64 draws for one block of agents at a time
+            block = rows[lo:lo + DRAW_BLOCK]
+            data = lambda call, width: normal(Key(seed, Stream.DATA, 0, call), block, width)
+            x_star_i = common + cfg.heterogeneity * data(1, d)
+            A = data(2, m * d).reshape(len(block), m, d)
+            self.A[lo:lo + len(block)] = torch.as_tensor(A)
+            self.b[lo:lo + len(block)] = torch.as_tensor(np.einsum("nmd,nd->nm", A, x_star_i) + cfg.noise * data(3, m))
         # closed-form optimum of f = (1/n) sum_i f_i: (sum_i A_i^T A_i) x = sum_i A_i^T b_i
         H = net.allreduce(torch.einsum("nmd,nme->de", self.A, self.A))
         g = net.allreduce(torch.einsum("nmd,nm->d", self.A, self.b))
@@ -66,7 +72,7 @@ class LeastSquares(Problem):
     def grad(self, X, t):
         if self.batch_size is None:
             return self._residual_grad(self.A, self.b, X)
-        idx = self.batch_indices(t, np.full(self.net.n_local, self.m))
+        idx = self.batch_indices(t, self.m)
         A = torch.take_along_dim(self.A, idx[:, :, None], dim=1)
         b = torch.take_along_dim(self.b, idx, dim=1)
         return self._residual_grad(A, b, X)

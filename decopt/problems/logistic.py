@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream, normal, uniform
 from .base import Problem, ProblemConfig
@@ -64,7 +64,7 @@ class Logistic(Problem):
     def grad(self, X, t):
         if self.batch_size is None:
             return self._terms(self.A, self.y, X)[1]
-        idx = self.batch_indices(t, np.full(self.net.n_local, self.m))
+        idx = self.batch_indices(t, self.m)
         A = torch.take_along_dim(self.A, idx[:, :, None], dim=1)
         y = torch.take_along_dim(self.y, idx, dim=1)
         return self._terms(A, y, X)[1]

@@ -16,15 +16,16 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream
 from . import datasets
 from .base import ProblemConfig
 from .partition import partition
 from .supervised import Supervised, check_common
+
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 

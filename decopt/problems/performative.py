@@ -19,10 +19,10 @@ import math
 from abc import abstractmethod
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 from .base import Problem
+from ..lazy import torch
 
 
 def check_per_agent(key: str, values, low: float | None = None, width: int | None = None) -> None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..registry import register
 from ..rng import Key, Stream
 from . import datasets

@@ -35,10 +35,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from scipy.special import expit
 
 from ..errors import ConfigError
+from ..host import numpy_view
+from ..lazy import scipy, torch
 from ..registry import register
 from ..rng import Key, Stream, integers_steps
 from . import datasets
@@ -137,9 +137,10 @@ class StrategicSpam(Performative):
         i, at = divmod(t, self._block_len)
         if i != self._block_index:
             steps = range(i * self._block_len, (i + 1) * self._block_len)
-            idx = np.stack([integers_steps(Key(self.seed + r, Stream.BATCH), steps, self.net.rows, self.batch_size,
-                                           self.net.n, self.m) for r in range(self.replicas)], axis=2)
-            rows = torch.take_along_dim(self._rows[None], torch.as_tensor(idx, device=self.device), dim=3)
+            idx = torch.stack([integers_steps(Key(self.seed + r, Stream.BATCH), steps, self.net.rows, self.batch_size,
+                                              self.net.n, self.m, device=self.device)
+                               for r in range(self.replicas)], dim=2)
+            rows = torch.take_along_dim(self._rows[None], idx, dim=3)
             self._block_index, self._block_rows, self._block_labels = i, rows, self._ytr[rows]
         return self._block_rows, self._block_labels, at
 
@@ -178,18 +179,18 @@ class StrategicSpam(Performative):
         xv, yv, x4 = x.reshape(n, R, dim), y.reshape(n, R, dim), x.reshape(n, R, 1, dim)
         full = self.batch_size is None
         if full:
-            k, b, A, labels = count, self.m, self.A.numpy(), self.y.numpy()
+            k, b, A, labels = count, self.m, numpy_view(self.A), numpy_view(self.y)
         else:
             rows, labels, at = self._block(t)
-            k, b, data = min(count, len(rows) - at), self.batch_size, self._xtr.numpy()
-            rows, labels = rows[at:at + k].numpy(), labels[at:at + k].numpy()
-        es = self._eps_shift.numpy()                      # (n, R, dim): NumPy's broadcasting loops are slower
+            k, b, data = min(count, len(rows) - at), self.batch_size, numpy_view(self._xtr)
+            rows, labels = numpy_view(rows[at:at + k]), numpy_view(labels[at:at + k])
+        es = numpy_view(self._eps_shift)                 # (n, R, dim): NumPy's broadcasting loops are slower
         a, s, z = np.empty((n, R, b, dim)), np.empty((n, R, dim)), np.empty((n, R, b))
         s4, zr = s[:, :, None, :], z[:, :, None, :]
         ty, ta0, tz = torch.from_numpy(yv), torch.from_numpy(a[:, :, 0]), torch.from_numpy(z)
         sb, sr = scale[:k] / b, scale[:k] * self.reg
-        take, add, sub, mul, vecdot, matmul, addcmul = (np.take, np.add, np.subtract, np.multiply, np.vecdot,
-                                                         np.matmul, torch.addcmul)
+        take, add, sub, mul, vecdot, matmul, addcmul, expit = (np.take, np.add, np.subtract, np.multiply, np.vecdot,
+                                                                np.matmul, torch.addcmul, scipy.special.expit)
 
         def step(j):
             mul(es, xv, out=s)

@@ -37,11 +37,12 @@ import math
 from abc import abstractmethod
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
+from ..lazy import torch
 from ..rng import Key, Stream, uniform
 from .base import Problem
+
 
 _CHUNK_ELEMS = 1 << 22  # feature elements gathered per chunk of a full pass
 
@@ -76,6 +77,7 @@ class Supervised(Problem):
         rows = list(net.rows)
         self.table = self.table_all[rows]
         self.sizes = self.sizes_all[rows]
+        self._sizes_here = torch.as_tensor(self.sizes, device=self.device)   # minibatch bounds where drawn
         self.parts = parts
         self.d = int(sum(math.prod(s) for s in self.shapes))
         self._cache = self._gather_buf = self._pool_rows = None      # filled on first use
@@ -126,7 +128,7 @@ class Supervised(Problem):
         the gradient is formed: the loss's regulariser (wd/2)||x||^2 is not computed here."""
         if self.batch_size is None:
             return [self.loss_grad(X)[1] for X in Xs]
-        pos = self.batch_indices(t, self.sizes)                     # (n_local, B) in [0, m_i)
+        pos = self.batch_indices(t, self._sizes_here)                   # (n_local, B) in [0, m_i)
         rows = torch.gather(self.table, 1, pos)
         A, Y = self._take(rows, reuse=True)
         w = torch.full(rows.shape, 1.0 / rows.shape[1], dtype=self.dtype, device=self.device)
