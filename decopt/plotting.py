@@ -230,13 +230,15 @@ def plot(paths, x: str = "iteration", ys=("loss", "grad_norm_sq", "consensus_err
     varying = varying_keys(list(descs.values()))
     if names:
         names, groups = _named(groups, names)
-        hue_of = {key: descs[key].get("algo", names[key]) for key in groups}   # colour: the method's own
+        # colour: the method's own; the label's when every line runs the same method
+        hue, hue_of = "algo", {key: descs[key].get("algo", names[key]) for key in groups}
+        if len(set(hue_of.values())) == 1:
+            hue, hue_of = "label", dict(names)
         style_of, shown = {}, {}
         for key in groups:                      # line style: the label's place among its method's labels
             style_of[key] = shown[hue_of[key]] = shown.get(hue_of[key], -1) + 1
         col_of = {key: None for key in groups}
         legend_of = names
-        hue = "algo"
     else:
         hue = hue or next((k for k in varying if k != col), "algo")
         styles = [style] if style else [k for k in varying if k not in (hue, col)]

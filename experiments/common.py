@@ -80,7 +80,7 @@ def finish_args(args, script: str):
     if args.iterations is None:
         args.iterations = args._quick_horizon if args.quick else args._horizon
     s = args.seeds if args.seeds is not None else str(args._quick_seeds if args.quick else args._seeds)
-    args.seed_list = [int(v) for v in s.split(",")] if "," in s else list(range(int(s)))
+    args.seed_list = [int(v) for v in s.split(",") if v] if "," in s else list(range(int(s)))
     if args.out is None:
         args.out = REPO / "experiments" / "out" / (script + ("_quick" if args.quick else ""))
     args.out = Path(args.out)

@@ -34,28 +34,76 @@ iteration at 1 %, specs/fspda.md §3.4 and P12; ``run.bits_convention=paper``), 
 paper's x-axis; ``broadcast`` is decopt's wire, where the mask is keyed and no index is sent
 (50,944). The baselines are on decopt's wire under both (CHOCO's random-k indices bit-packed,
 where the code charges 64 bits each), so on the ``paper`` axis FSPDA is the paper's and the
-baselines sit below the paper's; the fewer-bits-than-CHOCO check compares like with like, so it
-runs on the ``broadcast`` axis only.
+baselines sit below the paper's. Every figure against bits comes on both counts (``fig4_sorted/``
+on the paper's, ``fig4_sorted_wire/`` on decopt's wire, ...) from the same runs: per active edge
+the two differ by a fixed factor (2 for FSPDA-SA, 1.5 for FSPDA-STORM, 1 for the baselines;
+``other_count``). The fewer-bits-than-CHOCO check compares like with like, on decopt's wire.
 
     python experiments/fspda_mnist.py                   # experiments/RESULTS.md: 10,000 iterations, lr x 100
     python experiments/fspda_mnist.py --iterations 10000000 --lr-scale 1 --set run.device=cuda
 """
 from __future__ import annotations
 
+import csv
+import shutil
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+from decopt.comm.ledger import PAPER_INDEX_BITS  # noqa: E402
+
 LR = 1e-4                        # FSPDA-SA and every baseline
 ONE_EDGE = ["graph.links=one_edge"]
 SA_ETA = {"sorted": 1e-4, "iid": 1e-5}
 STORM_ETA = {"sorted": 1e-3, "iid": 1e-4}
-BITS_AXIS = {"paper": "bits: FSPDA as its code counts (+ int64 indices once per active edge), baselines decopt's wire",
-             "broadcast": "bits: decopt's wire (FSPDA's mask keyed: no indices)"}
-BITS_XLABEL = {"paper": "bits (FSPDA as its code counts: + int64 indices)", "broadcast": "bits on decopt's wire"}
+OTHER = {"paper": "broadcast", "broadcast": "paper"}
+BITS_AXIS = {"paper": "bits (run.bits_convention=paper): FSPDA as its code counts (+ int64 indices once per active edge), "
+                      "baselines decopt's wire",
+             "broadcast": "bits (run.bits_convention=broadcast): decopt's wire (FSPDA's mask keyed: no indices)"}
+BITS_XLABEL = {"paper": "bits, the paper's count\nFSPDA-SA: 2·32k + 64k per active edge",
+               "broadcast": "bits, decopt's wire\nFSPDA-SA: 2·32k per active edge"}
 SA_BITS_1PCT = {"paper": 2 * 32 * 796 + 64 * 796, "broadcast": 2 * 32 * 796}    # per active edge, fp32, k = 796
+
+
+def paper_over_wire(messages: int, value_bits: int = 32) -> Fraction:
+    """FSPDA's paper count over decopt's wire count: per active edge, ``messages`` k-value messages
+    (2 for FSPDA-SA, 4 for FSPDA-STORM) plus, in the paper's count only, the k int64 indices once
+    (specs/fspda.md P12): (messages b + 64) / (messages b), whatever k and the number of active edges."""
+    return Fraction(messages * value_bits + PAPER_INDEX_BITS, messages * value_bits)
+
+
+SA, STORM = {"paper_over_wire": paper_over_wire(2)}, {"paper_over_wire": paper_over_wire(4)}
+
+
+def other_count(records, out: Path, convention: str) -> list[dict]:
+    """The runs' metrics on the other bit convention, without re-running them: every bit count of
+    an FSPDA run is (active edges) x (bits per active edge), so the two conventions differ by the
+    factor ``paper_over_wire`` row by row (1 for the baselines). Written as run directories
+    (config.yaml, metrics.csv with ``bits`` rescaled) under ``out/bits_<convention>/``; returns
+    records pointing there."""
+    moved = []
+    for r in records:
+        f = r["point"].meta.get("paper_over_wire", Fraction(1))
+        f = f if OTHER[convention] == "paper" else 1 / f
+        d = out / f"bits_{OTHER[convention]}" / r["slug"] / f"seed{r['seed']}"
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(r["dir"] / "config.yaml", d / "config.yaml")
+        with open(r["dir"] / "metrics.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:
+            bits = Fraction(int(row["bits"])) * f
+            assert bits.denominator == 1, (r["label"], row["bits"])     # exact: (edges) x (bits per edge)
+            row["bits"] = str(bits.numerator)
+        with open(d / "metrics.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        final = {**r["summary"].get("final", {}), "bits": int(rows[-1]["bits"])}
+        moved.append({**r, "dir": d, "summary": {**r["summary"], "final": final}})
+    return moved
 
 
 def fig4_points(partitions, scale: float) -> list[common.Point]:
@@ -67,11 +115,11 @@ def fig4_points(partitions, scale: float) -> list[common.Point]:
         pts += [
             common.Point(f"FSPDA-SA 1% ({part})", ["algo=fspda", f"algo.lr={lr:g}", f"algo.eta={SA_ETA[part]:g}",
                                                    "algo.gamma=0.5", "algo.beta=1", "algo.mask_ratio=0.01",
-                                                   *ONE_EDGE, *pp], g),
+                                                   *ONE_EDGE, *pp], g, SA),
             common.Point(f"FSPDA-STORM 1% ({part})", [
                 "algo=fspda_storm", f"algo.lr={10 * lr:g}", f"algo.eta={STORM_ETA[part]:g}", "algo.gamma=0.5",
                 "algo.beta=0.1", "algo.storm_momentum=0.1", "algo.storm_dual_momentum=0.1", "algo.mask_ratio=0.01",
-                *ONE_EDGE, *pp], g),
+                *ONE_EDGE, *pp], g, STORM),
             common.Point(f"CHOCO-SGD rand-1% ({part})", [
                 "algo=choco", f"algo.lr={lr:g}", "algo.gamma=0.001", "compressor=randk", "compressor.ratio=0.01",
                 *ONE_EDGE, *pp], g),
@@ -90,12 +138,12 @@ def fig5_points(scale: float) -> list[common.Point]:
           "algo.beta=1"]
     g = "fig5"
     return [
-        common.Point("0.01%, 1 edge", [*pp, "algo.mask_ratio=0.0001", *ONE_EDGE], g),
+        common.Point("0.01%, 1 edge", [*pp, "algo.mask_ratio=0.0001", *ONE_EDGE], g, SA),
         common.Point("0.01%, ~10 edges (p=0.2222)", [*pp, "algo.mask_ratio=0.0001", "graph.links=bernoulli",
-                                                     "graph.link_p=0.2222"], g),
-        common.Point("0.01%, all 45 edges", [*pp, "algo.mask_ratio=0.0001", "graph.links=static"], g),
-        common.Point("0.1%, 1 edge", [*pp, "algo.mask_ratio=0.001", *ONE_EDGE], g),
-        common.Point("1%, 1 edge", [*pp, "algo.mask_ratio=0.01", *ONE_EDGE], g),
+                                                     "graph.link_p=0.2222"], g, SA),
+        common.Point("0.01%, all 45 edges", [*pp, "algo.mask_ratio=0.0001", "graph.links=static"], g, SA),
+        common.Point("0.1%, 1 edge", [*pp, "algo.mask_ratio=0.001", *ONE_EDGE], g, SA),
+        common.Point("1%, 1 edge", [*pp, "algo.mask_ratio=0.01", *ONE_EDGE], g, SA),
     ]
 
 
@@ -122,29 +170,34 @@ def main(argv=None) -> int:
     pts = (fig4_points(args.partitions.split(","), args.lr_scale) if "4" in figs else []) + \
         (fig5_points(args.lr_scale) if "5" in figs else [])
     recs = common.run_points(pts, args, shared)               # one call: results.csv holds every run
+    conv, other = args.bits_convention, OTHER[args.bits_convention]
+    by_count = {conv: recs, other: other_count(recs, args.out, conv)}
+    suffix = {"paper": "", "broadcast": "_wire"}                # figure folders: fig4_sorted, fig4_sorted_wire, ...
+
+    def render(group: str, title: str) -> dict:
+        """``group``'s figures against iterations and both bit counts; its records per convention."""
+        subs = {c: [r for r in rs if r["group"] == group] for c, rs in by_count.items()}
+        for c, sub in subs.items():
+            common.figures(sub, args.out, ys, xs=("iteration", "bits") if c == conv else ("bits",),
+                           name=group + suffix[c], title=f"{title}\n{BITS_AXIS[c]}",
+                           axis_labels={"bits": BITS_XLABEL[c]})
+            tables.append(f"### {title} ({BITS_AXIS[c]})\n\n" + common.final_table(sub, cols))
+        return subs
+
     if "4" in figs:
-        recs4 = [r for r in recs if r["group"].startswith("fig4_")]
         for part in args.partitions.split(","):
-            sub = [r for r in recs4 if r["group"] == f"fig4_{part}"]
-            common.figures(sub, args.out, ys, name=f"fig4_{part}",
-                           title=f"FSPDA Fig. 4 ({part}), complete n=10, {args.iterations} it., lr x{args.lr_scale:g}\n"
-                                 f"{BITS_AXIS[args.bits_convention]}",
-                           axis_labels={"bits": BITS_XLABEL[args.bits_convention]})
-            tables.append(f"### Fig. 4, {part} ({BITS_AXIS[args.bits_convention]})\n\n" + common.final_table(sub, cols))
-            fs = common.final(sub, f"FSPDA-SA 1% ({part})", "bits")
-            per_edge = SA_BITS_1PCT[args.bits_convention]
-            checks.append((f"Fig. 4 ({part}): FSPDA-SA 1% costs {per_edge:,} bits per one-edge iteration "
-                           f"({args.bits_convention})", fs == per_edge * args.iterations))
-            if args.bits_convention == "broadcast":
-                ch = common.final(sub, f"CHOCO-SGD rand-1% ({part})", "bits")
-                checks.append((f"Fig. 4 ({part}): FSPDA-SA 1% sends fewer bits than CHOCO-SGD 1% (no indices)", fs < ch))
+            subs = render(f"fig4_{part}", f"FSPDA Fig. 4 ({part}), complete n=10, {args.iterations} it., "
+                                          f"lr x{args.lr_scale:g}")
+            for c, sub in subs.items():
+                fs, per_edge = common.final(sub, f"FSPDA-SA 1% ({part})", "bits"), SA_BITS_1PCT[c]
+                checks.append((f"Fig. 4 ({part}): FSPDA-SA 1% costs {per_edge:,} bits per one-edge iteration ({c})",
+                               fs == per_edge * args.iterations))
+            wire = subs["broadcast"]
+            checks.append((f"Fig. 4 ({part}): FSPDA-SA 1% sends fewer bits than CHOCO-SGD 1% on decopt's wire",
+                           common.final(wire, f"FSPDA-SA 1% ({part})", "bits")
+                           < common.final(wire, f"CHOCO-SGD rand-1% ({part})", "bits")))
     if "5" in figs:
-        recs5 = [r for r in recs if r["group"] == "fig5"]
-        common.figures(recs5, args.out, ys, name="fig5",
-                       title=f"FSPDA Fig. 5 (shuffled), {args.iterations} it., lr x{args.lr_scale:g}\n"
-                             f"{BITS_AXIS[args.bits_convention]}",
-                       axis_labels={"bits": BITS_XLABEL[args.bits_convention]})
-        tables.append(f"### Fig. 5 ({BITS_AXIS[args.bits_convention]})\n\n" + common.final_table(recs5, cols))
+        recs5 = render("fig5", f"FSPDA Fig. 5 (shuffled), {args.iterations} it., lr x{args.lr_scale:g}")[conv]
         b = {r["label"]: float(r["summary"]["final"]["bits"]) for r in recs5}
         c = {r["label"]: float(r["summary"]["final"]["consensus_error"]) for r in recs5}
         checks.append(("Fig. 5: 0.01%/1 edge is the cheapest setting in bits",

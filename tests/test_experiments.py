@@ -66,7 +66,7 @@ def test_ticopd_mnist_quick(tmp_path):
     assert "TiCoPD's final consensus error is below CP-SGD's" in checks      # reported, see the docstring
     assert "[PASS] TiCoPD's final consensus error is below DGD 8-bit's" in checks
     assert "[PASS] 8-bit methods send about 4x fewer bits than exact DGD" in checks
-    assert (tmp_path / "figures" / "loss-grad_norm_sq-consensus_error-accuracy_vs_bits.pdf").exists()
+    assert (tmp_path / "figures" / "loss-grad_norm_sq-consensus_sum_sq-accuracy_vs_bits.pdf").exists()
     assert len(list((tmp_path / "runs").iterdir())) == 5
 
 

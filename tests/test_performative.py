@@ -228,6 +228,20 @@ def test_per_agent_length_error_from_the_cli_is_one_line_and_exit_2(tmp_path):
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "spambase" / "spambase.data").exists(), reason="no Spambase copy")
+@pytest.mark.parametrize("eps,message", [
+    ("[0.1,0.2,0.3,0.4,0.5]", "problem.eps: 5 values for graph.n=4 agents; give one per agent or null"),
+    ("[0.1,-0.2,0.3,0.4]", "problem.eps[1]=-0.2: must be a finite number >= 0"),
+])
+def test_strategic_spam_per_agent_eps_is_checked_in_one_line(eps, message):
+    """strategic_spam's per-agent parameter (its eps_i; the loss, ridge and features are shared in
+    the paper's model) is validated as gaussian_mean's, against graph.n."""
+    with pytest.raises(ConfigError) as info:
+        setup("algo=dsgd_gd", "problem=strategic_spam", f"problem.data_dir={SHARED_DATA / 'spambase'}", "graph=ring",
+              "graph.n=4", f"problem.eps={eps}")
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "spambase" / "spambase.data").exists(), reason="no Spambase copy")
 def test_strategic_spam_takes_the_given_eps_and_one_agent_s_value_moves_only_that_agent():
     spam = ("algo=dsgd_gd", "problem=strategic_spam", f"problem.data_dir={SHARED_DATA / 'spambase'}",
             "problem.batch_size=4", "graph.n=5", "run.dtype=float64")
