@@ -66,7 +66,7 @@ def parser(description: str, horizon: int, quick_horizon: int, seeds: int = 1, q
     ap.add_argument("--out", type=Path, default=None, help="output folder (default experiments/out/<script>)")
     ap.add_argument("--data", type=Path, default=None,
                     help="data root with mnist/, spambase/, leaf_synthetic/ (default $DECOPT_DATA or ../shared/data)")
-    ap.add_argument("--reuse", action="store_true", help="keep finished run directories instead of re-running them")
+    ap.add_argument("--reuse", action="store_true", help="keep finished run directories instead of re-running them, and continue interrupted ones")
     ap.add_argument("--only", type=str, default=None, help="comma list of labels (substrings) to run")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a checked claim fails (checks.md)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -116,21 +116,23 @@ def run_points(points: list[Point], args, common: list[str] = ()) -> list[dict]:
             d = args.out / "runs" / p.slug / f"seed{seed}"
             summary_path = d / "summary.json"
             t0 = time.perf_counter()
-            if args.reuse and summary_path.exists():
-                summary = json.loads(summary_path.read_text())
+            summary = json.loads(summary_path.read_text()) if args.reuse and summary_path.exists() else None
+            if summary is not None and summary.get("status") != "interrupted":
                 how = "reused"
             else:
-                if d.exists():
+                resume = summary is not None                        # an interrupted run goes on from its checkpoint
+                if d.exists() and not resume:
                     for f in d.iterdir():
                         if f.is_file():
                             f.unlink()
                 try:
-                    r = decopt.run(*base, *p.overrides, f"run.seed={seed}", run_dir=d)
+                    r = decopt.run(*base, *p.overrides, f"run.seed={seed}", *(["run.resume=true"] if resume else []),
+                                   run_dir=d)
                 except Exception as exc:                            # a bad point must not sink the sweep
                     print(f"[failed] {p.label} seed={seed}: {type(exc).__name__}: {exc}", flush=True)
                     continue
                 summary = r.summary
-                how = "ran"
+                how = "resumed" if resume else "ran"
                 x = r.state.get("x") if isinstance(r.state, dict) else None
                 if x is not None and hasattr(x, "mean"):          # the final average model, for re-evaluation
                     import numpy as np
@@ -147,7 +149,7 @@ def run_points(points: list[Point], args, common: list[str] = ()) -> list[dict]:
                 write_csvs(records, args.out)
                 stop(INTERRUPTED, f"interrupted during {p.label} seed={seed}; finished runs are kept (--reuse resumes)")
             records.append({"xbar_path": xbar_path if xbar_path.exists() else None, "point": p, "label": p.label, "slug": p.slug, "group": p.group, "seed": seed,
-                            "dir": d, "summary": summary, "run_time_s": dt if how == "ran" else
+                            "dir": d, "summary": summary, "run_time_s": dt if how != "reused" else
                             summary.get("wall_time", math.nan)})
     write_csvs(records, args.out)
     return records
@@ -226,14 +228,17 @@ def run_replicated(points: list[Point], args, common: list[str] = ()) -> list[di
             R = len(seeds)
             batch = args.out / "batches" / p.slug / f"seed{seeds.start}x{R}"
             t0 = time.perf_counter()
-            if args.reuse and (batch / "summary.json").exists():
-                summary, how = json.loads((batch / "summary.json").read_text()), "reused"
+            summary = (json.loads((batch / "summary.json").read_text())
+                       if args.reuse and (batch / "summary.json").exists() else None)
+            if summary is not None and summary.get("status") != "interrupted":
+                how = "reused"
             else:
-                for f in batch.glob("*"):
+                resume = summary is not None                        # an interrupted batch goes on from its checkpoint
+                for f in [] if resume else batch.glob("*"):
                     f.unlink()
                 r = decopt.run(*base, *p.overrides, f"problem.replicas={R}", f"run.seed={seeds.start}",
-                               run_dir=batch)
-                summary, how = r.summary, "ran"
+                               *(["run.resume=true"] if resume else []), run_dir=batch)
+                summary, how = r.summary, "resumed" if resume else "ran"
                 np.save(batch / "xbar.npy", r.state["x"].double().mean(0).view(R, -1).cpu().numpy())
             dt = time.perf_counter() - t0
             dirs = split(batch, summary, seeds, args.out / "runs" / p.slug)
@@ -241,12 +246,12 @@ def run_replicated(points: list[Point], args, common: list[str] = ()) -> list[di
                   f"status={summary.get('status')} it={summary.get('iterations')}", flush=True)
             if summary.get("status") == "interrupted":               # Ctrl-C / SIGTERM: stop the sweep too
                 write_csvs(records, args.out)
-                stop(INTERRUPTED, f"interrupted during {p.label}; finished batches are kept (--reuse reuses them)")
+                stop(INTERRUPTED, f"interrupted during {p.label}; finished batches are kept (--reuse resumes)")
             for seed, d in zip(seeds, dirs):
                 records.append({"xbar_path": d / "xbar.npy" if (d / "xbar.npy").exists() else None, "point": p,
                                 "label": p.label, "slug": p.slug, "group": p.group, "seed": seed, "dir": d,
                                 "summary": json.loads((d / "summary.json").read_text()),
-                                "run_time_s": (dt if how == "ran" else summary.get("wall_time", math.nan)) / R})
+                                "run_time_s": (dt if how != "reused" else summary.get("wall_time", math.nan)) / R})
     write_csvs(records, args.out)
     return records
 
