@@ -102,6 +102,15 @@ def stop(code: int, message: str) -> None:
     sys.exit(code)
 
 
+def previous(summary_path: Path, reuse: bool) -> tuple[dict | None, bool]:
+    """Under ``--reuse``: the summary of a finished run to keep (else None), and whether the run was
+    interrupted and goes on from its checkpoint."""
+    summary = json.loads(summary_path.read_text()) if reuse and summary_path.exists() else None
+    if summary is not None and summary.get("status") == "interrupted":
+        return None, True
+    return summary, False
+
+
 def run_points(points: list[Point], args, common: list[str] = ()) -> list[dict]:
     """Run every point for every seed; return one record per run (label, slug, seed, summary, dir)."""
     import decopt
@@ -116,11 +125,10 @@ def run_points(points: list[Point], args, common: list[str] = ()) -> list[dict]:
             d = args.out / "runs" / p.slug / f"seed{seed}"
             summary_path = d / "summary.json"
             t0 = time.perf_counter()
-            summary = json.loads(summary_path.read_text()) if args.reuse and summary_path.exists() else None
-            if summary is not None and summary.get("status") != "interrupted":
+            summary, resume = previous(summary_path, args.reuse)
+            if summary is not None:
                 how = "reused"
             else:
-                resume = summary is not None                        # an interrupted run goes on from its checkpoint
                 if d.exists() and not resume:
                     for f in d.iterdir():
                         if f.is_file():
@@ -228,12 +236,10 @@ def run_replicated(points: list[Point], args, common: list[str] = ()) -> list[di
             R = len(seeds)
             batch = args.out / "batches" / p.slug / f"seed{seeds.start}x{R}"
             t0 = time.perf_counter()
-            summary = (json.loads((batch / "summary.json").read_text())
-                       if args.reuse and (batch / "summary.json").exists() else None)
-            if summary is not None and summary.get("status") != "interrupted":
+            summary, resume = previous(batch / "summary.json", args.reuse)
+            if summary is not None:
                 how = "reused"
             else:
-                resume = summary is not None                        # an interrupted batch goes on from its checkpoint
                 for f in [] if resume else batch.glob("*"):
                     f.unlink()
                 r = decopt.run(*base, *p.overrides, f"problem.replicas={R}", f"run.seed={seeds.start}",

@@ -29,6 +29,7 @@ xbar, mean squared consensus error) are kept beside them.
 """
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
@@ -112,10 +113,9 @@ def main(argv=None) -> int:
             "worst_agent_train_accuracy", "loss", "consensus_error", "bits"]
     print(common.final_table(recs, cols, args.out))
     print(paper_table(recs, args.out))
-    mean = lambda v: sum(v) / len(v)
-    cons = {p.label: common.final(recs, p.label, "consensus_sum_norm", how=mean) for p in points()}
-    loss = {p.label: common.final(recs, p.label, "worst_agent_loss_pooled", how=mean) for p in points()}
-    bits = {p.label: common.final(recs, p.label, "bits", how=mean) for p in points()}
+    cons = {p.label: common.final(recs, p.label, "consensus_sum_norm", how=statistics.fmean) for p in points()}
+    loss = {p.label: common.final(recs, p.label, "worst_agent_loss_pooled", how=statistics.fmean) for p in points()}
+    bits = {p.label: common.final(recs, p.label, "bits", how=statistics.fmean) for p in points()}
     checks = [
         ("DoCoM top-5% ends with a smaller consensus gap than CHOCO-SGD top-10% (seed means)",
          cons["DoCoM top-5%"] < cons["CHOCO-SGD top-10%"]),

@@ -25,15 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import ticopd_mnist  # noqa: E402
 
 LR = 0.1
 THETA = 3.0         # robust TiCoPD's penalty (tuned, see the docstring)
 ETA = 0.05          # its dual step
 # P1's panels (P2's were not retrieved): train loss, ||grad f(xbar)||^2, TiCoPD's consensus error
 # ||X||_K^2 = sum_i ||x_i - xbar||^2 (run.paper_metrics=true), test accuracy
-YS = ["loss", "grad_norm_sq", "consensus_sum_sq", "accuracy"]
-AXES = {"loss": "train loss f(x̄) (+ weight decay)", "grad_norm_sq": "‖∇f(x̄)‖², full training set",
-        "accuracy": "test accuracy of x̄"}
+YS = ticopd_mnist.YS
+AXES = {k: ticopd_mnist.AXES[k] for k in ("loss", "grad_norm_sq", "accuracy")}   # P1's bits axis is not P2's
 
 
 def points(sigmas) -> list[common.Point]:
